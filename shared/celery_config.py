@@ -1,0 +1,58 @@
+"""Celery settings shared by the worker app and the web tier's producer, plus the task names.
+
+The web tier sends tasks by name (it never imports `workers`); the names below are the contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from shared.config import Settings, get_settings
+
+VALIDATE_MODEL = "mlsp.validate_model"
+PREDICT_JOBS = "mlsp.predict_jobs"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings; each one that differs from Celery's default says why."""
+    return {
+        "broker_url": settings.redis_url,
+        # Results live in PostgreSQL (jobs table); tasks report nothing through Celery.
+        "result_backend": None,
+        "task_ignore_result": True,
+        # json only: a broker message must never be able to run code in a worker.
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": settings.default_queue,
+        # Late acks + reject on lost worker: a job whose process dies (kill -9, OOM) is
+        # redelivered instead of silently dropped. Tasks are idempotent (conditional writes).
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_soft_time_limit": settings.task_soft_time_limit_s,
+        "task_time_limit": settings.task_time_limit_s,
+        # One message per child at a time: with late acks a prefetched message waits in a
+        # worker's buffer while its visibility timeout runs, and cannot go to an idle worker.
+        "worker_prefetch_multiplier": 1,
+        # Events feed Flower's task views.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            # Must exceed the longest task (hard time limit) or a slow job gets delivered twice.
+            "visibility_timeout": max(3600, settings.task_time_limit_s * 2),
+            # kombu restores unacked messages only every ~100 s by default (FACTS.md).
+            "unacked_restore_interval": 1,
+            "unacked_restore_throttle": 1,
+        },
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+    }
+
+
+def create_producer(settings: Settings | None = None) -> Celery:
+    """A Celery app that only publishes (web tier): same broker and serializer as the workers."""
+    app = Celery("mlsp", set_as_current=False)
+    app.conf.update(celery_config(settings or get_settings()))
+    return app

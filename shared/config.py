@@ -1,0 +1,94 @@
+"""All configuration, read once from environment variables and typed.
+
+Every variable is documented in the README's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-change-me-0123456789"  # noqa: S105 - the value production refuses
+
+
+class Settings(BaseSettings):
+    """Typed view of the process environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", protected_namespaces=()
+    )
+
+    env: Literal["development", "test", "production"] = Field("development", alias="MLSP_ENV")
+    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/mlsp"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: str = DEV_SECRET
+    jwt_secret_key: str = ""
+    access_token_expires_s: int = Field(900, ge=30)
+    refresh_token_expires_s: int = Field(30 * 86400, ge=60)
+
+    model_store_dir: Path = Path(".mlsp/models")
+    max_upload_mb: float = Field(100, gt=0)
+    max_rows_per_request: int = Field(10_000, ge=1)
+    max_body_mb: float = Field(32, gt=0)
+    model_cache_size: int = Field(8, ge=1)
+    model_cache_max_mb: float = Field(1024, gt=0)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    flower_port: int = 5555
+    flower_basic_auth: str = ""
+
+    default_queue: str = "mlsp"
+    validation_wait_s: float = Field(5, ge=0)
+    task_soft_time_limit_s: int = Field(60, ge=1)
+    task_time_limit_s: int = Field(90, ge=2)
+    job_ttl_s: int = Field(3600, ge=1)
+    job_retention_days: int = Field(30, ge=1)
+    job_max_attempts: int = Field(3, ge=1)
+    artifact_grace_s: int = Field(86400, ge=0)
+
+    rate_limit_enabled: bool = True
+    rate_limit_predict: str = "600/minute"
+    rate_limit_auth: str = "10/minute"
+    cors_origins: str = ""
+    db_pool_size: int = Field(10, ge=1)
+    db_connect_timeout_s: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if not self.jwt_secret_key:
+            self.jwt_secret_key = self.secret_key
+        if self.env == "production" and DEV_SECRET in (self.secret_key, self.jwt_secret_key):
+            raise ValueError(
+                "SECRET_KEY/JWT_SECRET_KEY must be set in production (MLSP_ENV=production)"
+            )
+        if self.task_time_limit_s <= self.task_soft_time_limit_s:
+            raise ValueError("TASK_TIME_LIMIT_S must exceed TASK_SOFT_TIME_LIMIT_S")
+        return self
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """DATABASE_URL with the psycopg2 driver spelled out (Heroku-style URLs say postgres://)."""
+        url = self.database_url
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg2://" + url[len(prefix) :]
+        return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, parsed on first use."""
+    return Settings()

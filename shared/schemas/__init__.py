@@ -1,0 +1,1 @@
+"""Pydantic schemas of the API (validated at the edge) and of task payloads."""

@@ -1,0 +1,94 @@
+"""App factory, error shape, OpenAPI and health probes on the real database and Redis."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from shared.config import Settings
+
+
+def test_liveness(client):
+    resp = client.get("/api/v1/health/live")
+    assert resp.status_code == 200
+    assert resp.json == {"status": "ok"}
+    assert resp.headers["X-Request-ID"]
+
+
+def test_readiness_checks_database_and_broker(client):
+    assert client.get("/api/v1/health/ready").status_code == 200
+
+
+def test_unknown_route_uses_error_shape(client):
+    resp = client.get("/api/v1/nope")
+    assert resp.status_code == 404
+    assert resp.json["error"]["code"] == "not_found"
+    assert resp.mimetype == "application/json"
+
+
+def test_wrong_method_uses_error_shape(client):
+    resp = client.delete("/api/v1/health/live")
+    assert resp.status_code == 405
+    assert resp.json["error"]["code"] == "method_not_allowed"
+
+
+def test_malformed_json_is_400(client):
+    resp = client.post("/api/v1/auth/register", data="{not json", content_type="application/json")
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] == "malformed_json"
+
+
+def test_non_json_body_is_400(client):
+    resp = client.post("/api/v1/auth/register", data="email=a", content_type="text/plain")
+    assert resp.status_code == 400
+
+
+def test_request_id_is_echoed(client):
+    resp = client.get("/api/v1/health/live", headers={"X-Request-ID": "abc-123"})
+    assert resp.headers["X-Request-ID"] == "abc-123"
+
+
+def test_unhandled_exception_is_500_without_internals():
+    from web import create_app
+
+    app = create_app()
+
+    @app.get("/boom-test-only")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    resp = app.test_client().get("/boom-test-only")
+    assert resp.status_code == 500
+    assert resp.json == {"error": {"code": "internal_error", "message": "Internal server error"}}
+
+
+def test_openapi_document_and_docs(client):
+    doc = client.get("/api/v1/openapi.json").json
+    assert doc["openapi"].startswith("3.")
+    assert "/api/v1/auth/register" in doc["paths"]
+    assert client.get("/api/v1/docs").status_code in (301, 302)
+    assert client.get("/api/v1/apidoc/swagger/").status_code == 200
+
+
+def test_production_refuses_default_secret():
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        Settings(MLSP_ENV="production")
+
+
+def test_production_accepts_real_secret():
+    settings = Settings(MLSP_ENV="production", SECRET_KEY="x" * 40)
+    assert settings.jwt_secret_key == "x" * 40
+
+
+def test_schema_matches_migrations(app):
+    """No pending autogenerate diff: the models and the migrations agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from shared.models import Base
+    from web.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(ctx, Base.metadata) == []
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1

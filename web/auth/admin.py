@@ -1,0 +1,57 @@
+"""Administration: list users, disable or re-enable an account."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, request
+from spectree import Response
+from sqlalchemy import func, select
+
+from shared.errors import NotFound
+from shared.models import User
+from shared.schemas.auth import UserList, UserOut, UserPatch
+from shared.schemas.common import ErrorResponse, PageQuery
+from web.auth.guard import admin_required
+from web.extensions import db, spec
+from web.openapi import AUTH
+
+bp = Blueprint("admin", __name__)
+_ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse}
+
+
+@bp.get("/users")
+@admin_required
+@spec.validate(
+    query=PageQuery, resp=Response(HTTP_200=UserList, **_ERRORS), tags=["admin"], security=AUTH
+)
+def list_users():
+    """All users, newest first."""
+    q: PageQuery = request.context.query
+    total = db.session.scalar(select(func.count()).select_from(User))
+    rows = db.session.scalars(
+        select(User)
+        .order_by(User.created_at.desc())
+        .offset((q.page - 1) * q.per_page)
+        .limit(q.per_page)
+    )
+    items = [UserOut.model_validate(u) for u in rows]
+    return UserList(items=items, page=q.page, per_page=q.per_page, total=total or 0)
+
+
+@bp.patch("/users/<uuid:user_id>")
+@admin_required
+@spec.validate(
+    json=UserPatch,
+    resp=Response(HTTP_200=UserOut, HTTP_404=ErrorResponse, **_ERRORS),
+    tags=["admin"],
+    security=AUTH,
+)
+def patch_user(user_id: uuid.UUID):
+    """Disable (or re-enable) an account: its tokens and keys are refused from the next request."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    user.is_active = request.context.json.is_active
+    db.session.commit()
+    return UserOut.model_validate(user)

@@ -1,0 +1,89 @@
+"""API keys of the logged-in user: keys are for machines, only a password login manages them."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, request
+from spectree import Response
+from sqlalchemy import select
+
+from shared.models import ApiKey
+from shared.schemas.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut, ApiKeyPatch
+from shared.schemas.common import ErrorResponse
+from web.auth.guard import current, login_required
+from web.auth.keys import create_key
+from web.extensions import db, spec
+from web.openapi import AUTH
+from web.scoping import get_owned
+
+bp = Blueprint("api_keys", __name__)
+_ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse}
+
+
+@bp.post("")
+@login_required(allow_api_key=False)
+@spec.validate(
+    json=ApiKeyCreate,
+    resp=Response(HTTP_201=ApiKeyCreated, **_ERRORS),
+    tags=["api-keys"],
+    security=AUTH,
+)
+def create():
+    """Create a key; the secret is in this answer only."""
+    body: ApiKeyCreate = request.context.json
+    row, key = create_key(current(), body.name, body.expires_in_days)
+    return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key), 201
+
+
+@bp.get("")
+@login_required(allow_api_key=False)
+@spec.validate(resp=Response(HTTP_200=ApiKeyList, **_ERRORS), tags=["api-keys"], security=AUTH)
+def list_keys():
+    """The caller's keys, newest first, without secrets."""
+    rows = db.session.scalars(
+        select(ApiKey).where(ApiKey.user_id == current().id).order_by(ApiKey.created_at.desc())
+    )
+    return ApiKeyList(items=[ApiKeyOut.model_validate(r) for r in rows])
+
+
+@bp.get("/<uuid:key_id>")
+@login_required(allow_api_key=False)
+@spec.validate(
+    resp=Response(HTTP_200=ApiKeyOut, HTTP_404=ErrorResponse, **_ERRORS),
+    tags=["api-keys"],
+    security=AUTH,
+)
+def get(key_id: uuid.UUID):
+    """One key, with `last_used_at`."""
+    return ApiKeyOut.model_validate(get_owned(ApiKey, key_id, "API key"))
+
+
+@bp.patch("/<uuid:key_id>")
+@login_required(allow_api_key=False)
+@spec.validate(
+    json=ApiKeyPatch,
+    resp=Response(HTTP_200=ApiKeyOut, HTTP_404=ErrorResponse, **_ERRORS),
+    tags=["api-keys"],
+    security=AUTH,
+)
+def patch(key_id: uuid.UUID):
+    """Rename, deactivate or reactivate a key (takes effect on the next request)."""
+    row = get_owned(ApiKey, key_id, "API key")
+    body: ApiKeyPatch = request.context.json
+    for field, value in body.model_dump(exclude_none=True).items():
+        setattr(row, field, value)
+    db.session.commit()
+    return ApiKeyOut.model_validate(row)
+
+
+@bp.delete("/<uuid:key_id>")
+@login_required(allow_api_key=False)
+@spec.validate(
+    resp=Response("HTTP_204", HTTP_404=ErrorResponse, **_ERRORS), tags=["api-keys"], security=AUTH
+)
+def delete(key_id: uuid.UUID):
+    """Delete a key: it stops working at once."""
+    db.session.delete(get_owned(ApiKey, key_id, "API key"))
+    db.session.commit()
+    return "", 204

@@ -1,0 +1,94 @@
+"""Health probes: liveness, readiness (database + broker) and a detailed report."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app
+from spectree import Response
+from sqlalchemy import text
+
+from shared.redis_client import get_redis
+from shared.schemas.common import ErrorResponse
+from shared.schemas.health import Checks, Health, Liveness
+from web.errors import error_response
+from web.extensions import db, spec
+
+bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+
+WORKER_PING_TIMEOUT_S = 0.5
+
+
+def _database_ok() -> bool:
+    try:
+        db.session.execute(text("SELECT 1"))
+        return True
+    except Exception:  # any failure means "not ready"; the reason goes to the log
+        log.warning("health: database check failed", exc_info=True)
+        db.session.rollback()
+        return False
+
+
+def _broker_ok() -> bool:
+    try:
+        return bool(get_redis().ping())
+    except Exception:
+        log.warning("health: broker check failed", exc_info=True)
+        return False
+
+
+def _live_workers() -> int:
+    producer = current_app.extensions["celery_producer"]
+    try:
+        replies = producer.control.ping(timeout=WORKER_PING_TIMEOUT_S) or []
+    except Exception:
+        log.warning("health: worker ping failed", exc_info=True)
+        return 0
+    return len(replies)
+
+
+def _queue_depths() -> dict[str, int]:
+    queue = current_app.extensions["mlsp_settings"].default_queue
+    try:
+        return {queue: int(get_redis().llen(queue))}
+    except Exception:
+        return {}
+
+
+@bp.get("/live")
+@spec.validate(resp=Response(HTTP_200=Liveness), tags=["health"])
+def live():
+    """The process serves requests."""
+    return Liveness(status="ok")
+
+
+@bp.get("/ready")
+@spec.validate(resp=Response(HTTP_200=Liveness, HTTP_503=ErrorResponse), tags=["health"])
+def ready():
+    """Ready to take traffic: the database and the broker answer."""
+    if _database_ok() and _broker_ok():
+        return Liveness(status="ok")
+    return _not_ready()
+
+
+def _not_ready():
+    return error_response(
+        503, "not_ready", "Database or broker unavailable", headers={"Retry-After": "5"}
+    )
+
+
+@bp.get("")
+@spec.validate(resp=Response(HTTP_200=Health, HTTP_503=Health), tags=["health"])
+def health():
+    """Database, broker, live worker count and queue depths."""
+    checks = Checks(
+        database="ok" if _database_ok() else "down",
+        broker="ok" if _broker_ok() else "down",
+        workers=0,
+    )
+    if checks.broker == "ok":
+        checks.workers = _live_workers()
+    up = checks.database == "ok" and checks.broker == "ok"
+    status = ("ok" if checks.workers else "degraded") if up else "down"
+    return Health(status=status, checks=checks, queues=_queue_depths()), 200 if up else 503

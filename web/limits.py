@@ -1,0 +1,50 @@
+"""Rate limits (flask-limiter, Redis storage): per user on predictions, per IP on auth."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_limiter import Limiter
+
+from shared.config import Settings
+
+
+def client_ip() -> str:
+    # Behind a proxy, run gunicorn with --forwarded-allow-ips so remote_addr is the client's.
+    return request.remote_addr or "unknown"
+
+
+def caller_key() -> str:
+    """The authenticated user (limits are checked after authentication), else the client IP."""
+    user = g.get("user")
+    return f"user:{user.id}" if user is not None else f"ip:{client_ip()}"
+
+
+limiter = Limiter(
+    key_func=client_ip,
+    headers_enabled=True,
+    key_prefix="mlsp",
+    strategy="sliding-window-counter",
+)
+
+
+def predict_limit() -> str:
+    return _settings().rate_limit_predict
+
+
+def auth_limit() -> str:
+    return _settings().rate_limit_auth
+
+
+def _settings() -> Settings:
+    from flask import current_app
+
+    return current_app.extensions["mlsp_settings"]
+
+
+def register_limiter(app: Flask, settings: Settings) -> None:
+    app.config["RATELIMIT_ENABLED"] = settings.rate_limit_enabled
+    app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
+    # A Redis outage must not take the API down with it: limits are then not enforced.
+    app.config["RATELIMIT_SWALLOW_ERRORS"] = True
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    limiter.init_app(app)
