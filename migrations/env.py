@@ -20,9 +20,7 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     if has_app_context():
-        return current_app.extensions["migrate"].db.engine.url.render_as_string(
-            hide_password=False
-        )
+        return current_app.extensions["migrate"].db.engine.url.render_as_string(hide_password=False)
     return get_settings().sqlalchemy_url
 
 

@@ -13,6 +13,18 @@ from shared.config import Settings, get_settings
 
 VALIDATE_MODEL = "mlsp.validate_model"
 PREDICT_JOBS = "mlsp.predict_jobs"
+EXPIRE_JOBS = "mlsp.expire_jobs"
+PRUNE_HISTORY = "mlsp.prune_history"
+PURGE_ARTIFACTS = "mlsp.purge_artifacts"
+
+
+def beat_schedule() -> dict[str, Any]:
+    """Periodic housekeeping (the `beat` process): one beat per deployment."""
+    return {
+        "expire-queued-jobs": {"task": EXPIRE_JOBS, "schedule": 30.0},
+        "prune-job-history": {"task": PRUNE_HISTORY, "schedule": 3600.0},
+        "purge-deleted-artifacts": {"task": PURGE_ARTIFACTS, "schedule": 3600.0},
+    }
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -47,6 +59,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "unacked_restore_throttle": 1,
         },
         "worker_hijack_root_logger": False,
+        "beat_schedule": beat_schedule(),
         "timezone": "UTC",
     }
 

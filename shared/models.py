@@ -111,6 +111,10 @@ class MLModel(Base):
     output_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     info: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     runtime: Mapped[str] = mapped_column(String(16), server_default="sklearn")
+    # What the owner asked for: "auto" lets validation pick the fastest equivalent runtime.
+    runtime_preference: Mapped[str] = mapped_column(String(16), server_default="auto")
+    # Rows the uploader attached: validation probes, and an example for the model's users.
+    sample: Mapped[Any | None] = mapped_column(JSONB)
     runtime_reason: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

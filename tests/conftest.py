@@ -43,7 +43,11 @@ os.environ.update(
     }
 )
 
-pytest_plugins = ["tests.fixtures.services", "tests.fixtures.api"]
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.api",
+    "tests.fixtures.models",
+]
 
 
 def pytest_configure(config) -> None:

@@ -64,11 +64,16 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 def register_blueprints(app: Flask) -> None:
     from web.auth import admin, api_keys, routes
     from web.health import bp as health_bp
+    from web.jobs import routes as job_routes
+    from web.registry import routes as registry_routes
 
     app.register_blueprint(health_bp, url_prefix="/api/v1/health")
     app.register_blueprint(routes.bp, url_prefix="/api/v1/auth")
     app.register_blueprint(api_keys.bp, url_prefix="/api/v1/api-keys")
     app.register_blueprint(admin.bp, url_prefix="/api/v1/admin")
+    app.register_blueprint(registry_routes.bp, url_prefix="/api/v1/models")
+    app.register_blueprint(job_routes.models_bp, url_prefix="/api/v1/models")
+    app.register_blueprint(job_routes.jobs_bp, url_prefix="/api/v1/jobs")
 
 
 def register_docs(app: Flask) -> None:

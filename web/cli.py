@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from shared.maintenance import purge_deleted_artifacts
 from shared.models import User
 from shared.schemas.auth import Credentials
+from shared.store import get_store
 from web.auth.passwords import hash_password
 from web.extensions import db
 
@@ -33,5 +35,18 @@ def create_admin(email: str, password: str) -> None:
     click.echo(f"admin ready: {user.email} ({user.id})")
 
 
+@click.command("purge-artifacts")
+@click.option("--grace-s", type=int, default=None, help="Override ARTIFACT_GRACE_S")
+@with_appcontext
+def purge_artifacts(grace_s: int | None) -> None:
+    """Delete the files of soft-deleted models past the grace period (beat does this hourly)."""
+    settings = current_app.extensions["mlsp_settings"]
+    grace = settings.artifact_grace_s if grace_s is None else grace_s
+    removed = purge_deleted_artifacts(db.session, get_store(), grace)
+    db.session.commit()
+    click.echo(f"removed {removed} artifact file(s)")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin)
+    app.cli.add_command(purge_artifacts)

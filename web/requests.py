@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from flask import Flask, Response, g, request
@@ -14,19 +15,20 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _assign_request_id() -> None:
+    g.started_at = time.monotonic()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 def _check_json_body() -> None:
     """Malformed JSON or a body that is not JSON is a 400, before validation turns it into 422."""
-    if request.method not in _BODY_METHODS or not request.content_length:
-        return
-    if request.mimetype == "multipart/form-data":
+    if request.method not in _BODY_METHODS or request.mimetype == "multipart/form-data":
         return  # uploads: their route checks the content type itself
+    if not request.mimetype and not request.content_length:
+        return  # no body at all: the route's schema decides whether that is enough
     if not request.is_json:
         raise BadRequest("Content-Type must be application/json", code="unsupported_content_type")
-    if request.get_json(silent=True) is None:
+    if request.content_length and request.get_json(silent=True) is None:
         raise BadRequest("Malformed JSON body", code="malformed_json")
 
 

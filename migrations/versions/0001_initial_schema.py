@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d414d3860b93
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 09:50:57.910642
+Create Date: 2026-11-26 09:58:21.621400
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
-revision = 'd414d3860b93'
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -62,6 +62,8 @@ def upgrade():
     sa.Column('output_schema', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     sa.Column('info', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     sa.Column('runtime', sa.String(length=16), server_default='sklearn', nullable=False),
+    sa.Column('runtime_preference', sa.String(length=16), server_default='auto', nullable=False),
+    sa.Column('sample', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     sa.Column('runtime_reason', sa.Text(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),

@@ -1,0 +1,41 @@
+# One image for every process type (web, worker, beat, flower, migrate): the command picks which.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOST=0.0.0.0 \
+    PORT=8000 \
+    MODEL_STORE_DIR=/data/models
+
+# A real home: gunicorn (>= 27) keeps its control socket under ~/.gunicorn.
+RUN groupadd --system mlsp \
+    && useradd --system --gid mlsp --create-home --home-dir /home/mlsp --shell /usr/sbin/nologin mlsp
+
+WORKDIR /app
+
+# Dependencies first, read from setup.cfg: this layer is rebuilt only when the metadata changes,
+# not on every code edit.
+COPY setup.cfg pyproject.toml README.md ./
+RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['options']['install_requires'])" > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# Only the code: no .venv/.mlsp/tests from a developer's tree end up in the image.
+COPY shared ./shared
+COPY web ./web
+COPY workers ./workers
+COPY migrations ./migrations
+# Editable: `web` finds migrations/ next to itself (web/__init__.py: _migrations_dir) at /app.
+RUN pip install --no-cache-dir --no-deps -e . \
+    && mkdir -p /data/models \
+    && chown -R mlsp:mlsp /data
+
+USER mlsp
+# A fresh named volume copies this directory's owner (mlsp), so the app can write artifacts.
+VOLUME ["/data/models"]
+EXPOSE 8000
+
+# The web process, as in the Procfile. gthread: a request waiting for a prediction holds a thread,
+# not a process. /dev/shm for worker heartbeats: an overlayfs /tmp can stall them.
+CMD ["sh", "-c", "exec gunicorn --worker-class gthread --workers ${WEB_CONCURRENCY:-2} --threads ${WEB_THREADS:-16} --bind ${HOST:-0.0.0.0}:${PORT:-8000} --timeout 75 --graceful-timeout 30 --worker-tmp-dir /dev/shm --access-logfile - 'web:create_app()'"]

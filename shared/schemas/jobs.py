@@ -1,0 +1,87 @@
+"""Schemas of prediction jobs (API.md "Predictions")."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.schemas.common import PageQuery
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
+Number = float | int
+Row = list[Any] | dict[str, Any]
+
+
+class PredictRequest(BaseModel):
+    """Rows are checked against the model's input schema after this shape check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[Row] = Field(
+        min_length=1, description="List of rows, or of objects keyed by feature name"
+    )
+    return_probabilities: bool = False
+
+
+class PredictQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float = Field(10, ge=0, le=60, description="Seconds to wait for the result")
+
+
+class WaitQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wait: float = Field(
+        0, ge=0, le=60, description="Long-poll: seconds to wait for the job to finish"
+    )
+
+
+class JobQuery(PageQuery):
+    model_id: uuid.UUID | None = None
+    status: JobStatus | None = None
+
+
+class JobResult(BaseModel):
+    predictions: list[Any]
+    probabilities: list[list[float]] | None = None
+    classes: list[Any] | None = None
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class Timings(BaseModel):
+    queue_ms: float | None = None
+    inference_ms: float | None = None
+    total_ms: float | None = None
+
+
+class JobOut(BaseModel):
+    """The job object of API.md."""
+
+    id: uuid.UUID
+    model_id: uuid.UUID
+    model_version: int
+    status: JobStatus
+    result: JobResult | None
+    error: JobError | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    timings: Timings
+    cache_hit: bool | None
+    runtime: str | None = None
+    attempts: int = 0
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    page: int
+    per_page: int
+    total: int

@@ -1,0 +1,90 @@
+"""Schemas of the model registry."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from spectree.model_adapter.pydantic_adapter import BaseFile
+
+from shared.schemas.common import PageQuery
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"
+MAX_SAMPLE_ROWS = 1000
+
+ModelStatus = Literal["validating", "ready", "failed", "disabled"]
+
+
+class InputSchema(BaseModel):
+    n_features: int
+    feature_names: list[str] | None = None
+
+
+class OutputSchema(BaseModel):
+    task: Literal["classification", "regression"]
+    classes: list[Any] | None = None
+    has_proba: bool = False
+
+
+class ModelOut(BaseModel):
+    """The model object of API.md."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    version: int
+    status: ModelStatus
+    framework: str | None
+    format: str
+    description: str | None
+    sha256: str
+    size_bytes: int
+    input_schema: InputSchema | None
+    output_schema: OutputSchema | None
+    runtime: Literal["onnx", "sklearn"]
+    runtime_reason: str | None
+    info: dict[str, Any] | None = Field(
+        None, description="Estimator class, pipeline steps, library versions and load warnings"
+    )
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelList(BaseModel):
+    items: list[ModelOut]
+    page: int
+    per_page: int
+    total: int
+
+
+class ModelQuery(PageQuery):
+    name: str | None = Field(None, pattern=NAME_PATTERN)
+    status: ModelStatus | None = None
+
+
+class ModelUpload(BaseModel):
+    """multipart/form-data fields of an upload."""
+
+    file: BaseFile
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = Field(None, max_length=2000)
+    sample: str | None = Field(
+        None, description=f"JSON list of up to {MAX_SAMPLE_ROWS} input rows used for validation"
+    )
+
+
+class ModelPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, max_length=2000)
+    status: Literal["ready", "disabled"] | None = None
+    runtime: Literal["auto", "sklearn"] | None = None
+
+    @field_validator("description")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None

@@ -1,0 +1,277 @@
+"""Model registry end to end: web + a real worker validating uploads."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import threading
+import uuid
+
+import pytest
+import skops.io as sio
+from sqlalchemy import select
+
+from shared.db import session_scope
+from shared.models import MLModel
+from tests.conftest import store_dir
+from tests.fixtures.models import (
+    FEATURES,
+    dump,
+    fit_classifier,
+    fit_frame_pipeline,
+    fit_regressor,
+    fit_string_labels,
+    upload,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
+
+
+def test_upload_logistic_regression(client, user, classifier_file):
+    resp = upload(client, user, classifier_file, description="iris v1")
+    assert resp.status_code == 201, resp.json
+    body = resp.json
+    assert body["status"] == "ready"
+    assert body["version"] == 1
+    assert body["format"] == "joblib"
+    assert body["input_schema"] == {"n_features": 4, "feature_names": None}
+    assert body["output_schema"] == {
+        "task": "classification",
+        "classes": [0, 1, 2],
+        "has_proba": True,
+    }
+    assert body["info"]["estimator"].endswith("LogisticRegression")
+    assert len(body["sha256"]) == 64
+    assert body["size_bytes"] == classifier_file.stat().st_size
+    # Stored under a generated name, never the client's.
+    assert f"{body['id']}.joblib" in os.listdir(store_dir())
+
+
+def test_upload_regressor_and_string_labels(client, user, tmp_path):
+    reg = upload(client, user, dump(fit_regressor(), tmp_path / "r.joblib"), name="reg").json
+    assert reg["output_schema"] == {"task": "regression", "classes": None, "has_proba": False}
+    labels = upload(client, user, dump(fit_string_labels(), tmp_path / "s.joblib"), name="s").json
+    assert labels["output_schema"]["classes"] == ["setosa", "versicolor", "virginica"]
+
+
+def test_upload_dataframe_pipeline_records_feature_names(client, user, tmp_path):
+    body = upload(client, user, dump(fit_frame_pipeline(), tmp_path / "p.joblib", compress=3)).json
+    assert body["status"] == "ready"
+    assert body["input_schema"] == {"n_features": 4, "feature_names": FEATURES}
+    assert [s["name"] for s in body["info"]["steps"]] == ["scale", "clf"]
+
+
+def test_upload_skops(client, user, tmp_path):
+    path = tmp_path / "m.skops"
+    sio.dump(fit_classifier(), path)
+    body = upload(client, user, path).json
+    assert body["format"] == "skops"
+    assert body["status"] == "ready"
+
+
+def test_versions_increment_per_name_and_owner(client, user, other_user, classifier_file):
+    versions = [upload(client, user, classifier_file).json["version"] for _ in range(2)]
+    assert versions == [1, 2]
+    assert upload(client, other_user, classifier_file).json["version"] == 1
+
+
+def test_concurrent_uploads_get_distinct_versions(app, user, classifier_file):
+    results: list[int] = []
+
+    def one() -> None:
+        resp = upload(app.test_client(), user, classifier_file, name="race")
+        results.append(resp.status_code if resp.status_code >= 300 else resp.json["version"])
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == list(range(1, 9))
+
+
+def test_text_file_is_415(client, user, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("just some text\n")
+    resp = upload(client, user, path)
+    assert resp.status_code == 415
+    assert resp.json["error"]["code"] == "unsupported_format"
+    with session_scope() as s:
+        assert s.scalar(select(MLModel.id)) is None
+
+
+def test_truncated_joblib_fails_validation(client, user, classifier_file, tmp_path):
+    data = classifier_file.read_bytes()
+    path = tmp_path / "cut.joblib"
+    path.write_bytes(data[: len(data) // 2])
+    body = upload(client, user, path).json
+    assert body["status"] == "failed"
+    assert body["error"]
+
+
+class _Payload:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_reduce_payload_never_runs(client, user, tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps(_Payload(str(marker)), protocol=4))
+    body = upload(client, user, path).json
+    assert body["status"] == "failed"
+    assert "builtins" in body["error"] or "io" in body["error"]
+    assert not marker.exists()
+
+
+def test_filename_is_never_a_path(client, user, classifier_file):
+    data = {
+        "name": "iris",
+        "file": (io.BytesIO(classifier_file.read_bytes()), "../../x.joblib"),
+    }
+    resp = client.post(
+        "/api/v1/models", data=data, headers=user.headers, content_type="multipart/form-data"
+    )
+    assert resp.status_code == 201
+    assert not (store_dir().parent / "x.joblib").exists()
+    assert not any(name.startswith("x") for name in os.listdir(store_dir()))
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x", "x" * 101, "has space"])
+def test_bad_names_are_422(client, user, classifier_file, name):
+    assert upload(client, user, classifier_file, name=name).status_code == 422
+
+
+def test_json_body_instead_of_multipart_is_400(client, user):
+    resp = client.post("/api/v1/models", json={"name": "x"}, headers=user.headers)
+    assert resp.status_code == 400
+
+
+def test_pagination_filters_and_bounds(client, user, classifier_file):
+    for name in ("a", "b", "a"):
+        upload(client, user, classifier_file, name=name)
+    page = client.get("/api/v1/models?per_page=2&page=1", headers=user.headers).json
+    assert page["total"] == 3
+    assert len(page["items"]) == 2
+    assert page["items"][0]["name"] == "a" and page["items"][0]["version"] == 2  # newest first
+    only_a = client.get("/api/v1/models?name=a", headers=user.headers).json
+    assert {m["name"] for m in only_a["items"]} == {"a"}
+    ready = client.get("/api/v1/models?status=failed", headers=user.headers).json
+    assert ready["total"] == 0
+    for bad in ("per_page=0", "per_page=101", "page=0", "status=bogus"):
+        assert client.get(f"/api/v1/models?{bad}", headers=user.headers).status_code == 422
+
+
+def test_patch_and_soft_delete(client, user, classifier_file):
+    model = upload(client, user, classifier_file).json
+    url = f"/api/v1/models/{model['id']}"
+    patched = client.patch(
+        url, json={"description": "new", "status": "disabled"}, headers=user.headers
+    )
+    assert patched.status_code == 200
+    assert patched.json["status"] == "disabled" and patched.json["description"] == "new"
+    assert client.patch(url, json={"status": "validating"}, headers=user.headers).status_code == 422
+    assert client.delete(url, headers=user.headers).status_code == 204
+    assert client.get(url, headers=user.headers).status_code == 404
+    assert client.get("/api/v1/models", headers=user.headers).json["total"] == 0
+    with session_scope() as s:  # history kept: the row is still there
+        assert s.get(MLModel, uuid.UUID(model["id"])).deleted_at is not None
+
+
+def test_other_users_model_is_404(client, user, other_user, classifier_file):
+    model = upload(client, user, classifier_file).json
+    assert (
+        client.get(f"/api/v1/models/{model['id']}", headers=other_user.headers).status_code == 404
+    )
+
+
+class _LazyMultipart(io.RawIOBase):
+    """A multipart body produced chunk by chunk, so the test itself never holds it in memory."""
+
+    def __init__(self, boundary: str, file_bytes: int) -> None:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nbig\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.joblib"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        self.parts = [
+            head,
+            b"\x80\x04" + b"\0" * (file_bytes - 2),
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+        self.length = sum(len(p) if i != 1 else file_bytes for i, p in enumerate(self.parts))
+        self.file_bytes = file_bytes
+        self.seek(0)
+
+    def _generate(self, file_bytes: int):
+        yield self.parts[0]
+        block = b"\0" * (1 << 20)
+        yield b"\x80\x04"
+        sent = 2
+        while sent < file_bytes:
+            n = min(len(block), file_bytes - sent)
+            sent += n
+            yield block[:n]
+        yield self.parts[2]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True  # only so werkzeug's test client can measure it: seeking restarts the body
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = self.length + offset if whence == 2 else offset
+        if whence == 0:
+            self._chunks, self._buffer = self._generate(self.file_bytes), b""
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._buffer))
+        buffer[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        self.pos += n
+        return n
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streamed-past-limit"])
+def test_oversize_upload_is_413_without_buffering(user, declared):
+    from shared.config import Settings
+    from web import create_app
+
+    small = create_app(Settings(MAX_UPLOAD_MB=1)).test_client()
+    # Declared: 200 MB announced, refused before reading. Streamed: a body that fits the
+    # request envelope but whose file passes MAX_UPLOAD_MB while being copied to the store.
+    size = 200 * 1024 * 1024 if declared else int(1.5 * 1024 * 1024)
+    body = _LazyMultipart("b0undary", size)
+    before = _peak_rss_mb()
+    resp = small.post(
+        "/api/v1/models",
+        input_stream=body,
+        headers={**user.headers, "Content-Length": str(body.length)},
+        content_type="multipart/form-data; boundary=b0undary",
+    )
+    assert resp.status_code == 413
+    assert resp.json["error"]["code"] == "payload_too_large"
+    assert _peak_rss_mb() - before < 50
+    with session_scope() as s:
+        assert s.scalar(select(MLModel.id)) is None
+    assert not [f for f in os.listdir(store_dir()) if f.startswith(".upload-")]

@@ -1,0 +1,177 @@
+"""Worker functions on the real database, without Celery: claim, fences, batching, housekeeping."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import select, update
+
+from shared import maintenance
+from shared.db import session_scope
+from shared.models import Job, MLModel, User
+from shared.store import get_store
+from tests.fixtures.models import dump, fit_classifier
+from workers import inference, jobs
+from workers.runtime import SklearnRuntime
+
+
+@pytest.fixture
+def model_row(tmp_path) -> MLModel:
+    from workers.introspect import describe
+
+    est = fit_classifier()
+    meta = describe(est)
+    mid = uuid.uuid4()
+    with open(dump(est, tmp_path / "m.joblib"), "rb") as fh:
+        stored = get_store().save(f"{mid}.joblib", fh)
+    with session_scope() as s:
+        user = User(email=f"{mid}@example.com", password_hash="x")
+        s.add(user)
+        s.flush()
+        row = MLModel(
+            id=mid, owner_id=user.id, name="m", version=1, status="ready", format="joblib",
+            artifact_key=stored.key, sha256=stored.sha256, size_bytes=stored.size_bytes,
+            input_schema=meta["input_schema"], output_schema=meta["output_schema"],
+        )  # fmt: skip
+        s.add(row)
+    return row
+
+
+def _jobs(model: MLModel, inputs: list[list[list[float]]], proba: bool = False) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in inputs]
+    with session_scope() as s:
+        for job_id, rows in zip(ids, inputs, strict=True):
+            s.add(
+                Job(
+                    id=job_id, model_id=model.id, model_version=1, owner_id=model.owner_id,
+                    inputs=rows, n_rows=len(rows), return_probabilities=proba,
+                )
+            )  # fmt: skip
+    return ids
+
+
+def _job(job_id: uuid.UUID) -> Job:
+    with session_scope() as s:
+        return s.get(Job, job_id)
+
+
+def test_batch_of_jobs_is_split_back_per_job(model_row):
+    inputs = [[[5.1, 3.5, 1.4, 0.2]], [[6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]]
+    ids = _jobs(model_row, inputs, proba=True)
+    report = jobs.run_jobs(str(model_row.id), [str(i) for i in ids], worker="t")
+    assert (report.claimed, report.written, report.failed) == (2, 2, 0)
+    est = fit_classifier()
+    for job_id, rows in zip(ids, inputs, strict=True):
+        job = _job(job_id)
+        assert job.status == "succeeded"
+        assert job.result["predictions"] == est.predict(np.array(rows)).tolist()
+        assert len(job.result["probabilities"]) == len(rows)
+        assert job.attempts == 1 and job.worker == "t"
+
+
+def test_one_bad_job_fails_alone(model_row):
+    ids = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]], [[1.0, 2.0]]])  # second: wrong width
+    jobs.run_jobs(str(model_row.id), [str(i) for i in ids], worker="t")
+    good, bad = _job(ids[0]), _job(ids[1])
+    assert good.status == "succeeded"
+    assert bad.status == "failed" and bad.error_code == "inference_error"
+    assert "features" in bad.error_message
+
+
+def test_duplicate_delivery_writes_one_result(model_row):
+    (job_id,) = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]])
+    first = jobs.run_jobs(str(model_row.id), [str(job_id)], worker="t")
+    second = jobs.run_jobs(str(model_row.id), [str(job_id)], worker="t")
+    assert (first.written, second.claimed, second.written) == (1, 0, 0)
+    assert _job(job_id).attempts == 1
+
+
+def test_stale_attempt_cannot_overwrite(model_row):
+    """A run that lost its claim (another delivery took the job over) has its write refused."""
+    (job_id,) = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]])
+    with session_scope() as s:
+        (old,) = inference.claim_jobs(s, model_row.id, [job_id], "dead")
+    with session_scope() as s:
+        (new,) = inference.claim_jobs(s, model_row.id, [job_id], "alive")
+    runtime = SklearnRuntime(fit_classifier(), None)
+    with session_scope() as s:
+        assert inference.write_outcomes(s, inference.predict_batch(runtime, [old], False)) == []
+        assert inference.write_outcomes(s, inference.predict_batch(runtime, [new], False)) == [
+            job_id
+        ]
+    assert _job(job_id).attempts == 2
+
+
+def test_cancelled_job_is_skipped_and_late_result_discarded(model_row):
+    a, b = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]] * 2)
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == a).values(status="cancelled"))
+        (claimed_b,) = inference.claim_jobs(s, model_row.id, [a, b], "t")
+    assert claimed_b.id == b
+    with session_scope() as s:  # cancelled while running
+        s.execute(update(Job).where(Job.id == b).values(status="cancelled"))
+    runtime = SklearnRuntime(fit_classifier(), None)
+    with session_scope() as s:
+        assert (
+            inference.write_outcomes(s, inference.predict_batch(runtime, [claimed_b], False)) == []
+        )
+    assert _job(b).status == "cancelled" and _job(b).result is None
+
+
+def test_poison_job_fails_after_max_attempts(model_row):
+    (job_id,) = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]])
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(status="running", attempts=3))
+    jobs.run_jobs(str(model_row.id), [str(job_id)], worker="t")
+    job = _job(job_id)
+    assert job.status == "failed" and job.error_code == "worker_lost"
+
+
+def test_disabled_model_fails_jobs_and_evicts(model_row):
+    (job_id,) = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]])
+    jobs.model_cache().put((str(model_row.id), model_row.sha256), object(), 1)
+    with session_scope() as s:
+        s.execute(update(MLModel).where(MLModel.id == model_row.id).values(status="disabled"))
+    jobs.run_jobs(str(model_row.id), [str(job_id)], worker="t")
+    assert _job(job_id).error_code == "model_unavailable"
+    assert (str(model_row.id), model_row.sha256) not in jobs.model_cache()
+
+
+def test_expire_and_prune(model_row):
+    old, fresh = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]] * 2)
+    with session_scope() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == old)
+            .values(created_at=datetime.now(UTC) - timedelta(hours=2))
+        )
+        assert maintenance.expire_queued_jobs(s, ttl_s=3600) == [old]
+    assert _job(old).status == "expired" and _job(fresh).status == "queued"
+    with session_scope() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == old)
+            .values(finished_at=datetime.now(UTC) - timedelta(days=40))
+        )
+        assert maintenance.prune_history(s, retention_days=30) == 1
+    assert _job(old).inputs is None and _job(fresh).inputs is not None
+
+
+def test_purge_removes_only_deleted_past_grace(model_row, app):
+    store = get_store()
+    assert store.exists(model_row.artifact_key)
+    with session_scope() as s:
+        assert maintenance.purge_deleted_artifacts(s, store, grace_s=0) == 0
+        s.execute(
+            update(MLModel)
+            .where(MLModel.id == model_row.id)
+            .values(deleted_at=datetime.now(UTC) - timedelta(seconds=5))
+        )
+    result = app.test_cli_runner().invoke(args=["purge-artifacts", "--grace-s", "0"])
+    assert "removed 1" in result.output
+    assert not store.exists(model_row.artifact_key)
+    with session_scope() as s:
+        assert s.scalar(select(MLModel.id).where(MLModel.id == model_row.id)) is not None

@@ -1,0 +1,1 @@
+"""Prediction jobs: async submit + poll, sync predict, history, cancel."""

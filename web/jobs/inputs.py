@@ -1,0 +1,66 @@
+"""Edge validation of prediction inputs against the model's recorded input schema.
+
+Everything a worker could choke on is refused here, as a 422 naming the offending row and
+column, before a job row exists.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from shared.errors import ValidationFailed
+
+
+def _fail(message: str, row: int, column: int | str | None = None) -> ValidationFailed:
+    details: dict[str, Any] = {"row": row}
+    if column is not None:
+        details["column"] = column
+    return ValidationFailed(message, code="invalid_input", details=details)
+
+
+def _number(value: Any, row: int, column: int | str) -> float:
+    # bool is an int subclass in Python; true/false is not a feature value.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(f"expected a number, got {type(value).__name__}", row, column)
+    number = float(value)
+    if not math.isfinite(number):
+        raise _fail("NaN and infinite values are not accepted", row, column)
+    return number
+
+
+def _ordered(row: dict[str, Any], names: list[str], index: int) -> list[Any]:
+    if row.keys() != set(names):
+        missing = sorted(set(names) - row.keys())
+        extra = sorted(row.keys() - set(names))
+        raise ValidationFailed(
+            "row keys must be exactly the model's feature names",
+            code="invalid_input",
+            details={"row": index, "missing": missing[:20], "unexpected": extra[:20]},
+        )
+    return [row[name] for name in names]
+
+
+def normalise_rows(
+    inputs: list[Any], input_schema: dict[str, Any], max_rows: int
+) -> list[list[float]]:
+    """Rows as lists of floats in the model's feature order; 422 on anything else."""
+    if not 1 <= len(inputs) <= max_rows:
+        raise ValidationFailed(
+            f"inputs must have 1..{max_rows} rows (MAX_ROWS_PER_REQUEST)",
+            code="invalid_input",
+            details={"rows": len(inputs)},
+        )
+    n_features = input_schema["n_features"]
+    names = input_schema.get("feature_names")
+    out = []
+    for i, row in enumerate(inputs):
+        if isinstance(row, dict):
+            if not names:
+                raise _fail("this model has no feature names: send rows as lists", i)
+            row = _ordered(row, names, i)
+        if not isinstance(row, list) or len(row) != n_features:
+            size = len(row) if isinstance(row, list) else None
+            raise _fail(f"each row needs exactly {n_features} features, got {size}", i)
+        out.append([_number(v, i, names[j] if names else j) for j, v in enumerate(row)])
+    return out

@@ -1,0 +1,131 @@
+"""Prediction endpoints: async jobs, sync predict, long-poll, cancel, history."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, request
+from spectree import Response
+from sqlalchemy import func, select
+
+from shared.errors import Conflict
+from shared.models import FINAL_JOB_STATUSES, Job, MLModel
+from shared.schemas.common import ErrorResponse
+from shared.schemas.jobs import JobList, JobOut, JobQuery, PredictQuery, PredictRequest, WaitQuery
+from shared.signals import signal_done
+from web.auth.guard import current, login_required
+from web.extensions import db, spec
+from web.jobs import service
+from web.limits import caller_key, limiter, predict_limit
+from web.openapi import AUTH
+from web.scoping import get_owned
+
+models_bp = Blueprint("model_jobs", __name__)
+jobs_bp = Blueprint("jobs", __name__)
+
+_ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse, "HTTP_404": ErrorResponse}
+_SUBMIT_ERRORS = {**_ERRORS, "HTTP_409": ErrorResponse, "HTTP_429": ErrorResponse}
+
+
+def _location(job: Job) -> dict[str, str]:
+    return {"Location": f"/api/v1/jobs/{job.id}"}
+
+
+def _submit(model_id: uuid.UUID) -> tuple[Job, bool]:
+    model = get_owned(MLModel, model_id, "Model")
+    service.check_servable(model)
+    body: PredictRequest = request.context.json
+    rows = service.prepare_rows(model, body)
+    job, created = service.create_job(
+        model, rows, body.return_probabilities, request.headers.get("Idempotency-Key")
+    )
+    if created:
+        service.enqueue(job)
+    return job, created
+
+
+@models_bp.post("/<uuid:model_id>/jobs")
+@login_required()
+@limiter.limit(predict_limit, key_func=caller_key)
+@spec.validate(
+    json=PredictRequest,
+    resp=Response(HTTP_202=JobOut, HTTP_200=JobOut, **_SUBMIT_ERRORS),
+    tags=["jobs"],
+    security=AUTH,
+)
+def submit(model_id: uuid.UUID):
+    """Queue a prediction job; poll `Location` for the result."""
+    job, _ = _submit(model_id)
+    status = 200 if job.status in FINAL_JOB_STATUSES else 202
+    return service.to_out(job), status, _location(job)
+
+
+@models_bp.post("/<uuid:model_id>/predict")
+@login_required()
+@limiter.limit(predict_limit, key_func=caller_key)
+@spec.validate(
+    json=PredictRequest,
+    query=PredictQuery,
+    resp=Response(HTTP_200=JobOut, HTTP_202=JobOut, **_SUBMIT_ERRORS),
+    tags=["jobs"],
+    security=AUTH,
+)
+def predict(model_id: uuid.UUID):
+    """Queue a job and wait up to `timeout` seconds: 200 with the result, or 202 + `Location`."""
+    job, _ = _submit(model_id)
+    job = service.wait_for(job, service.remaining(request.context.query.timeout))
+    if job.status in FINAL_JOB_STATUSES:
+        return service.to_out(job), 200
+    return service.to_out(job), 202, _location(job)
+
+
+@jobs_bp.get("/<uuid:job_id>")
+@login_required()
+@spec.validate(
+    query=WaitQuery, resp=Response(HTTP_200=JobOut, **_ERRORS), tags=["jobs"], security=AUTH
+)
+def get_job(job_id: uuid.UUID):
+    """One job; `?wait=N` long-polls up to N seconds for it to finish."""
+    job = get_owned(Job, job_id, "Job")
+    return service.to_out(service.wait_for(job, service.remaining(request.context.query.wait)))
+
+
+@jobs_bp.delete("/<uuid:job_id>")
+@login_required()
+@spec.validate(
+    resp=Response(HTTP_200=JobOut, HTTP_409=ErrorResponse, **_ERRORS), tags=["jobs"], security=AUTH
+)
+def cancel_job(job_id: uuid.UUID):
+    """Cancel a queued or running job; 409 once it has finished."""
+    job = service.cancel(job_id)
+    if job is None:
+        finished = get_owned(Job, job_id, "Job")
+        raise Conflict(f"Job already {finished.status}", code="job_finished")
+    signal_done("job", [job.id])
+    return service.to_out(job)
+
+
+@jobs_bp.get("")
+@login_required()
+@spec.validate(
+    query=JobQuery, resp=Response(HTTP_200=JobList, **_ERRORS), tags=["jobs"], security=AUTH
+)
+def list_jobs():
+    """The caller's prediction history, newest first."""
+    q: JobQuery = request.context.query
+    where = [Job.owner_id == current().id]
+    if q.model_id:
+        where.append(Job.model_id == q.model_id)
+    if q.status:
+        where.append(Job.status == q.status)
+    total = db.session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    rows = db.session.scalars(
+        select(Job)
+        .where(*where)
+        .order_by(Job.created_at.desc())
+        .offset((q.page - 1) * q.per_page)
+        .limit(q.per_page)
+    )
+    return JobList(
+        items=[service.to_out(j) for j in rows], page=q.page, per_page=q.per_page, total=total
+    )

@@ -1,0 +1,159 @@
+"""Job creation (with idempotency), enqueue-after-commit, waiting and rendering."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from flask import current_app, g
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from shared.celery_config import PREDICT_JOBS
+from shared.errors import Conflict, ValidationFailed
+from shared.models import FINAL_JOB_STATUSES, Job, MLModel
+from shared.schemas.jobs import JobOut, PredictRequest
+from shared.signals import wait_done
+from web.auth.guard import current
+from web.extensions import db
+from web.jobs.inputs import normalise_rows
+
+log = logging.getLogger(__name__)
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _settings():
+    return current_app.extensions["mlsp_settings"]
+
+
+def check_servable(model: MLModel) -> None:
+    if model.status != "ready":
+        raise Conflict(
+            f"Model is {model.status}; it cannot take predictions", code="model_not_ready"
+        )
+
+
+def prepare_rows(model: MLModel, body: PredictRequest) -> list[list[float]]:
+    rows = normalise_rows(body.inputs, model.input_schema or {}, _settings().max_rows_per_request)
+    if body.return_probabilities and not (model.output_schema or {}).get("has_proba"):
+        raise ValidationFailed(
+            "This model cannot return probabilities", code="invalid_input",
+            details={"field": "return_probabilities"},
+        )  # fmt: skip
+    return rows
+
+
+def _request_hash(model: MLModel, rows: list[list[float]], probabilities: bool) -> str:
+    canonical = orjson.dumps({"model": str(model.id), "rows": rows, "proba": probabilities})
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _replay(key: str, digest: str) -> Job | None:
+    """The job created earlier under this key (within 24 h); 409 if the body differs."""
+    job = db.session.scalar(
+        select(Job).where(Job.owner_id == current().id, Job.idempotency_key == key)
+    )
+    if job is None:
+        return None
+    if job.created_at < datetime.now(UTC) - IDEMPOTENCY_WINDOW:
+        job.idempotency_key = None  # expired: the key is free again
+        db.session.flush()
+        return None
+    if job.request_hash != digest:
+        raise Conflict(
+            "Idempotency-Key was used with a different request", code="idempotency_conflict"
+        )
+    return job
+
+
+def create_job(
+    model: MLModel, rows: list[list[float]], probabilities: bool, key: str | None
+) -> tuple[Job, bool]:
+    """Insert the job (or find its idempotent twin) and commit; returns (job, created)."""
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationFailed("Idempotency-Key must be 1..255 characters", code="invalid_header")
+    digest = _request_hash(model, rows, probabilities) if key else None
+    if key and (existing := _replay(key, digest)):
+        return existing, False
+    job = Job(
+        id=uuid.uuid4(), model_id=model.id, model_version=model.version, owner_id=current().id,
+        status="queued", inputs=rows, n_rows=len(rows), return_probabilities=probabilities,
+        idempotency_key=key, request_hash=digest, request_id=g.get("request_id"),
+    )  # fmt: skip
+    db.session.add(job)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # a concurrent request with the same key won the insert
+        existing = _replay(key, digest) if key else None
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+def enqueue(job: Job) -> bool:
+    """Publish the job id after the row is committed. If the broker is down the job stays
+    `queued` in PostgreSQL (durable) and is picked up again later; the client still gets 202."""
+    producer = current_app.extensions["celery_producer"]
+    try:
+        producer.send_task(
+            PREDICT_JOBS,
+            args=[str(job.model_id), [str(job.id)]],
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.1},
+            headers={"request_id": g.get("request_id")},
+        )
+        return True
+    except Exception:
+        log.warning("enqueue failed for job %s; left queued", job.id, exc_info=True)
+        return False
+
+
+def wait_for(job: Job, seconds: float) -> Job:
+    """Wait (without holding a database connection) for the job to finish, then reload it."""
+    if job.status in FINAL_JOB_STATUSES or seconds <= 0:
+        return job
+    db.session.commit()  # end the read transaction: no connection idles through the wait
+    wait_done("job", job.id, seconds)
+    db.session.refresh(job)
+    return job
+
+
+def remaining(timeout: float) -> float:
+    """What is left of a client's timeout, counted from the start of this request."""
+    return timeout - (time.monotonic() - g.get("started_at", time.monotonic()))
+
+
+def cancel(job_id: uuid.UUID) -> Job | None:
+    """Cancel if not finished (conditional, so a racing worker result is discarded); None if
+    the job had already finished."""
+    cancelled = db.session.scalar(
+        update(Job)
+        .where(
+            Job.id == job_id, Job.owner_id == current().id, Job.status.in_(("queued", "running"))
+        )
+        .values(status="cancelled", finished_at=datetime.now(UTC))
+        .returning(Job)
+    )
+    db.session.commit()
+    return cancelled
+
+
+def to_out(job: Job) -> JobOut:
+    result = job.result
+    error = {"code": job.error_code, "message": job.error_message or ""} if job.error_code else None
+    return JobOut(
+        id=job.id, model_id=job.model_id, model_version=job.model_version, status=job.status,
+        result=result, error=error, created_at=job.created_at, started_at=job.started_at,
+        finished_at=job.finished_at, cache_hit=job.cache_hit, runtime=job.runtime,
+        attempts=job.attempts,
+        timings={
+            "queue_ms": job.queue_ms, "inference_ms": job.inference_ms, "total_ms": job.total_ms
+        },
+    )  # fmt: skip

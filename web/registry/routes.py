@@ -1,0 +1,170 @@
+"""Model registry endpoints: upload (validated by a worker), list, get, update, soft delete."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from flask import Blueprint, current_app, request
+from spectree import Response
+from sqlalchemy import func, select
+
+from shared.celery_config import VALIDATE_MODEL
+from shared.errors import Conflict, ServiceUnavailable
+from shared.models import MLModel
+from shared.schemas.common import ErrorResponse
+from shared.schemas.models import ModelList, ModelOut, ModelPatch, ModelQuery, ModelUpload
+from shared.signals import wait_done
+from shared.store import get_store
+from web.auth.guard import current, login_required
+from web.extensions import db, spec
+from web.openapi import AUTH
+from web.registry import uploads
+from web.scoping import get_owned
+
+bp = Blueprint("models", __name__)
+log = logging.getLogger(__name__)
+
+_ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse}
+_OWN = {**_ERRORS, "HTTP_404": ErrorResponse}
+
+
+@bp.post("")
+@login_required()
+@uploads.upload_guard
+@spec.validate(
+    form=ModelUpload,
+    resp=Response(
+        HTTP_201=ModelOut,
+        HTTP_202=ModelOut,
+        HTTP_400=ErrorResponse,
+        HTTP_413=ErrorResponse,
+        HTTP_415=ErrorResponse,
+        HTTP_503=ErrorResponse,
+        **_ERRORS,
+    ),
+    tags=["models"],
+    security=AUTH,
+)
+def upload():
+    """Upload a model file; a worker validates it (201 when done in time, else 202 validating)."""
+    form: ModelUpload = request.context.form
+    fmt = uploads.sniff_format(form.file)
+    sample = uploads.parse_sample(form.sample)
+    model = _create_model(form, fmt, sample)
+    _enqueue_validation(model)
+    settings = current_app.extensions["mlsp_settings"]
+    if wait_done("model", model.id, settings.validation_wait_s):
+        db.session.refresh(model)
+    return ModelOut.model_validate(model), 202 if model.status == "validating" else 201
+
+
+def _create_model(form: ModelUpload, fmt: str, sample) -> MLModel:
+    owner = current()
+    model_id = uuid.uuid4()
+    stored = uploads.store_artifact(model_id, fmt, form.file)
+    try:
+        model = MLModel(
+            id=model_id,
+            owner_id=owner.id,
+            name=form.name,
+            version=uploads.next_version(owner.id, form.name),
+            status="validating",
+            description=form.description,
+            format=fmt,
+            framework="sklearn",
+            artifact_key=stored.key,
+            sha256=stored.sha256,
+            size_bytes=stored.size_bytes,
+            sample=sample,
+        )
+        db.session.add(model)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        get_store().delete(stored.key)
+        raise
+    return model
+
+
+def _enqueue_validation(model: MLModel) -> None:
+    """Enqueue after commit (the worker must find the row); undo the upload if the broker is
+    down, so the client can simply retry."""
+    producer = current_app.extensions["celery_producer"]
+    try:
+        producer.send_task(VALIDATE_MODEL, args=[str(model.id)], retry=False)
+    except Exception:
+        log.warning("broker unavailable; upload %s rolled back", model.id, exc_info=True)
+        db.session.delete(model)
+        db.session.commit()
+        get_store().delete(model.artifact_key)
+        raise ServiceUnavailable("The job broker is unavailable; retry the upload") from None
+
+
+@bp.get("")
+@login_required()
+@spec.validate(
+    query=ModelQuery, resp=Response(HTTP_200=ModelList, **_ERRORS), tags=["models"], security=AUTH
+)
+def list_models():
+    """The caller's models, newest first (deleted ones excluded)."""
+    q: ModelQuery = request.context.query
+    where = [MLModel.owner_id == current().id, MLModel.deleted_at.is_(None)]
+    if q.name:
+        where.append(MLModel.name == q.name)
+    if q.status:
+        where.append(MLModel.status == q.status)
+    total = db.session.scalar(select(func.count()).select_from(MLModel).where(*where)) or 0
+    rows = db.session.scalars(
+        select(MLModel)
+        .where(*where)
+        .order_by(MLModel.created_at.desc(), MLModel.version.desc())
+        .offset((q.page - 1) * q.per_page)
+        .limit(q.per_page)
+    )
+    items = [ModelOut.model_validate(m) for m in rows]
+    return ModelList(items=items, page=q.page, per_page=q.per_page, total=total)
+
+
+@bp.get("/<uuid:model_id>")
+@login_required()
+@spec.validate(resp=Response(HTTP_200=ModelOut, **_OWN), tags=["models"], security=AUTH)
+def get_model(model_id: uuid.UUID):
+    """One model."""
+    return ModelOut.model_validate(get_owned(MLModel, model_id, "Model"))
+
+
+@bp.patch("/<uuid:model_id>")
+@login_required()
+@spec.validate(
+    json=ModelPatch,
+    resp=Response(HTTP_200=ModelOut, HTTP_409=ErrorResponse, **_OWN),
+    tags=["models"],
+    security=AUTH,
+)
+def patch_model(model_id: uuid.UUID):
+    """Change the description, enable/disable predictions, or force the scikit-learn runtime."""
+    model = get_owned(MLModel, model_id, "Model", lock=True)
+    body: ModelPatch = request.context.json
+    if body.status is not None:
+        if model.status not in ("ready", "disabled"):
+            raise Conflict(f"A model in status '{model.status}' cannot be enabled or disabled")
+        model.status = body.status
+    if body.description is not None:
+        model.description = body.description
+    if body.runtime is not None:
+        model.runtime_preference = body.runtime
+    db.session.commit()
+    return ModelOut.model_validate(model)
+
+
+@bp.delete("/<uuid:model_id>")
+@login_required()
+@spec.validate(resp=Response("HTTP_204", **_OWN), tags=["models"], security=AUTH)
+def delete_model(model_id: uuid.UUID):
+    """Soft delete: gone from lists and predictions; history kept; the file purged later."""
+    model = get_owned(MLModel, model_id, "Model", lock=True)
+    model.deleted_at = datetime.now(UTC)
+    db.session.commit()
+    return "", 204

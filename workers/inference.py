@@ -1,0 +1,204 @@
+"""Run prediction jobs: claim, load through the cache, predict as one batch, write results.
+
+Plain functions over a database session and a runtime, so they are tested without Celery. The
+database is touched in two short transactions (claim, then write); none is held while the model
+predicts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.orm import Session
+
+from workers.runtime import ModelRuntime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClaimedJob:
+    id: uuid.UUID
+    attempts: int
+    inputs: list[list[float]]
+    return_probabilities: bool
+
+
+@dataclass
+class Outcome:
+    id: uuid.UUID
+    attempts: int
+    status: str
+    result: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    inference_ms: float | None = None
+    cache_hit: bool | None = None
+    runtime: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "attempts": self.attempts,
+            "status": self.status,
+            "result": self.result,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "inference_ms": self.inference_ms,
+            "cache_hit": self.cache_hit,
+            "runtime": self.runtime,
+        }
+
+
+@dataclass
+class ModelRef:
+    """What a worker needs to know about a model to load and run it."""
+
+    id: uuid.UUID
+    status: str
+    deleted: bool
+    sha256: str
+    artifact_key: str
+    format: str
+    size_bytes: int
+    input_schema: dict[str, Any] | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def servable(self) -> bool:
+        return self.status == "ready" and not self.deleted
+
+
+_CLAIM = text(
+    """
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
+                    worker = :worker
+    WHERE id = ANY(:ids) AND model_id = :model_id AND status IN ('queued', 'running')
+    RETURNING id, attempts, inputs, return_probabilities
+    """
+).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+
+
+def claim_jobs(
+    session: Session, model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str
+) -> list[ClaimedJob]:
+    """Mark the jobs running and take a fencing token (the attempt number) for each.
+
+    Jobs already finished or cancelled are skipped; a job left `running` by a dead worker is
+    taken over, and the dead run's late write (if any) then fails its fence.
+    """
+    rows = session.execute(_CLAIM, {"ids": job_ids, "model_id": model_id, "worker": worker})
+    return [ClaimedJob(r.id, r.attempts, r.inputs, r.return_probabilities) for r in rows]
+
+
+def load_model_ref(session: Session, model_id: uuid.UUID) -> ModelRef | None:
+    row = session.execute(
+        text(
+            "SELECT id, status, deleted_at IS NOT NULL AS deleted, sha256, artifact_key, format,"
+            " size_bytes, input_schema FROM models WHERE id = :id"
+        ),
+        {"id": model_id},
+    ).first()
+    return None if row is None else ModelRef(*row)
+
+
+def failed(job: ClaimedJob, code: str, message: str, **extra: Any) -> Outcome:
+    return Outcome(job.id, job.attempts, "failed", error_code=code, error_message=message, **extra)
+
+
+def predict_batch(runtime: ModelRuntime, jobs: list[ClaimedJob], cache_hit: bool) -> list[Outcome]:
+    """One predict call over all jobs' rows; if it fails, each job alone so that one bad job
+    fails only itself."""
+    try:
+        return _predict_stacked(runtime, jobs, cache_hit)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:
+        if len(jobs) == 1:
+            return [_predict_one(runtime, jobs[0], cache_hit)]
+        log.info("batch of %d failed; retrying job by job", len(jobs))
+        return [_predict_one(runtime, job, cache_hit) for job in jobs]
+
+
+def _predict_one(runtime: ModelRuntime, job: ClaimedJob, cache_hit: bool) -> Outcome:
+    try:
+        return _predict_stacked(runtime, [job], cache_hit)[0]
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        message = (
+            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        )
+        return failed(
+            job, "inference_error", message[:500], cache_hit=cache_hit, runtime=runtime.name
+        )
+
+
+def _predict_stacked(
+    runtime: ModelRuntime, jobs: list[ClaimedJob], cache_hit: bool
+) -> list[Outcome]:
+    rows = [row for job in jobs for row in job.inputs]
+    started = time.perf_counter()
+    predictions = runtime.predict(rows)
+    probabilities = classes = None
+    if any(job.return_probabilities for job in jobs):
+        probabilities, classes = runtime.predict_proba(rows)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    outcomes, offset = [], 0
+    for job in jobs:
+        n = len(job.inputs)
+        result: dict[str, Any] = {"predictions": predictions[offset : offset + n]}
+        if job.return_probabilities and probabilities is not None:
+            result["probabilities"] = probabilities[offset : offset + n]
+            result["classes"] = classes
+        offset += n
+        # Each job is charged its share of the batch's inference time.
+        share = elapsed_ms * n / len(rows)
+        outcomes.append(
+            Outcome(
+                job.id,
+                job.attempts,
+                "succeeded",
+                result,
+                None,
+                None,
+                share,
+                cache_hit,
+                runtime.name,
+            )
+        )
+    return outcomes
+
+
+_WRITE = text(
+    """
+    UPDATE jobs AS j SET
+        status = v.status, result = v.result, error_code = v.error_code,
+        error_message = v.error_message, inference_ms = v.inference_ms, cache_hit = v.cache_hit,
+        runtime = v.runtime, finished_at = clock_timestamp(),
+        queue_ms = EXTRACT(EPOCH FROM (j.started_at - j.created_at)) * 1000,
+        total_ms = EXTRACT(EPOCH FROM (clock_timestamp() - j.created_at)) * 1000
+    FROM jsonb_to_recordset(CAST(:payload AS jsonb)) AS v(
+        id uuid, attempts int, status text, result jsonb, error_code text, error_message text,
+        inference_ms float8, cache_hit bool, runtime text)
+    WHERE j.id = v.id AND j.status = 'running' AND j.attempts = v.attempts
+    RETURNING j.id
+    """
+)
+
+
+def write_outcomes(session: Session, outcomes: list[Outcome]) -> list[uuid.UUID]:
+    """All results in one statement. The fence (still running, same attempt) drops a result
+    for a job that was cancelled or taken over meanwhile; returns the ids actually written."""
+    if not outcomes:
+        return []
+    payload = orjson.dumps([o.as_record() for o in outcomes], option=orjson.OPT_SERIALIZE_NUMPY)
+    return [row.id for row in session.execute(_WRITE, {"payload": payload.decode()})]

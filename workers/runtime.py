@@ -1,0 +1,54 @@
+"""Model runtimes: load an artifact once, then predict on row matrices.
+
+Every runtime answers the same calls, so the cache and the inference loop do not care which
+engine is behind a model (scikit-learn now; ONNX Runtime can slot in beside it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from shared.safe_load import load_model
+
+
+class ModelRuntime(Protocol):
+    name: str
+
+    def predict(self, rows: list[list[float]]) -> list[Any]: ...
+
+    def predict_proba(self, rows: list[list[float]]) -> tuple[list[list[float]], list[Any]]: ...
+
+
+class SklearnRuntime:
+    """A scikit-learn estimator loaded through the safe loader."""
+
+    name = "sklearn"
+
+    def __init__(self, estimator: Any, feature_names: list[str] | None) -> None:
+        self.estimator = estimator
+        self.feature_names = feature_names
+
+    @classmethod
+    def load(cls, path: Path, fmt: str, input_schema: dict[str, Any] | None) -> SklearnRuntime:
+        names = (input_schema or {}).get("feature_names")
+        return cls(load_model(path, fmt), names)
+
+    def _matrix(self, rows: list[list[float]]) -> Any:
+        array = np.asarray(rows, dtype=np.float64)
+        if self.feature_names is None:
+            return array
+        # A model fitted on a DataFrame gets one back (columns already in the model's order).
+        import pandas as pd
+
+        return pd.DataFrame(array, columns=self.feature_names)
+
+    def predict(self, rows: list[list[float]]) -> list[Any]:
+        """Predictions as the model's own labels (strings stay strings, floats stay floats)."""
+        return np.asarray(self.estimator.predict(self._matrix(rows))).tolist()
+
+    def predict_proba(self, rows: list[list[float]]) -> tuple[list[list[float]], list[Any]]:
+        probabilities = self.estimator.predict_proba(self._matrix(rows))
+        return np.asarray(probabilities).tolist(), np.asarray(self.estimator.classes_).tolist()
