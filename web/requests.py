@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from shared.errors import BadRequest
 
@@ -23,7 +23,9 @@ def _assign_request_id() -> None:
 def _check_json_body() -> None:
     """Malformed JSON or a body that is not JSON is a 400, before validation turns it into 422."""
     if request.method not in _BODY_METHODS or request.mimetype == "multipart/form-data":
-        return  # uploads: their route checks the content type itself
+        return  # uploads: their route checks the content type and its own size limit
+    # JSON bodies get the smaller MAX_BODY_MB limit (werkzeug answers 413 past it).
+    request.max_content_length = current_app.extensions["mlsp_settings"].max_body_bytes
     if not request.mimetype and not request.content_length:
         return  # no body at all: the route's schema decides whether that is enough
     if not request.is_json:

@@ -92,3 +92,12 @@ def test_schema_matches_migrations(app):
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(ctx, Base.metadata) == []
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+
+
+def test_json_body_over_limit_is_413():
+    from web import create_app
+
+    small = create_app(Settings(MAX_BODY_MB=0.01)).test_client()
+    resp = small.post("/api/v1/auth/login", json={"email": "a@b.co", "password": "x" * 20_000})
+    assert resp.status_code == 413
+    assert resp.json["error"]["code"] == "payload_too_large"
