@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.fixtures.models import dump, fit_classifier
+from tests.fixtures.services import log_path
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def stack() -> Iterator[dict[str, str]]:
         "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH), "DEFAULT_QUEUE": queue,
         "WEB_CONCURRENCY": "1", "WEB_THREADS": "4", "WORKER_CONCURRENCY": "1",
     }  # fmt: skip
-    log = open(ROOT / ".pytest_cache" / "stack.log", "wb")  # noqa: SIM115
+    log = open(log_path("stack"), "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "honcho", "start", "-f", "Procfile", "web", "worker", "flower"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
