@@ -6,7 +6,6 @@ import uuid
 
 from flask import Blueprint, request
 from spectree import Response
-from sqlalchemy import func, select
 
 from shared.errors import NotFound
 from shared.models import User
@@ -15,6 +14,7 @@ from shared.schemas.common import ErrorResponse, PageQuery
 from web.auth.guard import admin_required
 from web.extensions import db, spec
 from web.openapi import AUTH
+from web.pagination import page_of
 
 bp = Blueprint("admin", __name__)
 _ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse}
@@ -28,15 +28,9 @@ _ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse}
 def list_users():
     """All users, newest first."""
     q: PageQuery = request.context.query
-    total = db.session.scalar(select(func.count()).select_from(User))
-    rows = db.session.scalars(
-        select(User)
-        .order_by(User.created_at.desc())
-        .offset((q.page - 1) * q.per_page)
-        .limit(q.per_page)
-    )
+    rows, total = page_of(User, [], [User.created_at.desc()], q)
     items = [UserOut.model_validate(u) for u in rows]
-    return UserList(items=items, page=q.page, per_page=q.per_page, total=total or 0)
+    return UserList(items=items, page=q.page, per_page=q.per_page, total=total)
 
 
 @bp.patch("/users/<uuid:user_id>")

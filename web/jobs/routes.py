@@ -6,7 +6,6 @@ import uuid
 
 from flask import Blueprint, request
 from spectree import Response
-from sqlalchemy import func, select
 
 from shared.errors import Conflict
 from shared.models import FINAL_JOB_STATUSES, Job, MLModel
@@ -14,10 +13,11 @@ from shared.schemas.common import ErrorResponse
 from shared.schemas.jobs import JobList, JobOut, JobQuery, PredictQuery, PredictRequest, WaitQuery
 from shared.signals import signal_done
 from web.auth.guard import current, login_required
-from web.extensions import db, spec
+from web.extensions import spec
 from web.jobs import service
 from web.limits import caller_key, limiter, predict_limit
 from web.openapi import AUTH
+from web.pagination import page_of
 from web.scoping import get_owned
 
 models_bp = Blueprint("model_jobs", __name__)
@@ -118,14 +118,6 @@ def list_jobs():
         where.append(Job.model_id == q.model_id)
     if q.status:
         where.append(Job.status == q.status)
-    total = db.session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
-    rows = db.session.scalars(
-        select(Job)
-        .where(*where)
-        .order_by(Job.created_at.desc())
-        .offset((q.page - 1) * q.per_page)
-        .limit(q.per_page)
-    )
-    return JobList(
-        items=[service.to_out(j) for j in rows], page=q.page, per_page=q.per_page, total=total
-    )
+    rows, total = page_of(Job, where, [Job.created_at.desc()], q)
+    items = [service.to_out(j) for j in rows]
+    return JobList(items=items, page=q.page, per_page=q.per_page, total=total)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, request
 from spectree import Response
-from sqlalchemy import func, select
 
 from shared.celery_config import VALIDATE_MODEL
 from shared.errors import Conflict, ServiceUnavailable
@@ -20,6 +19,7 @@ from shared.store import get_store
 from web.auth.guard import current, login_required
 from web.extensions import db, spec
 from web.openapi import AUTH
+from web.pagination import page_of
 from web.registry import uploads
 from web.scoping import get_owned
 
@@ -115,14 +115,7 @@ def list_models():
         where.append(MLModel.name == q.name)
     if q.status:
         where.append(MLModel.status == q.status)
-    total = db.session.scalar(select(func.count()).select_from(MLModel).where(*where)) or 0
-    rows = db.session.scalars(
-        select(MLModel)
-        .where(*where)
-        .order_by(MLModel.created_at.desc(), MLModel.version.desc())
-        .offset((q.page - 1) * q.per_page)
-        .limit(q.per_page)
-    )
+    rows, total = page_of(MLModel, where, [MLModel.created_at.desc(), MLModel.version.desc()], q)
     items = [ModelOut.model_validate(m) for m in rows]
     return ModelList(items=items, page=q.page, per_page=q.per_page, total=total)
 
