@@ -1,0 +1,188 @@
+"""Compile a validated scikit-learn model to ONNX, and keep the result only if it is equivalent.
+
+Runs inside model validation. Each candidate conversion (input dtype) is tried in turn; the first
+one whose answers match scikit-learn's on the probe rows is stored beside the original as
+`<model id>.onnx`. Anything else -- no converter, a runtime that rejects the graph, one differing
+label -- keeps scikit-learn, with the reason recorded for the model's owner.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from celery.exceptions import SoftTimeLimitExceeded
+from skl2onnx import to_onnx  # 1.6 s to import: here, once in the parent before it forks
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
+
+from shared.config import Settings
+from shared.onnx_graph import CLASSES_PROP
+from shared.store import Stored, get_store
+from workers.equivalence import Verdict, compare, numeric_rows, probe_rows
+from workers.onnx_runtime import ROUNDING_PROP, OnnxRuntime
+from workers.runtime import SklearnRuntime
+
+log = logging.getLogger(__name__)
+# Opsets every converter used here is tested with in skl2onnx 1.20 and onnxruntime 1.32.
+TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    dtype: str  # "double" or "float"
+    round_float32: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.dtype} input{', rows rounded to float32' if self.round_float32 else ''}"
+
+
+@dataclass
+class Compiled:
+    """The ONNX artifact to serve (None: scikit-learn stays) and what was found, for
+    models.info["onnx"]."""
+
+    stored: Stored | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return str(self.info.get("reason", ""))
+
+
+def compile_model(
+    model_id: uuid.UUID | str,
+    estimator: Any,
+    meta: dict[str, Any],
+    sample: list[Any] | None,
+    settings: Settings,
+    size_bytes: int = 0,
+) -> Compiled:
+    """Convert, probe, compare; store `<model id>.onnx` when equivalent. Never raises."""
+    if not settings.onnx_enabled:
+        return Compiled(None, {"status": "disabled", "reason": "ONNX compilation is off"})
+    limit_mb = settings.onnx_max_model_mb
+    if size_bytes > limit_mb * 1024 * 1024:
+        reason = f"not compiled: model file over ONNX_MAX_MODEL_MB ({limit_mb:g} MB)"
+        return Compiled(None, {"status": "skipped", "reason": reason})
+    started = time.perf_counter()
+    try:
+        compiled = _try_candidates(str(model_id), estimator, meta, sample, settings)
+    except SoftTimeLimitExceeded:
+        reason = "kept scikit-learn: ONNX conversion ran out of the validation time limit"
+        compiled = Compiled(None, {"status": "fallback", "reason": reason})
+    except Exception as exc:  # a bug here must not fail a model scikit-learn can serve
+        log.warning("ONNX compilation of %s crashed", model_id, exc_info=True)
+        reason = f"kept scikit-learn: ONNX compilation failed ({_short(exc)})"
+        compiled = Compiled(None, {"status": "fallback", "reason": reason})
+    compiled.info["seconds"] = round(time.perf_counter() - started, 3)
+    return compiled
+
+
+def _try_candidates(
+    model_id: str, estimator: Any, meta: dict[str, Any], sample: Any, settings: Settings
+) -> Compiled:
+    n, names = meta["input_schema"]["n_features"], meta["input_schema"].get("feature_names")
+    reference = SklearnRuntime(estimator, names)
+    rows = probe_rows(estimator, n, numeric_rows(sample, names, n))
+    tolerances = settings.onnx_proba_atol, settings.onnx_regression_rtol
+    failures = []
+    for candidate in candidates(estimator):
+        try:  # no converter, a graph onnxruntime refuses, a failing predict: next candidate
+            data = convert(estimator, n, candidate, meta["output_schema"].get("classes"))
+            runtime = OnnxRuntime.from_bytes(data)
+            verdict = compare(reference, runtime, rows, meta["output_schema"], *tolerances)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:
+            failures.append(f"{candidate.label}: {_short(exc)}")
+            continue
+        if verdict.equivalent:
+            return _store(model_id, data, candidate, verdict)
+        failures.append(f"{candidate.label}: {verdict.reason}")
+    reason = "kept scikit-learn, no equivalent ONNX model (" + "; ".join(failures) + ")"
+    return Compiled(None, {"status": "fallback", "reason": reason, "probe_rows": len(rows)})
+
+
+def _store(model_id: str, data: bytes, candidate: Candidate, verdict: Verdict) -> Compiled:
+    stored = get_store().save(f"{model_id}.onnx", io.BytesIO(data))
+    reason = f"ONNX Runtime ({candidate.label}) matches scikit-learn: {verdict.reason}"
+    return Compiled(
+        stored,
+        {
+            "status": "compiled",
+            "reason": reason,
+            "tensor_type": candidate.dtype,
+            "probe_rows": verdict.rows,
+            "max_diff": verdict.max_diff,
+            "sha256": stored.sha256,
+            "size_bytes": stored.size_bytes,
+        },
+    )
+
+
+def candidates(estimator: Any) -> list[Candidate]:
+    """Input dtypes to try, best first (FACTS.md, "ONNX Runtime vs scikit-learn").
+
+    scikit-learn's own trees read float32 and sum in double: a double graph fed float32-rounded
+    rows reproduces both; where onnxruntime refuses double trees (gradient boosting), float.
+    Other models compute in double, so double comes first.
+    """
+    if _float32_trees(estimator):
+        return [Candidate("double", round_float32=True), Candidate("float")]
+    if _final_step(estimator) is not estimator and _is_tree_model(_final_step(estimator)):
+        # Trees behind a transformer see float32 of the transformed values: no exact feed.
+        return [Candidate("float"), Candidate("double")]
+    return [Candidate("double"), Candidate("float")]
+
+
+def convert(estimator: Any, n_features: int, candidate: Candidate, classes: Any) -> bytes:
+    """skl2onnx conversion with one [batch, n_features] input; classifiers without ZipMap.
+    Writes the classes and the rounding rule into the model's metadata."""
+    tensor = DoubleTensorType if candidate.dtype == "double" else FloatTensorType
+    options = {id(estimator): {"zipmap": False}} if is_classifier(estimator) else None
+    with warnings.catch_warnings():
+        # skl2onnx passes bools where protobuf wants ints (the reason protobuf 7 breaks it).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = to_onnx(
+            estimator,
+            initial_types=[("input", tensor([None, n_features]))],
+            options=options,
+            target_opset=TARGET_OPSET,
+        )
+    props = {CLASSES_PROP: json.dumps(classes)} if classes is not None else {}
+    if candidate.round_float32:
+        props[ROUNDING_PROP] = "float32"
+    onnx.helper.set_model_props(model, props)
+    return model.SerializeToString()
+
+
+def _final_step(estimator: Any) -> Any:
+    return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+
+
+def _float32_trees(estimator: Any) -> bool:
+    """A bare DecisionTree / forest / GradientBoosting model (their Tree casts X to float32)."""
+    return not isinstance(estimator, Pipeline) and _is_tree_model(estimator)
+
+
+def _is_tree_model(estimator: Any) -> bool:
+    if hasattr(estimator, "tree_"):
+        return True
+    members = np.ravel(np.asarray(getattr(estimator, "estimators_", []), dtype=object))
+    return members.size > 0 and hasattr(members[0], "tree_")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
