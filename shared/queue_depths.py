@@ -1,0 +1,60 @@
+"""How much work is waiting: the Celery queue(s) and the per-model pending lists.
+
+Read at scrape/probe time (health, /metrics), so it must stay cheap however many keys Redis
+holds: one bounded SCAN for the `mlsp:pending:*` lists, then one pipelined LLEN round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+
+from shared.redis_client import PREFIX
+
+PENDING_PATTERN = f"{PREFIX}pending:*"
+MAX_MODELS = 200  # per-model series reported; the total still counts every list seen
+SCAN_COUNT = 1000
+MAX_SCAN_CALLS = 50  # about 50,000 keys looked at, a few milliseconds
+
+
+@dataclass
+class QueueDepths:
+    """Celery queue lengths by name, and pending job ids by model id."""
+
+    celery: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, int] = field(default_factory=dict)
+    pending_total: int = 0
+    truncated: bool = False
+
+
+def _pending_keys(client: redis.Redis) -> tuple[list[str], bool]:
+    keys: set[str] = set()
+    cursor, calls = 0, 0
+    while True:
+        cursor, batch = client.scan(cursor, match=PENDING_PATTERN, count=SCAN_COUNT)
+        keys.update(k.decode() if isinstance(k, bytes) else k for k in batch)
+        calls += 1
+        if cursor == 0:
+            return sorted(keys), False
+        if calls >= MAX_SCAN_CALLS:
+            return sorted(keys), True
+
+
+def read_depths(client: redis.Redis, celery_queues: list[str]) -> QueueDepths:
+    """One snapshot; raises redis errors (callers decide what an outage means)."""
+    keys, truncated = _pending_keys(client)
+    pipe = client.pipeline(transaction=False)
+    for name in [*celery_queues, *keys]:
+        pipe.llen(name)
+    lengths = [int(n) for n in pipe.execute()]
+    celery = dict(zip(celery_queues, lengths[: len(celery_queues)], strict=True))
+    by_model = {
+        key.removeprefix(f"{PREFIX}pending:"): n
+        for key, n in zip(keys, lengths[len(celery_queues) :], strict=True)
+        if n
+    }
+    biggest = dict(sorted(by_model.items(), key=lambda kv: -kv[1])[:MAX_MODELS])
+    return QueueDepths(
+        celery, biggest, sum(by_model.values()), truncated or len(by_model) > MAX_MODELS
+    )

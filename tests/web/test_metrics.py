@@ -1,0 +1,133 @@
+"""`/metrics` on the web tier and the worker-side metric functions (one process, no Celery)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.queue_depths import read_depths
+from shared.redis_client import PREFIX, get_redis
+from web import metrics as web_metrics
+from workers import metrics as worker_metrics
+from workers.cache import ModelCache
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} of a /metrics answer (parsed strictly)."""
+    resp = client.get("/metrics")
+    assert resp.status_code == 200
+    assert resp.content_type.startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(resp.get_data(as_text=True)):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def value(samples, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_at_root_without_auth(client):
+    samples = scrape(client)
+    assert value(samples, "mlsp_queue_depth_up") == 1
+    assert client.get("/api/v1/metrics").status_code == 404
+
+
+def test_request_counter_moves_by_route_not_path(client):
+    route = "/api/v1/jobs/<uuid:job_id>"
+    labels = {"method": "GET", "route": route, "status": "401"}
+    before = scrape(client)
+    for _ in range(3):
+        assert client.get(f"/api/v1/jobs/{uuid.uuid4()}").status_code == 401
+    after = scrape(client)
+    assert (
+        value(after, "mlsp_http_requests_total", **labels)
+        == value(before, "mlsp_http_requests_total", **labels) + 3
+    )
+    assert value(after, "mlsp_http_request_duration_seconds_count", **labels) >= 3
+    assert not [k for k in after if any(str(v).count("-") == 4 for _, v in k[1])], "raw ids"
+
+
+def test_unmatched_paths_share_one_label(client):
+    for path in ("/nope/1", "/nope/2"):
+        client.get(path)
+    samples = scrape(client)
+    labels = {"method": "GET", "route": "<unmatched>", "status": "404"}
+    assert value(samples, "mlsp_http_requests_total", **labels) >= 2
+
+
+def test_queue_depths_per_model_and_celery_queue(private_queue):
+    """On a queue no worker consumes (a message there must not reach a real worker)."""
+    client, queue, redis = private_queue.client, private_queue.name, get_redis()
+    model_a, model_b = str(uuid.uuid4()), str(uuid.uuid4())
+    redis.rpush(f"{PREFIX}pending:{model_a}", "j1", "j2", "j3")
+    redis.rpush(f"{PREFIX}pending:{model_b}", "j4")
+    redis.rpush(queue, "not-a-real-message")
+    try:
+        samples = scrape(client)
+        assert value(samples, "mlsp_model_pending_jobs", model_id=model_a) == 3
+        assert value(samples, "mlsp_model_pending_jobs", model_id=model_b) == 1
+        assert value(samples, "mlsp_pending_jobs") == 4
+        assert value(samples, "mlsp_queue_depth", queue=queue) == 1
+        health = client.get("/api/v1/health").json["queues"]
+        assert health[queue] == 1 and health["pending"] == 4
+        assert health[f"pending:{model_a}"] == 3
+    finally:
+        redis.delete(queue)
+
+
+def test_depth_read_is_bounded():
+    redis = get_redis()
+    keys = [f"{PREFIX}pending:{uuid.uuid4()}" for _ in range(250)]
+    pipe = redis.pipeline()
+    for key in keys:
+        pipe.rpush(key, "x")
+    pipe.execute()
+    depths = read_depths(redis, [])
+    assert depths.pending_total == 250
+    assert len(depths.pending) == 200 and depths.truncated
+
+
+def test_job_submitted_counter(client):
+    before = value(scrape(client), "mlsp_jobs_submitted_total")
+    web_metrics.job_submitted()
+    assert value(scrape(client), "mlsp_jobs_submitted_total") == before + 1
+
+
+@pytest.mark.no_db
+def test_worker_job_and_batch_metrics():
+    from prometheus_client import REGISTRY
+
+    def get(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = get("mlsp_jobs_finished_total", status="failed"), get("mlsp_batch_size_count")
+    rows = [
+        {"status": "succeeded", "queue_ms": 12.0, "inference_ms": 0.5, "total_ms": 14.0},
+        {"status": "failed", "queue_ms": 3.0, "inference_ms": None, "total_ms": 4.0},
+    ]
+    worker_metrics.observe_jobs(2, rows)
+    assert get("mlsp_jobs_finished_total", status="failed") == before[0] + 1
+    assert get("mlsp_batch_size_count") == before[1] + 1
+    assert get("mlsp_job_queue_seconds_bucket", le="0.025") >= 2
+
+
+@pytest.mark.no_db
+def test_worker_cache_metrics_follow_the_cache():
+    from prometheus_client import REGISTRY
+
+    cache = ModelCache(max_entries=1, max_bytes=1000)
+    hits = REGISTRY.get_sample_value("mlsp_model_cache_hits_total") or 0.0
+    evictions = REGISTRY.get_sample_value("mlsp_model_cache_evictions_total") or 0.0
+    cache.get_or_load(("a", "1"), 10, lambda: "A")
+    cache.get_or_load(("a", "1"), 10, lambda: "A")
+    cache.get_or_load(("b", "1"), 20, lambda: "B")  # evicts a
+    worker_metrics._reported.__init__()  # this process's cache is the only one here
+    worker_metrics.sync_cache(cache)
+    assert REGISTRY.get_sample_value("mlsp_model_cache_hits_total") == hits + 1
+    assert REGISTRY.get_sample_value("mlsp_model_cache_evictions_total") == evictions + 1
+    assert REGISTRY.get_sample_value("mlsp_model_cache_entries") == 1
+    assert REGISTRY.get_sample_value("mlsp_model_cache_bytes") == 20

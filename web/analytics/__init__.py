@@ -1,0 +1,1 @@
+"""Usage analytics of a model: volumes, outcomes, latency percentiles, failures."""

@@ -1,0 +1,121 @@
+"""Prometheus metrics of the web tier, served at `/metrics` on the server root (API.md).
+
+Under gunicorn every worker process counts for itself; with PROMETHEUS_MULTIPROC_DIR set (by
+web/gunicorn_conf.py) the files of all of them are summed at scrape time, so whichever worker
+answers the scrape reports the whole server. Queue depths are read from Redis at scrape time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask, Response, current_app
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shared.queue_depths import read_depths
+from shared.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+HTTP_REQUESTS = Counter(
+    "mlsp_http_requests_total",
+    "HTTP requests answered, by method, route (URL rule) and status",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "mlsp_http_request_duration_seconds",
+    "Time from the first request hook to the response, by method, route and status",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+JOBS_SUBMITTED = Counter(
+    "mlsp_jobs_submitted_total", "Prediction jobs created (idempotent replays not counted)"
+)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request; `route` is the URL rule, never the raw path."""
+    labels = (method, route, str(status))
+    HTTP_REQUESTS.labels(*labels).inc()
+    HTTP_LATENCY.labels(*labels).observe(seconds)
+
+
+def job_submitted(count: int = 1) -> None:
+    """A new job row was committed (call once per created job, not for idempotent replays)."""
+    JOBS_SUBMITTED.inc(count)
+
+
+class QueueDepthCollector(Collector):
+    """Celery queue lengths and per-model pending lists, read from Redis when scraped."""
+
+    def __init__(self, queues: list[str]) -> None:
+        self.queues = queues
+
+    def collect(self):
+        up = GaugeMetricFamily("mlsp_queue_depth_up", "1 when Redis answered the depth read")
+        try:
+            depths = read_depths(get_redis(), self.queues)
+        except Exception:  # an unreachable broker must not break the rest of the scrape
+            log.warning("metrics: queue depth read failed", exc_info=True)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from _depth_families(depths)
+
+
+def _depth_families(depths):
+    celery = GaugeMetricFamily(
+        "mlsp_queue_depth", "Messages waiting in a Celery queue", labels=["queue"]
+    )
+    for name, n in depths.celery.items():
+        celery.add_metric([name], n)
+    per_model = GaugeMetricFamily(
+        "mlsp_model_pending_jobs",
+        "Job ids waiting in a model's pending list (the largest lists only)",
+        labels=["model_id"],
+    )
+    for model_id, n in depths.pending.items():
+        per_model.add_metric([model_id], n)
+    total = GaugeMetricFamily("mlsp_pending_jobs", "Job ids waiting in all per-model lists")
+    total.add_metric([], depths.pending_total)
+    return [celery, per_model, total]
+
+
+def _process_registry() -> CollectorRegistry:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY  # one process (tests, `flask run`): its own counters are the truth
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def metrics_view() -> Response:
+    """Prometheus text format: this server's counters plus the queue depths."""
+    body = generate_latest(_process_registry())
+    body += generate_latest(current_app.extensions["mlsp_queue_registry"])
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+def register_metrics(app: Flask) -> None:
+    """`GET /metrics` (no auth, no rate limit: bind it to an internal network in deployment)."""
+    from web.limits import limiter
+
+    queue_registry = CollectorRegistry(auto_describe=False)
+    queue_registry.register(QueueDepthCollector([app.extensions["mlsp_settings"].default_queue]))
+    app.extensions["mlsp_queue_registry"] = queue_registry
+    app.add_url_rule("/metrics", "metrics", limiter.exempt(metrics_view))

@@ -1,0 +1,101 @@
+"""Celery signal handlers for observability: JSON logging, a log context per task (task id,
+request id from the task's headers), and the worker's metrics exporter.
+
+Process model (prefork): `worker_init` and `worker_ready` run in the main process; task signals
+and `worker_process_shutdown` in the children that run task bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
+
+from shared import logs, metrics_dir
+from shared.config import get_settings
+
+log = logging.getLogger(__name__)
+_state: dict[str, Any] = {}
+
+
+def _configure_logging(**_: Any) -> None:
+    # Connecting this signal stops Celery from installing its own handlers and format.
+    settings = get_settings()
+    logs.configure_logging(settings.log_level, settings.log_format)
+
+
+def _prepare_metrics(**_: Any) -> None:
+    """Main process, before the pool forks: children must inherit the metrics directory."""
+    settings = get_settings()
+    if settings.worker_metrics_port:
+        _state["dir"] = metrics_dir.prepare(Path(settings.metrics_dir), "worker")
+
+
+def _start_exporter(**_: Any) -> None:
+    port = get_settings().worker_metrics_port
+    if port and "server" not in _state:
+        from workers import metrics
+
+        _state["server"] = metrics.start_exporter(port)
+
+
+def _stop_exporter(**_: Any) -> None:
+    server = _state.pop("server", None)
+    if server is not None:
+        server.shutdown()
+    if "dir" in _state:
+        metrics_dir.remove(_state.pop("dir"))
+
+
+def _child_exit(**_: Any) -> None:
+    # Its live gauges (cache size) must stop counting once the child is gone.
+    metrics_dir.mark_dead(os.getpid())
+
+
+def _task_started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    """Every line a task logs carries its id, its name and the request id that sent it."""
+    request = getattr(task, "request", None)
+    request_id = request.get("request_id") if request is not None else None
+    logs.clear()
+    logs.bind(task_id=task_id, task=getattr(task, "name", None), request_id=request_id)
+
+
+def _task_finished(**_: Any) -> None:
+    logs.clear()
+    if get_settings().worker_metrics_port:
+        _sync_cache_metrics()
+
+
+def _sync_cache_metrics() -> None:
+    try:
+        from workers import metrics
+        from workers.jobs import model_cache
+
+        metrics.sync_cache(model_cache())
+    except Exception:
+        log.warning("cache metrics update failed", exc_info=True)
+
+
+def connect() -> None:
+    """Attach the handlers (idempotent: dispatch uids)."""
+    for signal, handler in (
+        (setup_logging, _configure_logging),
+        (worker_init, _prepare_metrics),
+        (worker_ready, _start_exporter),
+        (worker_shutdown, _stop_exporter),
+        (worker_process_shutdown, _child_exit),
+        (task_prerun, _task_started),
+        (task_postrun, _task_finished),
+    ):
+        signal.connect(handler, weak=False, dispatch_uid=f"mlsp-{handler.__name__}")

@@ -1,0 +1,66 @@
+"""What a worker reports about the jobs it finished: one JSON log line per job and the job
+metrics. Called by the prediction pipeline (workers/jobs.py) after it wrote a batch.
+
+Each job's line carries the id of the HTTP request that created the job (jobs.request_id), so
+`grep <request id>` finds the web line and the worker line of the same prediction. Inputs, results
+and error messages (which may quote input values) are never logged: only the error code.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+
+from shared.db import session_scope
+from workers import metrics
+
+log = logging.getLogger("mlsp.job")
+
+_FINISHED = text(
+    """
+    SELECT id, model_id, status, request_id, attempts, n_rows, runtime, cache_hit, worker,
+           error_code, queue_ms, inference_ms, total_ms
+    FROM jobs WHERE id = ANY(:ids)
+    """
+).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+
+_LOGGED = (
+    "status", "request_id", "attempts", "n_rows", "runtime", "cache_hit", "worker", "error_code",
+    "queue_ms", "inference_ms", "total_ms",
+)  # fmt: skip
+
+
+def record_batch(model_id: str, batch_size: int, rows: Sequence[dict[str, Any]]) -> None:
+    """Log and count one written batch: `batch_size` jobs were predicted together, `rows` are the
+    ones whose result was stored (the fence may drop some), as the result write returned them.
+
+    Never raises: reporting must not fail a job that has already been written.
+    """
+    try:
+        metrics.observe_jobs(batch_size, rows)
+        for row in rows:
+            log_job(model_id, row)
+    except Exception:
+        log.warning("job telemetry failed for model %s", model_id, exc_info=True)
+
+
+def finished_rows(ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    """Finished rows read back by id, in the shape `record_batch` takes (for jobs finished
+    outside a batch write, and for tests)."""
+    if not ids:
+        return []
+    with session_scope() as session:
+        return [dict(r) for r in session.execute(_FINISHED, {"ids": list(ids)}).mappings()]
+
+
+def log_job(model_id: str, row: dict[str, Any]) -> None:
+    """One line per finished job; WARNING when it failed."""
+    fields = {"job_id": str(row["id"]), "model_id": str(model_id)}
+    fields |= {key: row.get(key) for key in _LOGGED}
+    level = logging.WARNING if row["status"] == "failed" else logging.INFO
+    log.log(level, "job %s %s", fields["job_id"], row["status"], extra=fields)
