@@ -1,0 +1,168 @@
+"""`mlsp predict-file`: a CSV in, the same CSV with predictions out, through many jobs.
+
+The file is cut into jobs of `--chunk-rows` rows, of which at most `--concurrency` are in flight
+at once; results are written in input order as the oldest job finishes, so memory stays bounded
+by the jobs in flight, not by the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import itertools
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from mlsp.cli.config import State
+from mlsp.cli.csvrows import Layout, chunks, count_rows, layout_of, output_rows, result_columns
+from mlsp.cli.options import json_option, pass_state, resolve_model
+from mlsp.cli.output import console, emit
+from mlsp.client import Client
+from mlsp.errors import Conflict, JobTimeout
+from mlsp.resources import Job, Model
+
+MAX_ROWS_PER_REQUEST = 10_000  # the server's default MAX_ROWS_PER_REQUEST
+POLL_S = 5  # long-poll slice: how soon an interrupted run notices and cancels its jobs
+
+
+@dataclass
+class Batch:
+    """One run: where to send, how to cut, and what has been written so far."""
+
+    client: Client
+    model: Model
+    chunk_rows: int
+    concurrency: int
+    proba: bool
+    timeout: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    job_ids: list[str] = field(default_factory=list)
+    rows: int = 0
+
+    def run_chunk(self, rows: list[list[float]]) -> Job:
+        """Submit one job and wait for it (in a pool thread); cancel it if the run stops."""
+        job = self.client.submit(self.model, rows, return_probabilities=self.proba)
+        deadline = time.monotonic() + self.timeout
+        while not job.done:
+            if self.stop.is_set():
+                _cancel(job)
+                raise click.Abort()
+            if time.monotonic() >= deadline:
+                raise JobTimeout(job, self.timeout)
+            job.refresh(wait=min(POLL_S, deadline - time.monotonic()))
+        return job.raise_for_status()
+
+
+def _cancel(job: Job) -> None:
+    with contextlib.suppress(Conflict):  # it finished meanwhile
+        job.cancel()
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=console(stderr=True), disable=quiet,
+    )  # fmt: skip
+
+
+def _pipeline(
+    batch: Batch,
+    rows: Iterable[list[str]],
+    layout: Layout,
+    sink: Any,
+    advance: Callable[[int], None],
+) -> None:
+    """Send chunks with at most `concurrency` in flight; write results in input order."""
+    window: deque[tuple[list[list[str]], Future[Job]]] = deque()
+
+    def write_oldest() -> None:
+        raw, pending = window.popleft()
+        job = pending.result()
+        sink.writerows(output_rows(raw, job))
+        batch.job_ids.append(job.id)
+        batch.rows += len(raw)
+        advance(len(raw))
+
+    first_line = 2 if layout.header is not None else 1
+    with ThreadPoolExecutor(batch.concurrency, thread_name_prefix="mlsp-batch") as pool:
+        try:
+            for raw, parsed in chunks(rows, layout, batch.chunk_rows, first_line):
+                window.append((raw, pool.submit(batch.run_chunk, parsed)))
+                if len(window) >= batch.concurrency:
+                    write_oldest()
+            while window:
+                write_oldest()
+        except BaseException:
+            batch.stop.set()  # running chunks cancel their jobs; queued ones never start
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
+def predict_csv(batch: Batch, src: Path, dst: Path, quiet: bool = False) -> None:
+    """Predict every row of `src` into `dst` (via a temporary file, renamed when complete)."""
+    total = count_rows(src)
+    part = dst.with_name(dst.name + ".part")
+    try:
+        with open(src, newline="") as fin, open(part, "w", newline="") as fout:
+            reader, sink = csv.reader(fin), csv.writer(fout)
+            first = next(reader, None)
+            if first is None:
+                raise click.UsageError(f"{src} is empty")
+            layout = layout_of(first, batch.model)
+            if layout.header is not None:
+                sink.writerow([*layout.header, *result_columns(batch.model, batch.proba)])
+            rows = reader if layout.header is not None else itertools.chain([first], reader)
+            if not (total := total - (layout.header is not None)):
+                raise click.UsageError(f"{src} has a header but no rows")
+            with _progress(quiet) as progress:
+                task = progress.add_task("predicting", total=total)
+                _pipeline(batch, rows, layout, sink, lambda n: progress.advance(task, n))
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dst)
+
+
+@click.command("predict-file")
+@click.argument("model")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out", "-o", "dst", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the CSV with predictions.",
+)  # fmt: skip
+@click.option(
+    "--chunk-rows", type=click.IntRange(1, MAX_ROWS_PER_REQUEST), default=1000,
+    show_default=True, help="Rows per job (the server takes at most 10,000).",
+)  # fmt: skip
+@click.option(
+    "--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
+    help="Jobs in flight at once.",
+)  # fmt: skip
+@click.option("--proba", is_flag=True, help="Add one probability column per class.")
+@click.option(
+    "--timeout", type=float, default=600, show_default=True, help="Seconds to wait for each job."
+)
+@json_option
+@pass_state
+def predict_file(state: State, model: str, src: Path, dst: Path, **opts: Any) -> None:
+    """Predict every row of a CSV file; write the rows with a prediction column, in order.
+
+    With feature names, the header must name the model's features (other columns are copied
+    through); otherwise every column is a feature and the header row is optional.
+    """
+    client = state.client()
+    batch = Batch(client, resolve_model(client, model), **opts)
+    predict_csv(batch, src, dst, quiet=state.json)
+    jobs = len(batch.job_ids)
+    summary = {"rows": batch.rows, "jobs": jobs, "out": str(dst), "job_ids": batch.job_ids}
+    emit(state, summary, lambda _: f"Wrote {batch.rows} predictions to {dst} ({jobs} jobs)")

@@ -1,0 +1,263 @@
+"""`Client`: the whole HTTP API (API.md) as Python calls."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from mlsp.errors import JobTimeout, NotFound
+from mlsp.resources import MAX_LONG_POLL_S, Job, Model
+from mlsp.transport import Transport
+
+ModelRef = str | uuid.UUID | Model
+JobRef = str | uuid.UUID | Job
+PER_PAGE = 100  # the API's largest page
+
+
+def _id(ref: ModelRef | JobRef) -> str:
+    return ref.id if isinstance(ref, Model | Job) else str(ref)
+
+
+def as_rows(rows: Any) -> list[Any]:
+    """Input rows as JSON-ready lists: lists, numpy arrays or pandas DataFrames."""
+    if hasattr(rows, "columns") and hasattr(rows, "to_dict"):
+        return rows.to_dict(orient="records")  # a DataFrame: rows keyed by feature name
+    if hasattr(rows, "tolist"):
+        return rows.tolist()
+    return list(rows)
+
+
+class Client:
+    """A connection to one server, authenticated by an API key or an access token (JWT).
+
+    Answers of 429/503 are retried (up to `max_retries`, waiting what `Retry-After` asks,
+    at most `max_retry_wait` s each); other failures raise `mlsp.errors.MlspError` subclasses.
+    """
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_retry_wait: float = 30.0,
+    ) -> None:
+        self.http = Transport(
+            url, api_key=api_key, token=token, timeout=timeout,
+            max_retries=max_retries, max_retry_wait=max_retry_wait,
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self.http.request(method, path, **kwargs)
+        return resp.json() if resp.content else None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Accounts and API keys (keys can only be managed with a password login, i.e. a token)
+
+    def register(self, email: str, password: str) -> dict[str, Any]:
+        """Create an account."""
+        return self._json("POST", "/auth/register", json={"email": email, "password": password})
+
+    def login(self, email: str, password: str) -> dict[str, Any]:
+        """Log in with a password; this client then uses the access token. Returns the tokens."""
+        tokens = self._json("POST", "/auth/login", json={"email": email, "password": password})
+        self.http.api_key, self.http.token = None, tokens["access_token"]
+        return tokens
+
+    def logout(self) -> None:
+        """Revoke the access token this client logged in with."""
+        self._json("POST", "/auth/logout")
+        self.http.token = None
+
+    def me(self) -> dict[str, Any]:
+        """The authenticated account."""
+        return self._json("GET", "/auth/me")
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        """The account's API keys (without secrets)."""
+        return self._json("GET", "/api-keys")["items"]
+
+    def create_api_key(self, name: str, expires_in_days: int | None = None) -> dict[str, Any]:
+        """A new key; its secret (`key`) is only in this answer."""
+        body: dict[str, Any] = {"name": name}
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        return self._json("POST", "/api-keys", json=body)
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Delete a key; it stops working at once."""
+        self._json("DELETE", f"/api-keys/{key_id}")
+
+    # Models
+
+    def upload(
+        self,
+        path: str | PathLike[str],
+        name: str,
+        description: str | None = None,
+        sample: list[Any] | None = None,
+        wait: float = 60.0,
+    ) -> Model:
+        """Upload a model file; wait up to `wait` s for its validation (status `ready` or
+        `failed` with `error`; still `validating` if it takes longer)."""
+        data: dict[str, str] = {"name": name}
+        if description is not None:
+            data["description"] = description
+        if sample is not None:
+            data["sample"] = json.dumps(as_rows(sample))
+        with open(path, "rb") as fh:
+            files = {"file": (Path(path).name, fh)}
+            model = Model(self, self._json("POST", "/models", data=data, files=files))
+        return self._until_validated(model, wait)
+
+    def _until_validated(self, model: Model, wait: float) -> Model:
+        deadline = time.monotonic() + wait
+        while model.status == "validating" and time.monotonic() < deadline:
+            time.sleep(0.5)  # the API has no long-poll for models
+            model = self.model(model)
+        return model
+
+    def _pages(self, path: str, params: dict[str, Any], limit: int | None) -> Iterator[dict]:
+        page = 1
+        while True:
+            body = self._json("GET", path, params={**params, "page": page, "per_page": PER_PAGE})
+            for n, item in enumerate(body["items"], start=(page - 1) * PER_PAGE):
+                if limit is not None and n >= limit:
+                    return
+                yield item
+            if page * PER_PAGE >= body["total"] or not body["items"]:
+                return
+            page += 1
+
+    def models(self, name: str | None = None, status: str | None = None) -> list[Model]:
+        """The account's models, newest first (every page)."""
+        params = {k: v for k, v in {"name": name, "status": status}.items() if v}
+        return [Model(self, m) for m in self._pages("/models", params, None)]
+
+    def model(self, model: ModelRef) -> Model:
+        """One model by id (or a fresh copy of a Model)."""
+        return Model(self, self._json("GET", f"/models/{_id(model)}"))
+
+    def find_model(self, name: str, version: int | None = None) -> Model:
+        """The model `name` at `version`; without one, the newest ready version."""
+        found = self.models(name=name)
+        if version is not None:
+            found = [m for m in found if m.version == version]
+        else:
+            found = [m for m in found if m.status == "ready"] or found
+        if not found:
+            suffix = f" version {version}" if version is not None else ""
+            raise NotFound(f"Model '{name}'{suffix} not found", status=404, code="not_found")
+        return max(found, key=lambda m: m.version)
+
+    def update_model(self, model: ModelRef, **fields: Any) -> Model:
+        """PATCH `description`, `status` ("ready"/"disabled") or `runtime`."""
+        return Model(self, self._json("PATCH", f"/models/{_id(model)}", json=fields))
+
+    def disable_model(self, model: ModelRef) -> Model:
+        """Stop taking predictions."""
+        return self.update_model(model, status="disabled")
+
+    def enable_model(self, model: ModelRef) -> Model:
+        """Take predictions again."""
+        return self.update_model(model, status="ready")
+
+    def delete_model(self, model: ModelRef) -> None:
+        """Soft delete: gone from lists and predictions; history kept."""
+        self._json("DELETE", f"/models/{_id(model)}")
+
+    def analytics(self, model: ModelRef, days: int = 7) -> dict[str, Any]:
+        """Job counts, success rate and latency percentiles of the last `days` days."""
+        return self._json("GET", f"/models/{_id(model)}/analytics", params={"days": days})
+
+    # Predictions
+
+    def submit(
+        self,
+        model: ModelRef,
+        rows: Any,
+        return_probabilities: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Queue a job (202) and return it at once; `Job.wait()` for the result. A fresh
+        Idempotency-Key per call makes retries safe (one job, however often it is sent)."""
+        return Job(self, self._send(model, "jobs", rows, return_probabilities, idempotency_key))
+
+    def predict(
+        self,
+        model: ModelRef,
+        rows: Any,
+        timeout: float = 30.0,
+        return_probabilities: bool = False,
+    ) -> Job:
+        """Predict and wait up to `timeout` s: the succeeded job (`.predictions`, ...).
+        Raises JobFailed if the job failed, JobTimeout (with `.job`) if it is still going."""
+        started = time.monotonic()
+        server_wait = min(timeout, MAX_LONG_POLL_S)
+        raw = self._send(model, "predict", rows, return_probabilities, None, server_wait)
+        job = Job(self, raw)
+        try:  # 202: the server stopped waiting first (its bound is 60 s); keep waiting here
+            job.wait(timeout=max(0.0, timeout - (time.monotonic() - started)))
+        except JobTimeout:
+            raise JobTimeout(job, timeout) from None
+        return job.raise_for_status()
+
+    def _send(
+        self,
+        model: ModelRef,
+        action: str,
+        rows: Any,
+        proba: bool,
+        key: str | None,
+        server_wait: float = 0,
+    ) -> dict[str, Any]:
+        body = {"inputs": as_rows(rows), "return_probabilities": proba}
+        return self._json(
+            "POST", f"/models/{_id(model)}/{action}", json=body,
+            headers={"Idempotency-Key": key or uuid.uuid4().hex},
+            params={"timeout": server_wait} if action == "predict" else None,
+            timeout=self.http.timeout + server_wait,
+        )  # fmt: skip
+
+    def job(self, job: JobRef, wait: float = 0) -> Job:
+        """One job; `wait` long-polls up to that many seconds (max 60) for it to finish."""
+        params = {"wait": wait} if wait else None
+        return Job(
+            self,
+            self._json("GET", f"/jobs/{_id(job)}", params=params, timeout=self.http.timeout + wait),
+        )
+
+    def jobs(
+        self, model: ModelRef | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Job]:
+        """The prediction history, newest first (at most `limit` jobs)."""
+        params = {"model_id": _id(model) if model else None, "status": status}
+        params = {k: v for k, v in params.items() if v}
+        return [Job(self, j) for j in self._pages("/jobs", params, limit)]
+
+    def cancel(self, job: JobRef) -> Job:
+        """Cancel a queued or running job (Conflict once it has finished)."""
+        return Job(self, self._json("DELETE", f"/jobs/{_id(job)}"))
+
+    def health(self) -> dict[str, Any]:
+        """Database, broker and worker status (no credentials needed)."""
+        return self._json("GET", "/health")

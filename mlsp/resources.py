@@ -1,0 +1,130 @@
+"""Models and jobs as returned by the API, with the actions that concern them."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from mlsp.errors import JobFailed, JobTimeout
+
+if TYPE_CHECKING:
+    from mlsp.client import Client
+
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "expired"})
+MAX_LONG_POLL_S = 60  # the server's bound on `GET /jobs/{id}?wait=`
+
+
+class Resource:
+    """An API object: its JSON fields in `raw`, also readable as attributes."""
+
+    def __init__(self, client: Client, raw: dict[str, Any]) -> None:
+        self._client = client
+        self.raw = raw
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["raw"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def id(self) -> str:
+        return self.raw["id"]
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.id == self.id  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+class Model(Resource):
+    """One model version (API.md model object)."""
+
+    def __repr__(self) -> str:
+        return f"<Model {self.raw['name']} v{self.raw['version']} {self.raw['status']} {self.id}>"
+
+    @property
+    def name(self) -> str:
+        return self.raw["name"]
+
+    @property
+    def version(self) -> int:
+        return self.raw["version"]
+
+    @property
+    def status(self) -> str:
+        return self.raw["status"]
+
+    @property
+    def n_features(self) -> int | None:
+        return (self.raw.get("input_schema") or {}).get("n_features")
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        return (self.raw.get("input_schema") or {}).get("feature_names")
+
+    @property
+    def has_proba(self) -> bool:
+        return bool((self.raw.get("output_schema") or {}).get("has_proba"))
+
+    def predict(self, rows: Any, **kwargs: Any) -> Job:
+        """`Client.predict` on this model."""
+        return self._client.predict(self, rows, **kwargs)
+
+    def submit(self, rows: Any, **kwargs: Any) -> Job:
+        """`Client.submit` on this model."""
+        return self._client.submit(self, rows, **kwargs)
+
+
+class Job(Resource):
+    """One prediction job (API.md job object)."""
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.raw['status']}>"
+
+    @property
+    def status(self) -> str:
+        return self.raw["status"]
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def predictions(self) -> list[Any] | None:
+        return (self.raw.get("result") or {}).get("predictions")
+
+    @property
+    def probabilities(self) -> list[list[float]] | None:
+        return (self.raw.get("result") or {}).get("probabilities")
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return (self.raw.get("result") or {}).get("classes")
+
+    def refresh(self, wait: float = 0) -> Job:
+        """Reload from the server, long-polling up to `wait` seconds for it to finish."""
+        self.raw = self._client.job(self.id, wait=wait).raw
+        return self
+
+    def wait(self, timeout: float | None = None) -> Job:
+        """Block until the job finishes (any final status); JobTimeout after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            left = MAX_LONG_POLL_S if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise JobTimeout(self, timeout or 0)
+            self.refresh(wait=min(left, MAX_LONG_POLL_S))
+        return self
+
+    def raise_for_status(self) -> Job:
+        """JobFailed unless the job succeeded (or is still going)."""
+        if self.done and self.status != "succeeded":
+            raise JobFailed(self)
+        return self
+
+    def cancel(self) -> Job:
+        """Cancel it (Conflict once it has finished)."""
+        self.raw = self._client.cancel(self).raw
+        return self

@@ -1,0 +1,167 @@
+"""The Python SDK against the real server over HTTP (and a tiny local server for retries)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from mlsp import (
+    AuthError,
+    Client,
+    Conflict,
+    Job,
+    Model,
+    NotFound,
+    RateLimited,
+    ValidationError,
+)
+from mlsp.errors import parse_retry_after
+from shared.config import Settings
+from tests.fixtures.live import serve
+from tests.fixtures.models import dump, fit_classifier, iris
+from web import create_app
+
+ROWS = iris()[0][::30]
+PASSWORD = "sdk-password-123"
+
+
+@pytest.fixture
+def sdk(live_url, api_key):
+    with Client(live_url, api_key=api_key) as client:
+        yield client
+
+
+@pytest.mark.e2e
+def test_upload_predict_submit_and_history(sdk, tmp_path):
+    local = fit_classifier()
+    model = sdk.upload(dump(local, tmp_path / "m.joblib"), "iris", description="d", sample=ROWS)
+    assert isinstance(model, Model) and model.status == "ready" and model.n_features == 4
+    assert sdk.models() == [model] and sdk.model(model.id) == model
+    assert sdk.find_model("iris").version == 1
+    job = sdk.predict(model, ROWS, return_probabilities=True)
+    assert job.status == "succeeded"
+    assert job.predictions == local.predict(ROWS).tolist()
+    np.testing.assert_allclose(job.probabilities, local.predict_proba(ROWS))
+    queued = model.submit(ROWS.tolist())
+    assert isinstance(queued, Job)
+    assert queued.wait(timeout=20).predictions == local.predict(ROWS).tolist()
+    assert {j.id for j in sdk.jobs(model=model)} == {job.id, queued.id}
+    with pytest.raises(Conflict) as err:
+        sdk.cancel(queued)
+    assert err.value.code == "job_finished" and err.value.status == 409
+
+
+@pytest.mark.e2e
+def test_errors_carry_the_api_code(sdk, live_url, tmp_path):
+    model = sdk.upload(dump(fit_classifier(), tmp_path / "m.joblib"), "iris")
+    with pytest.raises(ValidationError) as err:
+        sdk.predict(model, [[1, 2, 3]])
+    assert (err.value.status, err.value.code) == (422, "invalid_input")
+    assert err.value.details["row"] == 0
+    sdk.disable_model(model)
+    with pytest.raises(Conflict) as err:
+        sdk.predict(model, ROWS)
+    assert err.value.code == "model_not_ready"
+    assert sdk.enable_model(model).status == "ready"
+    sdk.delete_model(model.id)
+    with pytest.raises(NotFound) as err:
+        sdk.model(model)
+    assert err.value.code == "not_found"
+    with pytest.raises(AuthError) as err:
+        Client(live_url, api_key="mlp_" + "x" * 43).models()
+    assert (err.value.status, err.value.code) == (401, "unauthorized")
+
+
+@pytest.mark.e2e
+def test_accounts_and_keys(live_url):
+    email = f"sdk-{secrets.token_hex(3)}@example.com"
+    client = Client(live_url)
+    assert client.register(email, PASSWORD)["email"] == email
+    client.login(email, PASSWORD)
+    key = client.create_api_key("laptop", expires_in_days=5)
+    assert [k["id"] for k in client.api_keys()] == [key["id"]]
+    assert Client(live_url, api_key=key["key"]).me()["email"] == email
+    client.revoke_api_key(key["id"])
+    with pytest.raises(AuthError):
+        Client(live_url, api_key=key["key"]).me()
+
+
+@pytest.mark.e2e
+def test_rate_limited_server_is_retried(worker, tmp_path):
+    """A real app with a 2/second predict limit: every call succeeds after waiting."""
+    limited = create_app(Settings(RATE_LIMIT_ENABLED=True, RATE_LIMIT_PREDICT="2/second"))
+    with serve(limited) as url:
+        email = f"rl-{secrets.token_hex(3)}@example.com"
+        setup = Client(url)
+        setup.register(email, PASSWORD)
+        setup.login(email, PASSWORD)
+        client = Client(url, api_key=setup.create_api_key("rl")["key"], max_retries=5)
+        waits: list[float] = []
+        client.http.sleep = lambda s: (waits.append(s), time.sleep(s))
+        model = client.upload(dump(fit_classifier(), tmp_path / "m.joblib"), "iris")
+        jobs = [client.predict(model, ROWS[:1]) for _ in range(5)]
+    assert all(j.status == "succeeded" for j in jobs)
+    assert waits and all(0 < w <= 2 for w in waits)  # waited what Retry-After asked
+    assert len({j.id for j in jobs}) == 5
+
+
+class _Busy(BaseHTTPRequestHandler):
+    """Answers 429 with `Retry-After: 1` `busy` times, then 200."""
+
+    busy = 2
+    calls: list[float] = []
+
+    def do_GET(self) -> None:
+        type(self).calls.append(time.monotonic())
+        retry = len(self.calls) <= self.busy
+        body = json.dumps(
+            {"error": {"code": "rate_limited", "message": "slow down"}} if retry else {"ok": 1}
+        ).encode()
+        self.send_response(429 if retry else 200)
+        if retry:
+            self.send_header("Retry-After", "1")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def busy_server():
+    _Busy.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+@pytest.mark.no_db
+def test_retry_after_is_honoured_then_bounded(busy_server):
+    url = f"http://127.0.0.1:{busy_server.server_port}"
+    assert Client(url, max_retries=3).health() == {"ok": 1}
+    gaps = np.diff(_Busy.calls)
+    assert len(_Busy.calls) == 3 and all(g >= 0.95 for g in gaps)
+    _Busy.calls, _Busy.busy = [], 99
+    with pytest.raises(RateLimited) as err:
+        Client(url, max_retries=1).health()
+    assert (err.value.code, err.value.retry_after, len(_Busy.calls)) == ("rate_limited", 1, 2)
+    _Busy.calls = []
+    with pytest.raises(RateLimited):  # asks for more than the client may wait: no retry
+        Client(url, max_retry_wait=0.5).health()
+    assert len(_Busy.calls) == 1
+
+
+@pytest.mark.no_db
+def test_retry_after_formats():
+    assert parse_retry_after("7") == 7
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+    assert parse_retry_after("soon") is None

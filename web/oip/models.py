@@ -1,0 +1,70 @@
+"""Models as the Open Inference Protocol sees them: addressed by the caller's model name and an
+optional version, described by KServe v2 model metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from shared.errors import NotFound
+from shared.models import MLModel
+from web.auth.guard import current
+from web.extensions import db
+from web.oip.tensors import PREDICT, PROBA, label_datatype
+
+# KServe's scikit-learn server names its single input this way; any name is accepted on infer.
+INPUT_NAME = "input-0"
+
+
+def _owned(name: str):
+    return select(MLModel).where(
+        MLModel.owner_id == current().id, MLModel.name == name, MLModel.deleted_at.is_(None)
+    )
+
+
+def resolve(name: str, version: str | None) -> MLModel:
+    """The caller's model `name` at `version`; without one, the newest ready version (or, when
+    none is ready, the newest version, so that metadata and readiness can still answer)."""
+    if version is None:
+        query = _owned(name).order_by((MLModel.status == "ready").desc(), MLModel.version.desc())
+    elif version.isdigit():
+        query = _owned(name).where(MLModel.version == int(version))
+    else:
+        query = None
+    model = db.session.scalar(query.limit(1)) if query is not None else None
+    if model is None:
+        suffix = f" version '{version}'" if version is not None else ""
+        raise NotFound(f"Model '{name}'{suffix} not found")
+    return model
+
+
+def ready_versions(name: str) -> list[str]:
+    """Versions of `name` that can be requested explicitly and take predictions."""
+    query = _owned(name).where(MLModel.status == "ready").order_by(MLModel.version)
+    return [str(m.version) for m in db.session.scalars(query)]
+
+
+def _predict_datatype(output_schema: dict[str, Any]) -> str:
+    if output_schema.get("task") == "classification" and output_schema.get("classes"):
+        return label_datatype(output_schema["classes"])
+    return "FP64"
+
+
+def metadata(model: MLModel) -> dict[str, Any]:
+    """KServe v2 model metadata: name, versions, platform, input and output tensors."""
+    n_features = (model.input_schema or {}).get("n_features", -1)
+    output_schema = model.output_schema or {}
+    outputs = [{"name": PREDICT, "datatype": _predict_datatype(output_schema), "shape": [-1]}]
+    if output_schema.get("has_proba"):
+        n_classes = len(output_schema.get("classes") or []) or -1
+        outputs.append({"name": PROBA, "datatype": "FP64", "shape": [-1, n_classes]})
+    return {
+        "name": model.name,
+        "versions": ready_versions(model.name),
+        "platform": model.framework or "sklearn",
+        "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, n_features]}],
+        "outputs": outputs,
+        # Where to find this version through the rest of the API.
+        "parameters": {"model_id": str(model.id), "version": str(model.version)},
+    }

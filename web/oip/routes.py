@@ -1,0 +1,140 @@
+"""Open Inference Protocol v2 (KServe v2 / Triton HTTP) endpoints under /v2.
+
+Inference goes through the same path as `POST /api/v1/models/{id}/predict`: validate, write the
+job, enqueue after commit, wait for its done-signal. The web tier still never runs a model.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from shared.models import FINAL_JOB_STATUSES, Job, MLModel
+from shared.schemas.jobs import PredictRequest
+from shared.schemas.oip import InferenceRequest
+from web.auth.guard import login_required
+from web.health import dependencies_ok
+from web.jobs import service
+from web.limits import caller_key, limiter, limits_off, predict_limit
+from web.oip import tensors
+from web.oip.errors import oip_error, register_oip_errors
+from web.oip.models import metadata, resolve
+
+bp = Blueprint("oip", __name__)
+register_oip_errors(bp)
+
+DEFAULT_TIMEOUT_S = 30.0
+MAX_TIMEOUT_S = 60.0  # the longest a done-signal wait may block (shared.signals.MAX_WAIT_S)
+_NO_VERSION = {"version": None}
+
+
+def _server_version() -> str:
+    try:
+        return version("mlsp")
+    except PackageNotFoundError:
+        return "0"
+
+
+@bp.get("")
+def server_metadata():
+    """Server name, version and protocol extensions (public, like the health probes)."""
+    return {"name": "mlsp", "version": _server_version(), "extensions": ["binary_tensor_data"]}
+
+
+@bp.get("/health/live")
+def server_live():
+    """The process serves requests."""
+    return {"live": True}
+
+
+@bp.get("/health/ready")
+def server_ready():
+    """The database and the broker answer."""
+    if dependencies_ok():
+        return {"ready": True}
+    return oip_error(503, "Database or broker unavailable", {"Retry-After": "5"})
+
+
+@bp.get("/models/<name>", defaults=_NO_VERSION)
+@bp.get("/models/<name>/versions/<version>")
+@login_required()
+def model_metadata(name: str, version: str | None):
+    """KServe v2 model metadata of the caller's model."""
+    return metadata(resolve(name, version))
+
+
+@bp.get("/models/<name>/ready", defaults=_NO_VERSION)
+@bp.get("/models/<name>/versions/<version>/ready")
+@login_required()
+def model_ready(name: str, version: str | None):
+    """200 when the model (version) takes predictions, 400 when it exists but does not."""
+    model = resolve(name, version)
+    if model.status != "ready":
+        return oip_error(400, f"Model '{name}' version {model.version} is {model.status}")
+    return {"name": model.name, "ready": True}
+
+
+@bp.post("/models/<name>/infer", defaults=_NO_VERSION)
+@bp.post("/models/<name>/versions/<version>/infer")
+@login_required()
+@limiter.limit(predict_limit, key_func=caller_key, exempt_when=limits_off)
+def infer(name: str, version: str | None):
+    """Run the model on one input tensor and answer its output tensors."""
+    model = resolve(name, version)
+    service.check_servable(model)
+    service.check_capacity(model)  # a full queue answers 429 + Retry-After, as /predict does
+    body, binary = tensors.parse_request(
+        request.get_data(), request.headers.get(tensors.HEADER_LENGTH)
+    )
+    outputs = tensors.output_names(body, bool((model.output_schema or {}).get("has_proba")))
+    job = _run(model, body, binary, tensors.PROBA in outputs)
+    if job.status == "succeeded":
+        return _response(model, job, body, outputs)
+    return _unfinished(job, _timeout(body))
+
+
+def _run(model: MLModel, body: InferenceRequest, binary: bytes, proba: bool) -> Job:
+    n_features = (model.input_schema or {})["n_features"]
+    rows = tensors.input_rows(tensors.the_input(body), binary, n_features)
+    rows = service.prepare_rows(model, PredictRequest(inputs=rows, return_probabilities=proba))
+    job, created = service.create_job(model, rows, proba, request.headers.get("Idempotency-Key"))
+    if created:
+        service.enqueue(job)
+    return service.wait_for(job, service.remaining(_timeout(body)))
+
+
+def _timeout(body: InferenceRequest) -> float:
+    """`?timeout=` in seconds, else tritonclient's `timeout` parameter (microseconds)."""
+    seconds = request.args.get("timeout", type=float)
+    micros = (body.parameters or {}).get("timeout")
+    if seconds is None and isinstance(micros, int | float) and not isinstance(micros, bool):
+        seconds = micros / 1e6
+    if seconds is None or seconds <= 0:
+        seconds = DEFAULT_TIMEOUT_S
+    return min(seconds, MAX_TIMEOUT_S)
+
+
+def _response(
+    model: MLModel, job: Job, body: InferenceRequest, outputs: list[str]
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
+    if body.id is not None:
+        answer["id"] = body.id
+    answer["parameters"] = {"job_id": str(job.id)}
+    answer["outputs"] = tensors.output_tensors(job.result or {}, outputs)
+    return answer
+
+
+def _unfinished(job: Job, timeout: float) -> Response:
+    location = f"/api/v1/jobs/{job.id}"
+    if job.status not in FINAL_JOB_STATUSES:
+        # The job is durable and goes on; the client can fetch its result there.
+        return oip_error(
+            504,
+            f"Inference did not finish within {timeout:g}s; job {job.id} goes on at {location}",
+            {"Location": location},
+        )
+    reason = f"{job.error_code}: {job.error_message}" if job.error_code else job.status
+    return oip_error(500 if job.status == "failed" else 400, f"Inference {job.status} ({reason})")
