@@ -1,0 +1,268 @@
+"""Serving benchmark: our queue-based service against an in-process Flask predictor, in one run.
+
+    python -m bench.serving [--seconds 8]
+
+Starts everything itself (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set):
+the baseline (gunicorn, 2 workers, model in-process), then our stack as the Procfile runs it
+(gunicorn gthread web + a 2-process Celery worker). Measures, for a 20-feature
+LogisticRegression and a 100-tree RandomForest: single-row req/s and p50/p99 at 1 and 16
+connections (wrk); async submit-then-complete jobs/s; a 100,000-row job in rows/s against raw
+batched predict; and micro-batching on vs off. Prints one table of ratios to the baseline and
+writes bench/results/serving.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import joblib
+import numpy as np
+import requests
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sqlalchemy import create_engine, make_url, text
+
+from bench.stack import BIN, ROOT, celery_worker, free_port, gunicorn, wait_http, wrk
+
+N_FEATURES = 20
+ROW = [round(float(v), 4) for v in np.random.default_rng(1).normal(size=N_FEATURES)]
+
+
+def fit_models() -> dict[str, object]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, N_FEATURES))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+    return {
+        "logreg": LogisticRegression(max_iter=1000).fit(x, y),
+        "forest": RandomForestClassifier(n_estimators=100, random_state=0).fit(x, y),
+    }
+
+
+def services(stack: ExitStack) -> dict[str, str]:
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        return {"DATABASE_URL": os.environ["DATABASE_URL"], "REDIS_URL": os.environ["REDIS_URL"]}
+    from shared.devstack import embedded_services
+
+    return stack.enter_context(embedded_services(Path(tempfile.mkdtemp(prefix="mlsp-bench-"))))
+
+
+def bench_env(base: dict[str, str], stack: ExitStack) -> dict[str, str]:
+    """A database of its own (migrated), its own Redis key prefix, queue and artifact folder."""
+    url = make_url(base["DATABASE_URL"]).set(drivername="postgresql+psycopg2")
+    server = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"mlsp_bench_{secrets.token_hex(3)}"
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    stack.callback(_drop_database, server, name)
+    env = {
+        **os.environ, **base,
+        "DATABASE_URL": url.set(database=name).render_as_string(hide_password=False),
+        "REDIS_KEY_PREFIX": f"{name}:", "DEFAULT_QUEUE": name, "RATE_LIMIT_ENABLED": "false",
+        "MODEL_STORE_DIR": tempfile.mkdtemp(prefix="mlsp-bench-store-"),
+        "MAX_ROWS_PER_REQUEST": "100000", "MAX_BODY_MB": "128", "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    subprocess.run([str(BIN / "flask"), "--app", "web", "db", "upgrade"], cwd=ROOT, env=env,
+                   check=True, capture_output=True)  # fmt: skip
+    return env
+
+
+def _drop_database(server, name: str) -> None:
+    with server.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    server.dispose()
+
+
+def measure_baseline(env: dict[str, str], path: Path, seconds: int) -> dict:
+    port = free_port()
+    with gunicorn("bench.baseline_app:app", port, {**env, "BENCH_MODEL": str(path)},
+                  threads=None, name="baseline"):  # fmt: skip
+        wait_http(f"http://127.0.0.1:{port}/none")
+        url = f"http://127.0.0.1:{port}/predict"
+        return {c: wrk(url, {"inputs": [ROW]}, c, seconds) for c in (1, 16)}
+
+
+class Ours:
+    """Our web + worker: account, key, uploads, and the measured calls."""
+
+    def __init__(self, base: str) -> None:
+        self.api = f"{base}/api/v1"
+        creds = {"email": "bench@example.com", "password": "bench-password-1"}
+        requests.post(f"{self.api}/auth/register", json=creds, timeout=10)
+        token = requests.post(f"{self.api}/auth/login", json=creds, timeout=10).json()[
+            "access_token"
+        ]
+        bearer = {"Authorization": f"Bearer {token}"}
+        key = requests.post(
+            f"{self.api}/api-keys", json={"name": "bench"}, headers=bearer, timeout=10
+        ).json()["key"]
+        self.headers = {"X-API-Key": key}
+
+    def upload(self, name: str, path: Path) -> str:
+        with open(path, "rb") as fh:
+            body = requests.post(f"{self.api}/models", files={"file": fh}, data={"name": name},
+                                 headers=self.headers, timeout=60).json()  # fmt: skip
+        assert body["status"] == "ready", body
+        return body["id"]
+
+    def sync(self, model_id: str, connections: int, seconds: int) -> dict:
+        url = f"{self.api}/models/{model_id}/predict?timeout=30"
+        return wrk(url, {"inputs": [ROW]}, connections, seconds, self.headers)
+
+    def async_throughput(self, env: dict[str, str], model_id: str, seconds: int) -> dict:
+        """Submit single-row jobs for `seconds` at 16 connections, then wait for all of them:
+        jobs/s from the first job created to the last one finished."""
+        submitted = wrk(f"{self.api}/models/{model_id}/jobs", {"inputs": [ROW]}, 16, seconds,
+                        self.headers)  # fmt: skip
+        engine = create_engine(env["DATABASE_URL"])
+        deadline = time.monotonic() + 120
+        with engine.connect() as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute(text(
+                    "SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'),"
+                    " EXTRACT(EPOCH FROM max(finished_at) - min(created_at))"
+                    " FROM jobs WHERE model_id = :m"), {"m": model_id}).one()  # fmt: skip
+                conn.commit()
+                if row[0] and row[0] == row[1]:
+                    break
+                time.sleep(0.5)
+        engine.dispose()
+        return {"jobs": row[0], "succeeded": row[1], "seconds": float(row[2]),
+                "jobs_per_s": row[1] / float(row[2]), "submit_rps": submitted["rps"]}  # fmt: skip
+
+    def big_job(self, model_id: str, rows: np.ndarray) -> dict:
+        body = {"inputs": rows.round(6).tolist()}
+        started = time.perf_counter()
+        resp = requests.post(f"{self.api}/models/{model_id}/predict?timeout=60", json=body,
+                             headers=self.headers, timeout=120)  # fmt: skip
+        elapsed = time.perf_counter() - started
+        job = resp.json()
+        assert job["status"] == "succeeded", job.get("error")
+        return {"rows": len(rows), "seconds": elapsed, "rows_per_s": len(rows) / elapsed,
+                "timings": job["timings"]}  # fmt: skip
+
+
+def start_ours(stack: ExitStack, env: dict[str, str], name: str) -> Ours:
+    port = free_port()
+    stack.enter_context(gunicorn("web:create_app()", port, env, threads=16, name=f"web-{name}"))
+    stack.enter_context(celery_worker(env, f"worker-{name}"))
+    wait_http(f"http://127.0.0.1:{port}/api/v1/health/live")
+    return Ours(f"http://127.0.0.1:{port}")
+
+
+def raw_batched(model, rows: np.ndarray) -> float:
+    started = time.perf_counter()
+    model.predict(rows)
+    return len(rows) / (time.perf_counter() - started)
+
+
+def say(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def run(seconds: int) -> dict:
+    models = fit_models()
+    folder = Path(tempfile.mkdtemp(prefix="mlsp-bench-models-"))
+    paths = {name: folder / f"{name}.joblib" for name in models}
+    for name, model in models.items():
+        joblib.dump(model, paths[name])
+    big = np.random.default_rng(2).normal(size=(100_000, N_FEATURES))
+    out: dict = {"baseline": {}, "ours": {}, "batching_off": {}}
+    with ExitStack() as stack:
+        env = bench_env(services(stack), stack)
+        for name in models:
+            out["baseline"][name] = measure_baseline(env, paths[name], seconds)
+            say("baseline", name, out["baseline"][name])
+        with ExitStack() as ours_stack:
+            ours = start_ours(ours_stack, env, "on")
+            ids = {name: ours.upload(name, paths[name]) for name in models}
+            for name in models:
+                ours.sync(ids[name], 16, 2)  # warm every worker process's cache
+                out["ours"][name] = {c: ours.sync(ids[name], c, seconds) for c in (1, 16)}
+                say("ours", name, out["ours"][name])
+            out["async"] = ours.async_throughput(env, ids["logreg"], seconds)
+            say("async", out["async"])
+            out["big_job"] = {
+                name: {
+                    **ours.big_job(ids[name], big),
+                    "raw_rows_per_s": raw_batched(models[name], big),
+                }
+                for name in models
+            }
+        with ExitStack() as off_stack:
+            off_env = {**env, "BATCH_MAX_JOBS": "1", "BATCH_MAX_WAIT_MS": "0"}
+            ours = start_ours(off_stack, off_env, "off")
+            for name in models:
+                ours.sync(ids[name], 16, 2)
+                out["batching_off"][name] = {16: ours.sync(ids[name], 16, seconds)}
+                say("batching off", name, out["batching_off"][name])
+    return out
+
+
+def _line(label: str, base: str, ours: str, ratio: str = "") -> str:
+    return f"{label:44} {base:>18} {ours:>18} {ratio:>7}"
+
+
+def _latency(m: dict) -> str:
+    return f"{m['p50_ms']:.2f} / {m['p99_ms']:.2f}"
+
+
+def _model_lines(res: dict, name: str) -> list[str]:
+    lines = []
+    for c in (1, 16):
+        b, o = res["baseline"][name][c], res["ours"][name][c]
+        ratio = f"{o['rps'] / b['rps']:.2f}"
+        lines.append(_line(f"{name} sync c={c} req/s", f"{b['rps']:.0f}", f"{o['rps']:.0f}", ratio))
+        lines.append(_line(f"{name} sync c={c} p50 / p99 ms", _latency(b), _latency(o)))
+    off, on = res["batching_off"][name][16], res["ours"][name][16]
+    ratio = f"{on['rps'] / off['rps']:.2f}"
+    lines.append(
+        _line(
+            f"{name} c=16 batching off | on req/s", f"{off['rps']:.0f}", f"{on['rps']:.0f}", ratio
+        )
+    )
+    big = res["big_job"][name]
+    ratio = f"{big['rows_per_s'] / big['raw_rows_per_s']:.3f}"
+    lines.append(
+        _line(
+            f"{name} 100,000-row job rows/s (raw)",
+            f"{big['raw_rows_per_s']:.0f}",
+            f"{big['rows_per_s']:.0f}",
+            ratio,
+        )
+    )
+    return lines
+
+
+def table(res: dict) -> str:
+    """Baseline and ours side by side; ratio = ours / baseline."""
+    lines = [_line("measure", "baseline", "ours", "ratio")]
+    for name in ("logreg", "forest"):
+        lines += _model_lines(res, name)
+    a = res["async"]
+    lines.append(_line("async submit -> succeeded jobs/s (logreg)", "", f"{a['jobs_per_s']:.0f}"))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8, help="duration of each wrk run")
+    args = parser.parse_args()
+    res = run(args.seconds)
+    print(table(res))
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "serving.json").write_text(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

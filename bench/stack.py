@@ -1,0 +1,110 @@
+"""Start and stop the processes a benchmark measures, and drive wrk against them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+@contextmanager
+def process(cmd: list[str], env: dict[str, str], log_name: str):
+    """A child in its own process group, stopped with SIGTERM (then SIGKILL) on exit."""
+    log = open(Path(tempfile.gettempdir()) / f"mlsp-bench-{log_name}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def gunicorn(app: str, port: int, env: dict[str, str], *, threads: int | None, name: str):
+    cmd = [str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
+           "--timeout", "120", "--log-level", "warning"]  # fmt: skip
+    if threads:
+        cmd += ["--worker-class", "gthread", "--threads", str(threads)]
+    return process([*cmd, app], env, name)
+
+
+def celery_worker(env: dict[str, str], name: str, concurrency: int = 2):
+    cmd = [str(BIN / "celery"), "-A", "workers.celery_app:app", "worker", "--concurrency",
+           str(concurrency), "--queues", env["DEFAULT_QUEUE"], "--loglevel", "WARNING",
+           "--without-gossip", "--without-mingle", "--hostname", f"{name}@bench"]  # fmt: skip
+    return process(cmd, env, name)
+
+
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [==[%s]==]
+wrk.headers["Content-Type"] = "application/json"
+%s
+"""
+
+
+def wrk(url: str, body: dict, connections: int, seconds: int, headers: dict | None = None) -> dict:
+    """req/s, p50 and p99 (ms) of a POST loop; non-2xx answers are counted as errors."""
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT % (json.dumps(body), lines))
+    out = subprocess.run(
+        ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
+         "--latency", "-s", script.name, url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    os.unlink(script.name)
+    return _parse_wrk(out)
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _parse_wrk(out: str) -> dict:
+    if "Non-2xx" in out and "Requests/sec" in out:
+        bad = int(re.search(r"Non-2xx or 3xx responses: (\d+)", out).group(1))
+        total = int(re.search(r"(\d+) requests in", out).group(1))
+        if bad > total // 100:  # a run of errors measures nothing
+            raise RuntimeError(f"{bad} of {total} answers were errors:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    pct = {p: _ms(v, u) for p, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", out)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": pct.get("50"), "p99_ms": pct.get("99"),
+            "non_2xx": int(errors.group(1)) if errors else 0}  # fmt: skip

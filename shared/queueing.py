@@ -1,0 +1,188 @@
+"""Per-model job queues on Redis, drained in batches by coalesced Celery wake-up tasks.
+
+Why not one Celery task per job: a single-row predict costs far more than its share of a batched
+call, and Celery itself tops out near 200-300 tasks/s here (FACTS.md). So job ids wait in a Redis
+list per model; the web tier sends a `drain_model` wake-up only when none is pending
+(`SET wake NX`), and the woken task moves batches of ids into a lease, predicts them together
+and deletes the lease. A lease whose task died is put back: at once by the redelivered task (the
+lease is named after the Celery task id) or, failing that, after LEASE_TTL_S by anyone.
+
+PostgreSQL stays the durable record: if Redis loses these lists, the reaper re-pushes every job
+still `queued` (or `running` past its deadline) from the jobs table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+from celery import Celery
+
+from shared.celery_config import DRAIN_MODEL
+from shared.redis_client import PREFIX
+
+WAKE_TTL_S = 10  # refreshed after every batch; a dead drainer blocks wake-ups this long at most
+LEASES = f"{PREFIX}leases"  # sorted set: lease key -> time it was taken
+
+# Move up to N ids from the pending list into a lease list, recording when it was taken.
+_LEASE = """
+local ids = redis.call('LPOP', KEYS[1], ARGV[1])
+if not ids then return {} end
+redis.call('RPUSH', KEYS[2], unpack(ids))
+redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+return ids
+"""
+
+# Put one lease's ids back at the head of its model's pending list, keeping their order.
+_RESTORE = """
+local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+if #ids > 0 then
+  for i = #ids, 1, -1 do redis.call('LPUSH', KEYS[2], ids[i]) end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
+return #ids
+"""
+
+
+def pending_key(model_id: str) -> str:
+    return f"{PREFIX}pending:{model_id}"
+
+
+def wake_key(model_id: str, slot: int) -> str:
+    return f"{PREFIX}wake:{model_id}:{slot}"
+
+
+def lease_key(model_id: str, token: str) -> str:
+    return f"{PREFIX}lease:{model_id}:{token}"
+
+
+def model_of_lease(key: str) -> str:
+    return key.removeprefix(f"{PREFIX}lease:").split(":", 1)[0]
+
+
+def queue_depth(client: redis.Redis, model_id: str) -> int:
+    return int(client.llen(pending_key(model_id)))
+
+
+def push_jobs(
+    client: redis.Redis,
+    producer: Celery,
+    model_id: str,
+    job_ids: Iterable[str],
+    *,
+    queue: str,
+    slots: int = 1,
+    batch_size: int = 64,
+    headers: dict | None = None,
+) -> int:
+    """Append job ids to the model's list and wake drainers as needed; returns the new depth.
+
+    Slot 0 is woken whenever no drainer holds it; further slots only when a full batch is
+    already waiting, so light traffic keeps one drainer (and big batches) per model.
+    """
+    ids = list(job_ids)
+    pipe = client.pipeline(transaction=False)
+    pipe.rpush(pending_key(model_id), *ids)
+    pipe.set(wake_key(model_id, 0), 1, nx=True, ex=WAKE_TTL_S)
+    depth, woke = pipe.execute()
+    if woke:
+        _send_wake(client, producer, model_id, 0, queue, headers)
+    for slot in range(1, slots):
+        if depth <= batch_size * slot:
+            break
+        if client.set(wake_key(model_id, slot), 1, nx=True, ex=WAKE_TTL_S):
+            _send_wake(client, producer, model_id, slot, queue, headers)
+    return int(depth)
+
+
+def _send_wake(
+    client: redis.Redis,
+    producer: Celery,
+    model_id: str,
+    slot: int,
+    queue: str,
+    headers: dict | None,
+) -> None:
+    try:
+        producer.send_task(
+            DRAIN_MODEL,
+            args=[model_id, slot],
+            queue=queue,
+            headers=headers or {},
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.1},
+        )
+    except Exception:
+        # Without its task the flag would block wake-ups for WAKE_TTL_S: release it.
+        client.delete(wake_key(model_id, slot))
+        raise
+
+
+def lease_batch(client: redis.Redis, model_id: str, token: str, n: int) -> list[str]:
+    """Take up to n ids (appending to this task's lease)."""
+    ids = client.eval(
+        _LEASE, 3, pending_key(model_id), lease_key(model_id, token), LEASES, n, time.time()
+    )
+    return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+
+def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) -> list[str]:
+    """Block up to timeout_s for the next id, moving it straight into this task's lease
+    (BLMOVE is atomic: a crash cannot drop it between list and lease)."""
+    key = lease_key(model_id, token)
+    got = client.blmove(pending_key(model_id), key, timeout_s, "LEFT", "RIGHT")
+    if got is None:
+        return []
+    client.zadd(LEASES, {key: time.time()})
+    return [got.decode() if isinstance(got, bytes) else got]
+
+
+def release_lease(client: redis.Redis, model_id: str, token: str) -> None:
+    key = lease_key(model_id, token)
+    pipe = client.pipeline(transaction=False)
+    pipe.delete(key)
+    pipe.zrem(LEASES, key)
+    pipe.execute()
+
+
+def restore_lease(client: redis.Redis, key: str) -> int:
+    """Put a lease's ids back at the head of their model's list."""
+    return int(client.eval(_RESTORE, 3, key, pending_key(model_of_lease(key)), LEASES))
+
+
+def restore_expired_leases(client: redis.Redis, ttl_s: float) -> int:
+    """Leases older than ttl_s belong to dead tasks: put their ids back."""
+    stale = client.zrangebyscore(LEASES, "-inf", time.time() - ttl_s, start=0, num=100)
+    return sum(restore_lease(client, k.decode() if isinstance(k, bytes) else k) for k in stale)
+
+
+def release_wake(client: redis.Redis, model_id: str, slot: int) -> bool:
+    """Give up the wake flag; True if work arrived meanwhile and the flag was re-taken (the
+    caller keeps draining). Closes the race with a push that saw the flag still set."""
+    client.delete(wake_key(model_id, slot))
+    if not client.llen(pending_key(model_id)):
+        return False
+    return bool(client.set(wake_key(model_id, slot), 1, nx=True, ex=WAKE_TTL_S))
+
+
+def keep_wake(client: redis.Redis, model_id: str, slot: int) -> None:
+    client.expire(wake_key(model_id, slot), WAKE_TTL_S)
+
+
+def all_depths(client: redis.Redis, limit: int = 1000) -> dict[str, int]:
+    """Pending jobs per model (bounded scan), for health and metrics."""
+    keys = []
+    for key in client.scan_iter(f"{PREFIX}pending:*", count=500):
+        keys.append(key)
+        if len(keys) >= limit:
+            break
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.llen(key)
+    prefix = f"{PREFIX}pending:"
+    return {
+        (k.decode() if isinstance(k, bytes) else k).removeprefix(prefix): int(n)
+        for k, n in zip(keys, pipe.execute(), strict=True)
+    }

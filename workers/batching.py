@@ -1,0 +1,90 @@
+"""Drain a model's pending list in micro-batches (the body of the `drain_model` task).
+
+Under load jobs accumulate while a batch predicts, so the next lease picks up many at once;
+when a lease comes back small, waiting BATCH_MAX_WAIT_MS lets a few more arrive first. A task
+drains for at most DRAIN_BUDGET_S and then hands the flag to a fresh task, so one hot model
+cannot hold a worker process forever and a shutdown never waits long.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+from shared import queueing
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+SHOWN_IDS = 100  # job ids kept for the task's result, which Flower shows and searches
+
+
+@dataclass
+class DrainReport:
+    batches: int = 0
+    jobs: int = 0
+    handed_off: bool = False
+    job_ids: list[str] = field(default_factory=list)
+
+
+RunBatch = Callable[[str, list[str]], object]
+
+
+def drain(
+    client: redis.Redis,
+    settings: Settings,
+    model_id: str,
+    slot: int,
+    token: str,
+    run_batch: RunBatch,
+    hand_off: Callable[[], None],
+) -> DrainReport:
+    """Lease → run → release until the list is empty or the time budget is spent."""
+    report = DrainReport()
+    # A redelivered task (same id as the one that died) first puts its old lease back.
+    restored = queueing.restore_lease(client, queueing.lease_key(model_id, token))
+    if restored:
+        log.warning("drain %s: restored %d jobs from a dead run's lease", model_id, restored)
+    deadline = time.monotonic() + settings.drain_budget_s
+    while True:
+        ids = _take(client, settings, model_id, token)
+        if not ids:
+            if queueing.release_wake(client, model_id, slot):
+                continue
+            return report
+        try:
+            run_batch(model_id, ids)
+        except BaseException:
+            # Not done: the ids go back to the head of the list for whoever drains next.
+            queueing.restore_lease(client, queueing.lease_key(model_id, token))
+            raise
+        queueing.release_lease(client, model_id, token)
+        report.batches += 1
+        report.jobs += len(ids)
+        report.job_ids += ids[: SHOWN_IDS - len(report.job_ids)]
+        queueing.keep_wake(client, model_id, slot)
+        if time.monotonic() > deadline:
+            if queueing.queue_depth(client, model_id) or queueing.release_wake(
+                client, model_id, slot
+            ):
+                hand_off()  # the wake flag stays set: it now belongs to the new task
+                report.handed_off = True
+            return report
+
+
+def _take(client: redis.Redis, settings: Settings, model_id: str, token: str) -> list[str]:
+    """One lease; if the list is empty, linger DRAIN_LINGER_MS for the next job (cheaper than a
+    new wake-up task when jobs arrive back to back); if the lease is short of a full batch,
+    wait BATCH_MAX_WAIT_MS once for stragglers."""
+    ids = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
+    if not ids and settings.drain_linger_ms > 0:
+        ids = queueing.await_one(client, model_id, token, settings.drain_linger_ms / 1000)
+    if ids and len(ids) < settings.batch_max_jobs and settings.batch_max_wait_ms > 0:
+        time.sleep(settings.batch_max_wait_ms / 1000)
+        ids += queueing.lease_batch(client, model_id, token, settings.batch_max_jobs - len(ids))
+    return ids
