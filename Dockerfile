@@ -28,7 +28,7 @@ COPY workers ./workers
 COPY migrations ./migrations
 # Editable: `web` finds migrations/ next to itself (web/__init__.py: _migrations_dir) at /app.
 RUN pip install --no-cache-dir --no-deps -e . \
-    && mkdir -p /data/models \
+    && mkdir -p /data/models /data/flower \
     && chown -R mlsp:mlsp /data
 
 USER mlsp
@@ -38,4 +38,4 @@ EXPOSE 8000
 
 # The web process, as in the Procfile. gthread: a request waiting for a prediction holds a thread,
 # not a process. /dev/shm for worker heartbeats: an overlayfs /tmp can stall them.
-CMD ["sh", "-c", "exec gunicorn --worker-class gthread --workers ${WEB_CONCURRENCY:-2} --threads ${WEB_THREADS:-16} --bind ${HOST:-0.0.0.0}:${PORT:-8000} --timeout 75 --graceful-timeout 30 --worker-tmp-dir /dev/shm --access-logfile - 'web:create_app()'"]
+CMD ["sh", "-c", "exec gunicorn -c web/gunicorn_conf.py --worker-class gthread --workers ${WEB_CONCURRENCY:-2} --threads ${WEB_THREADS:-16} --bind ${HOST:-0.0.0.0}:${PORT:-8000} --timeout 75 --graceful-timeout 30 --worker-tmp-dir /dev/shm 'web:create_app()'"]

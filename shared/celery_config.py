@@ -12,15 +12,17 @@ from celery import Celery
 from shared.config import Settings, get_settings
 
 VALIDATE_MODEL = "mlsp.validate_model"
-PREDICT_JOBS = "mlsp.predict_jobs"
+DRAIN_MODEL = "mlsp.drain_model"
+REAP_JOBS = "mlsp.reap_jobs"
 EXPIRE_JOBS = "mlsp.expire_jobs"
 PRUNE_HISTORY = "mlsp.prune_history"
 PURGE_ARTIFACTS = "mlsp.purge_artifacts"
 
 
-def beat_schedule() -> dict[str, Any]:
+def beat_schedule(settings: Settings) -> dict[str, Any]:
     """Periodic housekeeping (the `beat` process): one beat per deployment."""
     return {
+        "reap-stuck-jobs": {"task": REAP_JOBS, "schedule": settings.job_reaper_interval_s},
         "expire-queued-jobs": {"task": EXPIRE_JOBS, "schedule": 30.0},
         "prune-job-history": {"task": PRUNE_HISTORY, "schedule": 3600.0},
         "purge-deleted-artifacts": {"task": PURGE_ARTIFACTS, "schedule": 3600.0},
@@ -52,14 +54,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
-            # Must exceed the longest task (hard time limit) or a slow job gets delivered twice.
-            "visibility_timeout": max(3600, settings.task_time_limit_s * 2),
+            # An unacked message is handed out again after this: it must exceed the longest task
+            # (hard time limit) plus the time a prefetched message can wait behind one, or a
+            # slow task is delivered twice (harmless: writes are fenced, but wasted work). It is
+            # also how long a message of a worker killed outright (main process and all) waits
+            # before redelivery; the reaper usually requeues its jobs sooner.
+            "visibility_timeout": max(300, settings.task_time_limit_s * 3),
             # kombu restores unacked messages only every ~100 s by default (FACTS.md).
             "unacked_restore_interval": 1,
             "unacked_restore_throttle": 1,
         },
         "worker_hijack_root_logger": False,
-        "beat_schedule": beat_schedule(),
+        "beat_schedule": beat_schedule(settings),
         "timezone": "UTC",
     }
 

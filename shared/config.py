@@ -5,6 +5,7 @@ Every variable is documented in the README's configuration table; keep the two i
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -50,6 +51,23 @@ class Settings(BaseSettings):
     job_retention_days: int = Field(30, ge=1)
     job_max_attempts: int = Field(3, ge=1)
     artifact_grace_s: int = Field(86400, ge=0)
+    job_stuck_after_s: int = Field(60, ge=1)
+    job_reaper_interval_s: float = Field(15, gt=0)
+    max_queue_depth: int = Field(10_000, ge=1)
+    result_write_retry_s: float = Field(60, ge=0)
+
+    batch_max_jobs: int = Field(64, ge=1)
+    batch_max_rows: int = Field(10_000, ge=1)
+    batch_max_wait_ms: float = Field(2, ge=0)
+    drain_budget_s: float = Field(2, gt=0)
+    drain_linger_ms: float = Field(50, ge=0)
+    drain_concurrency: int = Field(2, ge=1)
+
+    # Compiled inference: serve through ONNX Runtime only when it gives scikit-learn's answers.
+    onnx_enabled: bool = True
+    onnx_proba_atol: float = Field(1e-6, ge=0)
+    onnx_regression_rtol: float = Field(1e-6, ge=0)
+    onnx_max_model_mb: float = Field(64, gt=0)  # ~0.25 s of conversion per MB (RandomForest)
 
     rate_limit_enabled: bool = True
     rate_limit_predict: str = "600/minute"
@@ -57,6 +75,14 @@ class Settings(BaseSettings):
     cors_origins: str = ""
     db_pool_size: int = Field(10, ge=1)
     db_connect_timeout_s: int = Field(3, ge=1)
+
+    # Observability (README "Operating it").
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    slow_request_ms: float = Field(1000, gt=0)
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_dir: Path = Path(tempfile.gettempdir()) / "mlsp-metrics"
+    analytics_timeout_ms: int = Field(5000, ge=100)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,7 +29,15 @@ def engine_options(settings: Settings) -> dict[str, Any]:
             "connect_timeout": settings.db_connect_timeout_s,
             "application_name": "mlsp",
         },
+        # Job inputs and results are JSONB, up to millions of numbers: orjson is ~10x faster
+        # than the stdlib both ways.
+        "json_serializer": _dumps,
+        "json_deserializer": orjson.loads,
     }
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def get_engine() -> Engine:

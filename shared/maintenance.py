@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from shared.models import Job, MLModel
@@ -51,14 +51,45 @@ def prune_history(session: Session, retention_days: int) -> int:
 def purge_deleted_artifacts(session: Session, store: ArtifactStore, grace_s: int) -> int:
     """Remove the files of models soft-deleted more than ARTIFACT_GRACE_S ago."""
     cutoff = datetime.now(UTC) - timedelta(seconds=grace_s)
-    keys = session.scalars(
-        select(MLModel.artifact_key).where(
+    rows = session.execute(
+        select(MLModel.artifact_key, MLModel.onnx_key).where(
             MLModel.deleted_at.is_not(None), MLModel.deleted_at < cutoff
         )
     )
     removed = 0
-    for key in keys:
+    for key in (k for row in rows for k in row if k):  # the upload and its compiled ONNX file
         if store.exists(key):
             store.delete(key)
             removed += 1
     return removed
+
+
+_STUCK = text(
+    """
+    UPDATE jobs SET enqueued_at = now()
+    WHERE id IN (
+        SELECT id FROM jobs
+        WHERE COALESCE(enqueued_at, created_at) < now() - make_interval(secs => :stuck)
+          AND (status = 'queued'
+               OR (status = 'running' AND started_at < now() - make_interval(secs => :running)))
+        ORDER BY created_at
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED)
+    RETURNING id, model_id
+    """
+)
+
+
+def find_stuck_jobs(
+    session: Session, stuck_after_s: float, running_deadline_s: float, limit: int = 5000
+) -> dict[str, list[str]]:
+    """Jobs whose queue entry may be lost (queued past JOB_STUCK_AFTER_S since last enqueued) or
+    whose worker died (running past the hard time limit), grouped by model; their enqueue time
+    is reset so the next pass leaves them alone for another JOB_STUCK_AFTER_S."""
+    rows = session.execute(
+        _STUCK, {"stuck": stuck_after_s, "running": running_deadline_s, "limit": limit}
+    )
+    by_model: dict[str, list[str]] = {}
+    for job_id, model_id in rows:
+        by_model.setdefault(str(model_id), []).append(str(job_id))
+    return by_model

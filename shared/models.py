@@ -41,6 +41,8 @@ NAMING = {
 MODEL_STATUSES = ("validating", "ready", "failed", "disabled")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
 FINAL_JOB_STATUSES = frozenset({"succeeded", "failed", "cancelled", "expired"})
+# Carried in the (model_id, created_at) index so analytics never reads the wide job rows.
+ANALYTICS_COLUMNS = ("status", "n_rows", "cache_hit", "queue_ms", "inference_ms", "total_ms")
 
 
 class Base(DeclarativeBase):
@@ -116,6 +118,10 @@ class MLModel(Base):
     # Rows the uploader attached: validation probes, and an example for the model's users.
     sample: Mapped[Any | None] = mapped_column(JSONB)
     runtime_reason: Mapped[str | None] = mapped_column(Text)
+    # The ONNX artifact compiled at validation (NULL when none is served): its own key and hash.
+    onnx_key: Mapped[str | None] = mapped_column(String(200))
+    onnx_sha256: Mapped[str | None] = mapped_column(String(64))
+    onnx_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
@@ -165,7 +171,14 @@ class Job(Base):
     __table_args__ = (
         CheckConstraint(_in("status", JOB_STATUSES), name="status"),
         Index("ix_jobs_owner_created", "owner_id", "created_at"),
-        Index("ix_jobs_model_created", "model_id", "created_at"),
+        # Lists by model and the analytics endpoint: the INCLUDE columns make analytics an
+        # index-only scan that never reads the wide rows (inputs, results).
+        Index(
+            "ix_jobs_model_created_cover",
+            "model_id",
+            "created_at",
+            postgresql_include=list(ANALYTICS_COLUMNS),
+        ),
         # The reaper and expiry scan only unfinished jobs: keep that index small.
         Index(
             "ix_jobs_unfinished",

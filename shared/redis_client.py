@@ -1,32 +1,43 @@
-"""Redis clients for application data (done-signals, token revocation, caches).
+"""Redis clients for application data (done-signals, job queues, token revocation, caches).
 
 The broker connection is Celery's own; these share its server (REDIS_URL) under the `mlsp:` key
-prefix so that nothing here collides with kombu's keys.
+prefix so that nothing here collides with kombu's keys. Clients are cached per URL, so an app
+built with its own settings (tests, several apps in one process) talks to its own Redis.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import redis
 
 from shared.config import get_settings
 
-PREFIX = "mlsp:"
+# Every application key starts with this (REDIS_KEY_PREFIX): deployments or test runs sharing one
+# Redis keep apart. Read once at import, like the key names built from it.
+PREFIX = os.environ.get("REDIS_KEY_PREFIX", "mlsp:")
+# Blocking reads (BLPOP) may wait up to this long; their socket timeout sits just above it.
+MAX_BLOCK_S = 60
 
 
-@lru_cache(maxsize=1)
-def get_redis() -> redis.Redis:
-    """Client for short commands: fails fast when Redis is down."""
+@lru_cache(maxsize=16)
+def client_for(url: str, blocking: bool = False) -> redis.Redis:
+    """A pooled client; `blocking` ones tolerate long BLPOPs, the others fail fast."""
     return redis.Redis.from_url(
-        get_settings().redis_url,
+        url,
         socket_connect_timeout=2,
-        socket_timeout=5,
+        socket_timeout=MAX_BLOCK_S + 5 if blocking else 5,
         health_check_interval=30,
-        max_connections=200,
+        max_connections=500 if blocking else 200,
     )
+
+
+def get_redis() -> redis.Redis:
+    """Client for the process's configured Redis (workers, CLI)."""
+    return client_for(get_settings().redis_url)
 
 
 def reset_clients() -> None:
     """Drop pooled connections inherited across fork."""
-    get_redis.cache_clear()
+    client_for.cache_clear()

@@ -6,39 +6,19 @@ waiter (several long-polls on one job) wakes too; the list expires on its own.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-import redis
-
 from shared.config import get_settings
-from shared.redis_client import PREFIX
+from shared.redis_client import MAX_BLOCK_S, PREFIX, client_for
 
 SIGNAL_TTL_S = 300
-MAX_WAIT_S = 60
 
 
 def _key(kind: str, ident: object) -> str:
     return f"{PREFIX}done:{kind}:{ident}"
 
 
-@lru_cache(maxsize=1)
-def _blocking_client() -> redis.Redis:
-    # Reads may block up to the longest wait; the socket timeout sits just above it.
-    return redis.Redis.from_url(
-        get_settings().redis_url,
-        socket_connect_timeout=2,
-        socket_timeout=MAX_WAIT_S + 5,
-        max_connections=500,
-    )
-
-
-def reset_clients() -> None:
-    _blocking_client.cache_clear()
-
-
-def signal_done(kind: str, idents: list[object], client: redis.Redis | None = None) -> None:
+def signal_done(kind: str, idents: list, url: str | None = None) -> None:
     """Wake everyone waiting on these objects (one pipeline for a whole batch)."""
-    pipe = (client or _blocking_client()).pipeline(transaction=False)
+    pipe = client_for(url or get_settings().redis_url).pipeline(transaction=False)
     for ident in idents:
         key = _key(kind, ident)
         pipe.rpush(key, 1)
@@ -46,14 +26,13 @@ def signal_done(kind: str, idents: list[object], client: redis.Redis | None = No
     pipe.execute()
 
 
-def wait_done(kind: str, ident: object, timeout_s: float) -> bool:
+def wait_done(kind: str, ident: object, timeout_s: float, url: str | None = None) -> bool:
     """Block until the object is signalled done or the timeout passes; True when signalled."""
     if timeout_s <= 0:
         return False
-    client = _blocking_client()
+    client = client_for(url or get_settings().redis_url, blocking=True)
     key = _key(kind, ident)
-    got = client.blpop([key], timeout=min(timeout_s, MAX_WAIT_S))
-    if got is None:
+    if client.blpop([key], timeout=min(timeout_s, MAX_BLOCK_S)) is None:
         return False
     pipe = client.pipeline(transaction=False)
     pipe.rpush(key, 1)  # leave it for the next waiter

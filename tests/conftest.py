@@ -36,6 +36,7 @@ os.environ.update(
         ),
         "REDIS_URL": _redis_test_url(),
         "MLSP_ENV": "test",
+        "REDIS_KEY_PREFIX": f"mlsp-test-{_RUN}:",
         "DEFAULT_QUEUE": TEST_QUEUE,
         "MODEL_STORE_DIR": tempfile.mkdtemp(prefix="mlsp-store-"),
         "RATE_LIMIT_ENABLED": os.environ.get("RATE_LIMIT_ENABLED", "false"),

@@ -1,6 +1,7 @@
 """The whole system as the Procfile runs it (honcho: gunicorn web, celery worker, Flower), driven
-over real HTTP: readiness with a worker counted, Flower seeing the worker and the queue, and one
-prediction through every process."""
+over real HTTP: readiness with a worker counted, Flower seeing the worker, the queue and the
+prediction's task, one prediction through every process, and Prometheus metrics summed across
+gunicorn workers and across the Celery worker's children."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.models import dump, fit_classifier
 from tests.fixtures.services import log_path
@@ -35,10 +37,10 @@ def _wait_http(url: str, timeout: float, auth=None) -> requests.Response:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            resp = requests.get(url, timeout=2, auth=auth)
+            resp = requests.get(url, timeout=5, auth=auth)
             if resp.status_code < 500:
                 return resp
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(url)
@@ -47,14 +49,15 @@ def _wait_http(url: str, timeout: float, auth=None) -> requests.Response:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, str]]:
-    port, flower_port = _free_port(), _free_port()
+    port, flower_port, metrics_port = _free_port(), _free_port(), _free_port()
     queue = f"{os.environ['DEFAULT_QUEUE']}-stack"
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "HOST": "127.0.0.1", "PORT": str(port), "FLOWER_PORT": str(flower_port),
         "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH), "DEFAULT_QUEUE": queue,
-        "WEB_CONCURRENCY": "1", "WEB_THREADS": "4", "WORKER_CONCURRENCY": "1",
+        "WEB_CONCURRENCY": "2", "WEB_THREADS": "4", "WORKER_CONCURRENCY": "1",
+        "WORKER_METRICS_PORT": str(metrics_port),
     }  # fmt: skip
     log = open(log_path("stack"), "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -64,7 +67,10 @@ def stack() -> Iterator[dict[str, str]]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{base}/api/v1/health/live", 60)
-        yield {"api": base, "flower": f"http://127.0.0.1:{flower_port}", "queue": queue}
+        yield {
+            "api": base, "flower": f"http://127.0.0.1:{flower_port}", "queue": queue,
+            "worker_metrics": f"http://127.0.0.1:{metrics_port}/metrics",
+        }  # fmt: skip
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -105,20 +111,27 @@ def test_flower_lists_worker_and_queue(stack):
             break
         time.sleep(1)
     assert workers, "Flower sees no worker"
-    queues = requests.get(
-        f"{stack['flower']}/api/queues/length", auth=FLOWER_AUTH, timeout=10
-    ).json()
-    assert stack["queue"] in [q["name"] for q in queues["active_queues"]]
+    names: list[str] = []
+    while stack["queue"] not in names and time.monotonic() < deadline + 30:
+        queues = requests.get(
+            f"{stack['flower']}/api/queues/length", auth=FLOWER_AUTH, timeout=10
+        ).json()
+        names = [q["name"] for q in queues["active_queues"]]
+        time.sleep(0.5)
+    assert stack["queue"] in names
 
 
-def test_prediction_through_every_process(stack, tmp_path):
+@pytest.fixture(scope="module")
+def prediction(stack, tmp_path_factory) -> dict:
+    """One user, one model, one sync prediction through gunicorn, Redis and the worker."""
     api = stack["api"] + "/api/v1"
     creds = {"email": "stack@example.com", "password": "stack-password-1"}
     assert requests.post(f"{api}/auth/register", json=creds, timeout=5).status_code == 201
     token = requests.post(f"{api}/auth/login", json=creds, timeout=5).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     model = fit_classifier()
-    with open(dump(model, tmp_path / "m.joblib"), "rb") as fh:
+    path = dump(model, tmp_path_factory.mktemp("stack") / "m.joblib")
+    with open(path, "rb") as fh:
         meta = requests.post(
             f"{api}/models", files={"file": fh}, data={"name": "stack"}, headers=headers, timeout=30
         ).json()
@@ -130,5 +143,69 @@ def test_prediction_through_every_process(stack, tmp_path):
         headers=headers,
         timeout=15,
     )
+    return {"model": model, "meta": meta, "rows": rows, "resp": resp, "headers": headers}
+
+
+def test_prediction_through_every_process(prediction):
+    resp, rows = prediction["resp"], prediction["rows"]
     assert resp.status_code == 200
-    assert resp.json()["result"]["predictions"] == model.predict(np.array(rows)).tolist()
+    assert (
+        resp.json()["result"]["predictions"] == prediction["model"].predict(np.array(rows)).tolist()
+    )
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple], float]:
+    text = requests.get(url, timeout=5).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _total(samples, name: str, **labels) -> float:
+    wanted = set(labels.items())
+    return sum(v for (n, lbls), v in samples.items() if n == name and wanted <= set(lbls))
+
+
+def test_web_metrics_sum_every_gunicorn_worker(stack, prediction):
+    route = "/api/v1/health/live"
+    before = _total(_scrape(f"{stack['api']}/metrics"), "mlsp_http_requests_total", route=route)
+    for _ in range(10):  # two gunicorn workers: the answers are spread over both
+        requests.get(f"{stack['api']}{route}", timeout=5)
+    samples = _scrape(f"{stack['api']}/metrics")
+    assert _total(samples, "mlsp_http_requests_total", route=route) == before + 10
+    predict_route = "/api/v1/models/<uuid:model_id>/predict"
+    assert _total(samples, "mlsp_http_requests_total", route=predict_route, status="200") == 1
+    assert _total(samples, "mlsp_queue_depth", queue=stack["queue"]) == 0
+
+
+def test_worker_metrics_from_its_children(stack, prediction):
+    """The prediction ran in a prefork child; the main process's exporter reports it."""
+    assert prediction["resp"].status_code == 200
+    deadline = time.monotonic() + 10
+    while True:
+        samples = _scrape(stack["worker_metrics"])
+        if _total(samples, "mlsp_model_cache_misses_total") >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert _total(samples, "mlsp_model_cache_misses_total") >= 1
+    assert _total(samples, "mlsp_model_cache_entries") >= 1
+
+
+def test_flower_shows_the_prediction_task(stack, prediction):
+    """An operator finds a job's task in Flower by its model id (the task's first argument)."""
+    model_id = prediction["meta"]["id"]
+    deadline = time.monotonic() + 20
+    while True:
+        tasks = requests.get(
+            f"{stack['flower']}/api/tasks", params={"limit": 200}, auth=FLOWER_AUTH, timeout=10
+        ).json()
+        mine = [t for t in tasks.values() if model_id in (t.get("args") or "")]
+        names = {t["name"] for t in mine}
+        if {"mlsp.validate_model"} < names or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert "mlsp.validate_model" in names
+    assert names & {"mlsp.drain_model", "mlsp.predict_jobs"}, names
+    assert all(t["state"] == "SUCCESS" for t in mine)

@@ -11,18 +11,23 @@ from flask_cors import CORS
 from shared.celery_config import create_producer
 from shared.config import Settings, get_settings
 from shared.db import engine_options
+from shared.logs import configure_logging
 from web import requests as request_hooks
 from web.auth.tokens import register_jwt_errors
 from web.cli import register_commands
 from web.errors import register_error_handlers
 from web.extensions import db, jwt, migrate, spec
+from web.json import OrjsonProvider
 from web.limits import register_limiter
+from web.metrics import register_metrics
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from a settings object (the environment's when none is given)."""
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.update(_flask_config(settings))
     app.extensions["mlsp_settings"] = settings
     app.extensions["celery_producer"] = create_producer(settings)
@@ -31,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     request_hooks.register(app)
     register_blueprints(app)
     register_docs(app)
+    register_metrics(app)
     return app
 
 
@@ -62,9 +68,11 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from web.analytics import routes as analytics_routes
     from web.auth import admin, api_keys, routes
     from web.health import bp as health_bp
     from web.jobs import routes as job_routes
+    from web.oip import routes as oip_routes
     from web.registry import routes as registry_routes
 
     app.register_blueprint(health_bp, url_prefix="/api/v1/health")
@@ -74,6 +82,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(registry_routes.bp, url_prefix="/api/v1/models")
     app.register_blueprint(job_routes.models_bp, url_prefix="/api/v1/models")
     app.register_blueprint(job_routes.jobs_bp, url_prefix="/api/v1/jobs")
+    app.register_blueprint(oip_routes.bp, url_prefix="/v2")  # OIP v2: no /api/v1 prefix
+    app.register_blueprint(analytics_routes.bp, url_prefix="/api/v1/models")
 
 
 def register_docs(app: Flask) -> None:

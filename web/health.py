@@ -8,16 +8,17 @@ from flask import Blueprint, current_app
 from spectree import Response
 from sqlalchemy import text
 
-from shared.redis_client import get_redis
+from shared.queue_depths import read_depths
 from shared.schemas.common import ErrorResponse
 from shared.schemas.health import Checks, Health, Liveness
 from web.errors import error_response
-from web.extensions import db, spec
+from web.extensions import app_redis, db, spec
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
 
 WORKER_PING_TIMEOUT_S = 0.5
+HEALTH_MAX_MODELS = 20  # /metrics has more; this is a glance
 
 
 def _database_ok() -> bool:
@@ -32,10 +33,15 @@ def _database_ok() -> bool:
 
 def _broker_ok() -> bool:
     try:
-        return bool(get_redis().ping())
+        return bool(app_redis().ping())
     except Exception:
         log.warning("health: broker check failed", exc_info=True)
         return False
+
+
+def dependencies_ok() -> bool:
+    """The database and the broker both answer (readiness; also used by OIP v2)."""
+    return _database_ok() and _broker_ok()
 
 
 def _live_workers() -> int:
@@ -49,11 +55,20 @@ def _live_workers() -> int:
 
 
 def _queue_depths() -> dict[str, int]:
+    """The Celery queue, the per-model pending lists (`pending:<model id>`, largest first) and
+    their sum (`pending`)."""
     queue = current_app.extensions["mlsp_settings"].default_queue
     try:
-        return {queue: int(get_redis().llen(queue))}
+        depths = read_depths(app_redis(), [queue])
     except Exception:
+        log.warning("health: queue depth read failed", exc_info=True)
         return {}
+    per_model = list(depths.pending.items())[:HEALTH_MAX_MODELS]
+    return (
+        depths.celery
+        | {"pending": depths.pending_total}
+        | {f"pending:{model_id}": n for model_id, n in per_model}
+    )
 
 
 @bp.get("/live")

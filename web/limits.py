@@ -6,6 +6,7 @@ from flask import Flask, g, request
 from flask_limiter import Limiter
 
 from shared.config import Settings
+from shared.redis_client import PREFIX
 
 
 def client_ip() -> str:
@@ -22,7 +23,7 @@ def caller_key() -> str:
 limiter = Limiter(
     key_func=client_ip,
     headers_enabled=True,
-    key_prefix="mlsp",
+    key_prefix=PREFIX.rstrip(":"),
     strategy="sliding-window-counter",
 )
 
@@ -41,8 +42,13 @@ def _settings() -> Settings:
     return current_app.extensions["mlsp_settings"]
 
 
+def limits_off() -> bool:
+    """RATE_LIMIT_ENABLED is read per app: the limiter object is shared by every app in the
+    process (tests build several), so its own on/off switch would leak between them."""
+    return not _settings().rate_limit_enabled
+
+
 def register_limiter(app: Flask, settings: Settings) -> None:
-    app.config["RATELIMIT_ENABLED"] = settings.rate_limit_enabled
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
     # A Redis outage must not take the API down with it: limits are then not enforced.
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True

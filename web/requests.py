@@ -1,23 +1,39 @@
-"""Per-request hooks: request ids, body checks that come before any handler runs."""
+"""Per-request hooks: request ids, body checks that come before any handler runs, and one
+access-log line plus metrics for every answered request."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
 
+from celery.signals import before_task_publish
 from flask import Flask, Response, current_app, g, request
 
+from shared import logs
 from shared.errors import BadRequest
+from web import metrics
+
+log = logging.getLogger("mlsp.request")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# OIP v2 clients send JSON with any (or no) content type, or JSON followed by binary tensors.
+_OWN_BODY_FORMAT = frozenset({"oip"})
+# Probes and scrapes arrive every few seconds: their lines go to DEBUG, not INFO.
+_QUIET_ENDPOINTS = frozenset({"metrics", "health.live", "health.ready"})
+# A long-poll (`GET /jobs/{id}?wait=`) is slow on purpose: the client asked to wait.
+_WAIT_ARG = "wait"
 
 
 def _assign_request_id() -> None:
     g.started_at = time.monotonic()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    # A pooled gthread thread starts each request with an empty context.
+    logs.clear()
+    logs.bind(request_id=g.request_id)
 
 
 def _check_json_body() -> None:
@@ -26,6 +42,8 @@ def _check_json_body() -> None:
         return  # uploads: their route checks the content type and its own size limit
     # JSON bodies get the smaller MAX_BODY_MB limit (werkzeug answers 413 past it).
     request.max_content_length = current_app.extensions["mlsp_settings"].max_body_bytes
+    if request.blueprint in _OWN_BODY_FORMAT:
+        return
     if not request.mimetype and not request.content_length:
         return  # no body at all: the route's schema decides whether that is enough
     if not request.is_json:
@@ -39,7 +57,60 @@ def _echo_request_id(resp: Response) -> Response:
     return resp
 
 
+def _route() -> str:
+    # The URL rule (`/api/v1/jobs/<uuid:job_id>`), so ids never become metric labels.
+    return request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+
+
+def _user_id() -> str | None:
+    user = g.get("user")
+    return str(user.id) if user is not None else None
+
+
+def _level(duration_ms: float) -> int:
+    if request.endpoint in _QUIET_ENDPOINTS:
+        return logging.DEBUG
+    slow = current_app.extensions["mlsp_settings"].slow_request_ms
+    if duration_ms > slow and _WAIT_ARG not in request.args:
+        return logging.WARNING
+    return logging.INFO
+
+
+def _log_and_count(resp: Response) -> Response:
+    """One JSON line and the request metrics; never the body, the query string or headers."""
+    seconds = time.monotonic() - g.get("started_at", time.monotonic())
+    duration_ms = round(seconds * 1000, 3)
+    route = _route()
+    metrics.observe_request(request.method, route, resp.status_code, seconds)
+    level = _level(duration_ms)
+    fields = {
+        "method": request.method, "path": request.path, "route": route,
+        "status": resp.status_code, "duration_ms": duration_ms, "user_id": _user_id(),
+        "request_id": g.get("request_id"), "remote_addr": request.remote_addr,
+    }  # fmt: skip
+    if level == logging.WARNING:
+        fields["slow"] = True
+    log.log(level, "%s %s %s", request.method, request.path, resp.status_code, extra=fields)
+    return resp
+
+
+def _forget_context(_exc: BaseException | None) -> None:
+    logs.clear()
+
+
+def _propagate_request_id(headers: dict | None = None, **_: object) -> None:
+    """Every task sent while handling a request carries its id, so worker lines join web ones."""
+    request_id = logs.current().get("request_id")
+    if request_id and headers is not None:
+        headers.setdefault("request_id", request_id)
+
+
 def register(app: Flask) -> None:
-    app.before_request(_assign_request_id)
+    # First of all before-request hooks (flask-limiter registers one earlier), so that even a
+    # request refused by another hook has an id, a start time and a log line.
+    app.before_request_funcs.setdefault(None, []).insert(0, _assign_request_id)
     app.before_request(_check_json_body)
     app.after_request(_echo_request_id)
+    app.after_request(_log_and_count)
+    app.teardown_request(_forget_context)
+    before_task_publish.connect(_propagate_request_id, dispatch_uid="mlsp-request-id", weak=False)

@@ -10,6 +10,8 @@ from celery.signals import worker_process_init
 from shared import db, redis_client
 from shared.celery_config import celery_config
 from shared.config import Settings, get_settings
+from workers import lifecycle
+from workers.onnx_runtime import limit_threads
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
@@ -21,6 +23,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
 
 
 app = create_celery()
+lifecycle.connect()  # JSON logs, per-task log context, metrics exporter (workers/lifecycle.py)
 
 
 @worker_process_init.connect
@@ -28,3 +31,4 @@ def _fresh_connections_after_fork(**_: Any) -> None:
     # A forked child must not reuse the parent's sockets: pooled connections are per process.
     db.dispose_engine()
     redis_client.reset_clients()
+    limit_threads()  # one BLAS/OpenMP thread per process (workers/onnx_runtime.py)

@@ -103,11 +103,16 @@ def load_model_ref(session: Session, model_id: uuid.UUID) -> ModelRef | None:
     row = session.execute(
         text(
             "SELECT id, status, deleted_at IS NOT NULL AS deleted, sha256, artifact_key, format,"
-            " size_bytes, input_schema FROM models WHERE id = :id"
+            " size_bytes, input_schema, runtime, onnx_key, onnx_sha256, onnx_size_bytes"
+            " FROM models WHERE id = :id"
         ),
         {"id": model_id},
     ).first()
-    return None if row is None else ModelRef(*row)
+    if row is None:
+        return None
+    # `extra`: the runtime the next job uses, the compiled ONNX artifact (workers/runtime_select).
+    extra = {k: row._mapping[k] for k in ("runtime", "onnx_key", "onnx_sha256", "onnx_size_bytes")}
+    return ModelRef(*row[:8], extra=extra)
 
 
 def failed(job: ClaimedJob, code: str, message: str, **extra: Any) -> Outcome:
@@ -190,15 +195,17 @@ _WRITE = text(
         id uuid, attempts int, status text, result jsonb, error_code text, error_message text,
         inference_ms float8, cache_hit bool, runtime text)
     WHERE j.id = v.id AND j.status = 'running' AND j.attempts = v.attempts
-    RETURNING j.id
+    RETURNING j.id, j.model_id, j.status, j.request_id, j.attempts, j.n_rows, j.runtime,
+              j.cache_hit, j.worker, j.error_code, j.queue_ms, j.inference_ms, j.total_ms
     """
 )
 
 
-def write_outcomes(session: Session, outcomes: list[Outcome]) -> list[uuid.UUID]:
+def write_outcomes(session: Session, outcomes: list[Outcome]) -> list[dict[str, Any]]:
     """All results in one statement. The fence (still running, same attempt) drops a result
-    for a job that was cancelled or taken over meanwhile; returns the ids actually written."""
+    for a job that was cancelled or taken over meanwhile; returns the rows actually written
+    (status, request id and the timings the database computed: what the job's log line says)."""
     if not outcomes:
         return []
     payload = orjson.dumps([o.as_record() for o in outcomes], option=orjson.OPT_SERIALIZE_NUMPY)
-    return [row.id for row in session.execute(_WRITE, {"payload": payload.decode()})]
+    return [dict(row) for row in session.execute(_WRITE, {"payload": payload.decode()}).mappings()]

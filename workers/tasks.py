@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from shared import maintenance
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
+
+from shared import maintenance, queueing
 from shared.celery_config import (
+    DRAIN_MODEL,
     EXPIRE_JOBS,
-    PREDICT_JOBS,
     PRUNE_HISTORY,
     PURGE_ARTIFACTS,
+    REAP_JOBS,
     VALIDATE_MODEL,
 )
 from shared.config import get_settings
@@ -17,11 +21,19 @@ from shared.db import session_scope
 from shared.redis_client import PREFIX, get_redis
 from shared.signals import signal_done
 from shared.store import get_store
-from workers import jobs, validation
+from workers import batching, jobs, metrics, validation
 from workers.celery_app import app
 
 log = logging.getLogger(__name__)
 _settings = get_settings()
+
+
+def _lease_deadline() -> float:
+    # No task outlives its hard time limit: an older lease or `running` job has lost its worker.
+    return _settings.task_time_limit_s + 5
+
+
+DRAIN_RETRIES = 30  # with backoff capped at 30 s: rides out a ~15 minute outage
 
 
 @app.task(
@@ -46,20 +58,65 @@ def validate_model(model_id: str) -> None:
 
 
 @app.task(
-    name=PREDICT_JOBS,
+    name=DRAIN_MODEL,
+    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
     soft_time_limit=_settings.task_soft_time_limit_s,
     time_limit=_settings.task_time_limit_s,
 )
-def predict_jobs(model_id: str, job_ids: list[str]) -> None:
-    """Predict a batch of jobs of one model (one id or many)."""
+def drain_model(self, model_id: str, slot: int = 0) -> dict:
+    """Predict the jobs waiting for one model, in batches, until its list is empty."""
+    redis = get_redis()
+
+    def hand_off() -> None:
+        drain_model.apply_async(args=[model_id, slot], queue=_settings.default_queue)
+
+    try:
+        report = batching.drain(redis, _settings, model_id, slot, self.request.id, _run, hand_off)
+    except (OperationalError, RedisError) as exc:
+        # The database or Redis is down: the lease was put back; try again with backoff while
+        # still holding the wake flag, so no other drainer starts meanwhile.
+        countdown = min(2**self.request.retries, 30)
+        log.warning(
+            "drain %s: dependency down (%s); retry in %ss", model_id, type(exc).__name__, countdown
+        )
+        raise self.retry(exc=exc, countdown=countdown, max_retries=DRAIN_RETRIES) from exc
+    log.info(
+        "drain model=%s slot=%d batches=%d jobs=%d", model_id, slot, report.batches, report.jobs
+    )
+    # Not stored (ignore_result), but carried by the task-succeeded event: Flower shows it, so an
+    # operator can search for a job id there.
+    return {"model_id": model_id, "jobs": report.jobs, "job_ids": report.job_ids}
+
+
+def _run(model_id: str, job_ids: list[str]) -> None:
     report = jobs.run_jobs(model_id, job_ids)
     log.info(
-        "predict_jobs model=%s claimed=%d written=%d failed=%d cache_hit=%s",
-        model_id, report.claimed, report.written, report.failed, report.cache_hit,
+        "batch model=%s size=%d claimed=%d written=%d failed=%d cache_hit=%s",
+        model_id, len(job_ids), report.claimed, report.written, report.failed, report.cache_hit,
     )  # fmt: skip
+
+
+@app.task(name=REAP_JOBS, ignore_result=True, soft_time_limit=60, time_limit=90)
+def reap_jobs() -> int:
+    """Re-enqueue jobs the queue lost (Redis restarted empty) or whose worker died."""
+    redis = get_redis()
+    restored = queueing.restore_expired_leases(redis, _lease_deadline())
+    with session_scope() as session:
+        stuck = maintenance.find_stuck_jobs(session, _settings.job_stuck_after_s, _lease_deadline())
+    for model_id, ids in stuck.items():
+        queueing.push_jobs(
+            redis, app, model_id, ids, queue=_settings.default_queue,
+            slots=_settings.drain_concurrency, batch_size=_settings.batch_max_jobs,
+        )  # fmt: skip
+    count = sum(len(ids) for ids in stuck.values())
+    if count or restored:
+        log.warning(
+            "reaper: re-enqueued %d stuck jobs, restored %d expired leases", count, restored
+        )
+    return count
 
 
 @app.task(name=EXPIRE_JOBS, ignore_result=True, soft_time_limit=60, time_limit=90)
@@ -69,6 +126,7 @@ def expire_jobs() -> int:
         expired = maintenance.expire_queued_jobs(session, _settings.job_ttl_s)
     if expired:
         signal_done("job", expired)
+        metrics.jobs_finished("expired", len(expired))
         log.info("expired %d queued jobs", len(expired))
     return len(expired)
 

@@ -17,6 +17,7 @@ from tests.fixtures.models import (
     fit_frame_pipeline,
     fit_regressor,
     fit_string_labels,
+    insert_ready_model,
     iris,
     upload_ready,
 )
@@ -192,7 +193,7 @@ def test_bad_inputs_are_422_and_create_nothing(client, user, tmp_path, case):
 
     model = fit_regressor() if case.startswith("probabilities") else fit_classifier()
     # Registered directly as ready: edge validation needs no worker.
-    meta = _ready_model_without_worker(client, user, model, tmp_path)
+    meta = insert_ready_model(user, model, tmp_path)
     body = BAD_INPUTS[case] or {"inputs": [[1, 2, 3]], "return_probabilities": True}
     resp = _submit(client, user, meta, body)
     assert resp.status_code == 422, resp.json
@@ -203,7 +204,7 @@ def test_bad_inputs_are_422_and_create_nothing(client, user, tmp_path, case):
 
 
 def test_nan_and_infinity_are_422(client, user, tmp_path):
-    meta = _ready_model_without_worker(client, user, fit_classifier(), tmp_path)
+    meta = insert_ready_model(user, fit_classifier(), tmp_path)
     for literal in ("NaN", "Infinity", "-Infinity"):
         resp = client.post(
             f"/api/v1/models/{meta}/jobs",
@@ -216,7 +217,7 @@ def test_nan_and_infinity_are_422(client, user, tmp_path):
 
 
 def test_too_many_rows_is_422(client, user, tmp_path, monkeypatch):
-    meta = _ready_model_without_worker(client, user, fit_classifier(), tmp_path)
+    meta = insert_ready_model(user, fit_classifier(), tmp_path)
     monkeypatch.setattr(client.application.extensions["mlsp_settings"], "max_rows_per_request", 3)
     assert _submit(client, user, meta, {"inputs": ROWS[:4]}).status_code == 422
     assert _job_count() == 0
@@ -224,7 +225,7 @@ def test_too_many_rows_is_422(client, user, tmp_path, monkeypatch):
 
 def test_sync_predict_without_worker_times_out_then_finishes(private_queue, user, tmp_path):
     client = private_queue.client
-    meta = _ready_model_without_worker(client, user, fit_classifier(), tmp_path)
+    meta = insert_ready_model(user, fit_classifier(), tmp_path)
     started = time.monotonic()
     resp = client.post(
         f"/api/v1/models/{meta}/predict?timeout=1", json={"inputs": ROWS}, headers=user.headers
@@ -240,7 +241,7 @@ def test_sync_predict_without_worker_times_out_then_finishes(private_queue, user
 
 def test_cancel_before_pickup_never_runs(private_queue, user, tmp_path):
     client = private_queue.client
-    meta = _ready_model_without_worker(client, user, fit_classifier(), tmp_path)
+    meta = insert_ready_model(user, fit_classifier(), tmp_path)
     job_id = _submit(client, user, meta, {"inputs": ROWS}).json["id"]
     resp = client.delete(f"/api/v1/jobs/{job_id}", headers=user.headers)
     assert resp.status_code == 200
@@ -255,7 +256,7 @@ def test_cancel_before_pickup_never_runs(private_queue, user, tmp_path):
 
 def test_long_poll_returns_when_job_finishes(private_queue, user, tmp_path):
     client = private_queue.client
-    meta = _ready_model_without_worker(client, user, fit_classifier(), tmp_path)
+    meta = insert_ready_model(user, fit_classifier(), tmp_path)
     job_id = _submit(client, user, meta, {"inputs": ROWS}).json["id"]
     quick = _poll(client, user, job_id, wait=0.2).json
     assert quick["status"] == "queued"
@@ -264,30 +265,3 @@ def test_long_poll_returns_when_job_finishes(private_queue, user, tmp_path):
         done = _poll(client, user, job_id, wait=30).json
         assert done["status"] == "succeeded"
         assert time.monotonic() - started < 25
-
-
-def _ready_model_without_worker(client, user, model, tmp_path) -> str:
-    """Insert a validated model row directly, to test the web tier with no worker running."""
-    import uuid
-
-    from shared.db import session_scope as scope
-    from shared.models import MLModel
-    from shared.store import get_store
-    from tests.fixtures.models import dump
-    from workers.introspect import describe
-
-    meta = describe(model)
-    model_id = uuid.uuid4()
-    path = dump(model, tmp_path / "direct.joblib")
-    with open(path, "rb") as fh:
-        stored = get_store().save(f"{model_id}.joblib", fh)
-    with scope() as s:
-        s.add(
-            MLModel(
-                id=model_id, owner_id=uuid.UUID(user.id), name="direct", version=1, status="ready",
-                format="joblib", framework="sklearn", artifact_key=stored.key, sha256=stored.sha256,
-                size_bytes=stored.size_bytes, input_schema=meta["input_schema"],
-                output_schema=meta["output_schema"],
-            )
-        )  # fmt: skip
-    return str(model_id)

@@ -99,9 +99,8 @@ def test_stale_attempt_cannot_overwrite(model_row):
     runtime = SklearnRuntime(fit_classifier(), None)
     with session_scope() as s:
         assert inference.write_outcomes(s, inference.predict_batch(runtime, [old], False)) == []
-        assert inference.write_outcomes(s, inference.predict_batch(runtime, [new], False)) == [
-            job_id
-        ]
+        rows = inference.write_outcomes(s, inference.predict_batch(runtime, [new], False))
+        assert [r["id"] for r in rows] == [job_id]
     assert _job(job_id).attempts == 2
 
 

@@ -13,11 +13,11 @@ from shared.schemas.auth import UserList, UserOut, UserPatch
 from shared.schemas.common import ErrorResponse, PageQuery
 from web.auth.guard import admin_required
 from web.extensions import db, spec
-from web.openapi import AUTH
+from web.openapi import AUTH, PROTECTED_ERRORS, errors
 from web.pagination import page_of
 
 bp = Blueprint("admin", __name__)
-_ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse}
+_ERRORS = errors(*PROTECTED_ERRORS)
 
 
 @bp.get("/users")

@@ -14,11 +14,11 @@ from shared.schemas.common import ErrorResponse
 from web.auth.guard import current, login_required
 from web.auth.keys import create_key
 from web.extensions import db, spec
-from web.openapi import AUTH
+from web.openapi import AUTH, PROTECTED_ERRORS, errors
 from web.scoping import get_owned
 
 bp = Blueprint("api_keys", __name__)
-_ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse}
+_ERRORS = errors(*PROTECTED_ERRORS)
 
 
 @bp.post("")

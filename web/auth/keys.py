@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from shared.models import ApiKey, User
-from shared.redis_client import PREFIX, get_redis
-from web.extensions import db
+from shared.redis_client import PREFIX
+from web.extensions import app_redis, db
 
 KEY_PREFIX = "mlp_"
 VISIBLE_CHARS = 12  # `mlp_` + 8 characters: enough to tell keys apart in a listing
@@ -57,7 +57,7 @@ def resolve_key(key: str) -> tuple[ApiKey, User] | None:
 
 def touch_last_used(api_key: ApiKey) -> None:
     """Record use at most once a minute per key: a Redis NX flag gates the database write."""
-    if not get_redis().set(f"{PREFIX}key-used:{api_key.id}", 1, nx=True, ex=LAST_USED_EVERY_S):
+    if not app_redis().set(f"{PREFIX}key-used:{api_key.id}", 1, nx=True, ex=LAST_USED_EVERY_S):
         return
     db.session.execute(
         update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=datetime.now(UTC))

@@ -18,14 +18,14 @@ from web.auth.guard import current, login_required
 from web.auth.passwords import hash_password, needs_rehash, verify_password
 from web.auth.tokens import issue_tokens, revoke, revoke_session
 from web.extensions import db, spec
-from web.limits import auth_limit, limiter
-from web.openapi import AUTH
+from web.limits import auth_limit, limiter, limits_off
+from web.openapi import AUTH, PROTECTED_ERRORS, errors
 
 bp = Blueprint("auth", __name__)
 
 
 @bp.post("/register")
-@limiter.limit(auth_limit)
+@limiter.limit(auth_limit, exempt_when=limits_off)
 @spec.validate(
     json=Credentials, resp=Response(HTTP_201=UserOut, HTTP_409=ErrorResponse), tags=["auth"]
 )
@@ -55,7 +55,7 @@ def _check_login(body: LoginIn) -> User:
 
 
 @bp.post("/login")
-@limiter.limit(auth_limit)
+@limiter.limit(auth_limit, exempt_when=limits_off)
 @spec.validate(
     json=LoginIn, resp=Response(HTTP_200=TokenPair, HTTP_401=ErrorResponse), tags=["auth"]
 )
@@ -86,7 +86,7 @@ def refresh():
 
 @bp.post("/logout")
 @login_required(allow_api_key=False)
-@spec.validate(resp=Response("HTTP_204", HTTP_401=ErrorResponse), tags=["auth"], security=AUTH)
+@spec.validate(resp=Response("HTTP_204", **errors(*PROTECTED_ERRORS)), tags=["auth"], security=AUTH)
 def logout():
     """Revoke this access token and the refresh token issued with it."""
     revoke_session(get_jwt())

@@ -10,9 +10,9 @@ from flask import Flask, Response, current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 
 from shared.models import User
-from shared.redis_client import PREFIX, get_redis
+from shared.redis_client import PREFIX
 from web.errors import error_response
-from web.extensions import db, jwt
+from web.extensions import app_redis, db, jwt
 
 _REVOKED = PREFIX + "revoked:"
 
@@ -37,11 +37,11 @@ def issue_tokens(user: User) -> dict[str, Any]:
 def revoke(jti: str, expires_at: int) -> bool:
     """Revoke a token until it would have expired anyway; False if it already was revoked."""
     ttl = max(1, int(expires_at - time.time()))
-    return bool(get_redis().set(_REVOKED + jti, 1, nx=True, ex=ttl))
+    return bool(app_redis().set(_REVOKED + jti, 1, nx=True, ex=ttl))
 
 
 def is_revoked(jti: str) -> bool:
-    return bool(get_redis().exists(_REVOKED + jti))
+    return bool(app_redis().exists(_REVOKED + jti))
 
 
 def revoke_session(access_claims: dict[str, Any]) -> None:

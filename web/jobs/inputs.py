@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from shared.errors import ValidationFailed
 
 
@@ -23,7 +25,10 @@ def _number(value: Any, row: int, column: int | str) -> float:
     # bool is an int subclass in Python; true/false is not a feature value.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _fail(f"expected a number, got {type(value).__name__}", row, column)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # JSON integers have no size limit; floats do
+        raise _fail("number out of range", row, column) from None
     if not math.isfinite(number):
         raise _fail("NaN and infinite values are not accepted", row, column)
     return number
@@ -41,6 +46,23 @@ def _ordered(row: dict[str, Any], names: list[str], index: int) -> list[Any]:
     return [row[name] for name in names]
 
 
+def _numeric_matrix(inputs: list[Any], n_features: int) -> list[list[float]] | None:
+    """The common case checked in bulk (a 100,000-row request in tens of milliseconds rather than
+    seconds): lists of the right width holding only finite ints and floats. None sends the input
+    down the row-by-row path, which names the offending row and column."""
+    if not all(type(row) is list and len(row) == n_features for row in inputs):
+        return None
+    if not {type(v) for row in inputs for v in row} <= {int, float}:
+        return None  # bool, str, None, nested values...
+    try:
+        matrix = np.asarray(inputs, dtype=np.float64)
+    except OverflowError:
+        return None
+    if not np.isfinite(matrix).all():
+        return None
+    return matrix.tolist()
+
+
 def normalise_rows(
     inputs: list[Any], input_schema: dict[str, Any], max_rows: int
 ) -> list[list[float]]:
@@ -52,6 +74,9 @@ def normalise_rows(
             details={"rows": len(inputs)},
         )
     n_features = input_schema["n_features"]
+    fast = _numeric_matrix(inputs, n_features)
+    if fast is not None:
+        return fast
     names = input_schema.get("feature_names")
     out = []
     for i, row in enumerate(inputs):

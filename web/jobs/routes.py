@@ -13,18 +13,18 @@ from shared.schemas.common import ErrorResponse
 from shared.schemas.jobs import JobList, JobOut, JobQuery, PredictQuery, PredictRequest, WaitQuery
 from shared.signals import signal_done
 from web.auth.guard import current, login_required
-from web.extensions import spec
+from web.extensions import app_redis_url, spec
 from web.jobs import service
-from web.limits import caller_key, limiter, predict_limit
-from web.openapi import AUTH
+from web.limits import caller_key, limiter, limits_off, predict_limit
+from web.openapi import AUTH, PROTECTED_ERRORS, errors
 from web.pagination import page_of
 from web.scoping import get_owned
 
 models_bp = Blueprint("model_jobs", __name__)
 jobs_bp = Blueprint("jobs", __name__)
 
-_ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse, "HTTP_404": ErrorResponse}
-_SUBMIT_ERRORS = {**_ERRORS, "HTTP_409": ErrorResponse, "HTTP_429": ErrorResponse}
+_ERRORS = errors(*PROTECTED_ERRORS, 404)
+_SUBMIT_ERRORS = errors(*PROTECTED_ERRORS, 404, 409, 413, 429)
 
 
 def _location(job: Job) -> dict[str, str]:
@@ -34,6 +34,7 @@ def _location(job: Job) -> dict[str, str]:
 def _submit(model_id: uuid.UUID) -> tuple[Job, bool]:
     model = get_owned(MLModel, model_id, "Model")
     service.check_servable(model)
+    service.check_capacity(model)
     body: PredictRequest = request.context.json
     rows = service.prepare_rows(model, body)
     job, created = service.create_job(
@@ -46,7 +47,7 @@ def _submit(model_id: uuid.UUID) -> tuple[Job, bool]:
 
 @models_bp.post("/<uuid:model_id>/jobs")
 @login_required()
-@limiter.limit(predict_limit, key_func=caller_key)
+@limiter.limit(predict_limit, key_func=caller_key, exempt_when=limits_off)
 @spec.validate(
     json=PredictRequest,
     resp=Response(HTTP_202=JobOut, HTTP_200=JobOut, **_SUBMIT_ERRORS),
@@ -62,7 +63,7 @@ def submit(model_id: uuid.UUID):
 
 @models_bp.post("/<uuid:model_id>/predict")
 @login_required()
-@limiter.limit(predict_limit, key_func=caller_key)
+@limiter.limit(predict_limit, key_func=caller_key, exempt_when=limits_off)
 @spec.validate(
     json=PredictRequest,
     query=PredictQuery,
@@ -101,7 +102,7 @@ def cancel_job(job_id: uuid.UUID):
     if job is None:
         finished = get_owned(Job, job_id, "Job")
         raise Conflict(f"Job already {finished.status}", code="job_finished")
-    signal_done("job", [job.id])
+    signal_done("job", [job.id], url=app_redis_url())
     return service.to_out(job)
 
 

@@ -13,18 +13,20 @@ from flask import current_app, g
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.celery_config import PREDICT_JOBS
-from shared.errors import Conflict, ValidationFailed
+from shared import queueing
+from shared.errors import Conflict, TooManyRequests, ValidationFailed
 from shared.models import FINAL_JOB_STATUSES, Job, MLModel
 from shared.schemas.jobs import JobOut, PredictRequest
 from shared.signals import wait_done
+from web import metrics
 from web.auth.guard import current
-from web.extensions import db
+from web.extensions import app_redis, app_redis_url, db
 from web.jobs.inputs import normalise_rows
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_IDEMPOTENCY_KEY = 255
+RETRY_AFTER_FULL_S = 2
 
 
 def _settings():
@@ -84,6 +86,7 @@ def create_job(
         id=uuid.uuid4(), model_id=model.id, model_version=model.version, owner_id=current().id,
         status="queued", inputs=rows, n_rows=len(rows), return_probabilities=probabilities,
         idempotency_key=key, request_hash=digest, request_id=g.get("request_id"),
+        enqueued_at=datetime.now(UTC),
     )  # fmt: skip
     db.session.add(job)
     try:
@@ -94,24 +97,41 @@ def create_job(
         if existing is None:
             raise
         return existing, False
+    metrics.job_submitted()
     return job, True
 
 
+def check_capacity(model: MLModel) -> None:
+    """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, 429."""
+    limit = _settings().max_queue_depth
+    depth = queueing.queue_depth(app_redis(), str(model.id))
+    if depth >= limit:
+        raise TooManyRequests(
+            f"Model queue is full ({depth} jobs waiting); retry later",
+            code="queue_full",
+            retry_after=RETRY_AFTER_FULL_S,
+            details={"queue_depth": depth, "max_queue_depth": limit},
+        )
+
+
 def enqueue(job: Job) -> bool:
-    """Publish the job id after the row is committed. If the broker is down the job stays
-    `queued` in PostgreSQL (durable) and is picked up again later; the client still gets 202."""
-    producer = current_app.extensions["celery_producer"]
+    """Queue the job id after the row is committed. If Redis is down the job stays `queued` in
+    PostgreSQL (durable) and the reaper queues it again; the client still gets its 202."""
+    settings = _settings()
     try:
-        producer.send_task(
-            PREDICT_JOBS,
-            args=[str(job.model_id), [str(job.id)]],
-            retry=True,
-            retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.1},
+        queueing.push_jobs(
+            app_redis(),
+            current_app.extensions["celery_producer"],
+            str(job.model_id),
+            [str(job.id)],
+            queue=settings.default_queue,
+            slots=settings.drain_concurrency,
+            batch_size=settings.batch_max_jobs,
             headers={"request_id": g.get("request_id")},
         )
         return True
     except Exception:
-        log.warning("enqueue failed for job %s; left queued", job.id, exc_info=True)
+        log.warning("enqueue failed for job %s; left queued for the reaper", job.id, exc_info=True)
         return False
 
 
@@ -120,7 +140,7 @@ def wait_for(job: Job, seconds: float) -> Job:
     if job.status in FINAL_JOB_STATUSES or seconds <= 0:
         return job
     db.session.commit()  # end the read transaction: no connection idles through the wait
-    wait_done("job", job.id, seconds)
+    wait_done("job", job.id, seconds, url=app_redis_url())
     db.session.refresh(job)
     return job
 

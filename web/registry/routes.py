@@ -12,13 +12,14 @@ from spectree import Response
 from shared.celery_config import VALIDATE_MODEL
 from shared.errors import Conflict, ServiceUnavailable
 from shared.models import MLModel
+from shared.runtime_choice import apply_preference
 from shared.schemas.common import ErrorResponse
 from shared.schemas.models import ModelList, ModelOut, ModelPatch, ModelQuery, ModelUpload
 from shared.signals import wait_done
 from shared.store import get_store
 from web.auth.guard import current, login_required
-from web.extensions import db, spec
-from web.openapi import AUTH
+from web.extensions import app_redis_url, db, spec
+from web.openapi import AUTH, PROTECTED_ERRORS, errors
 from web.pagination import page_of
 from web.registry import uploads
 from web.scoping import get_owned
@@ -26,8 +27,8 @@ from web.scoping import get_owned
 bp = Blueprint("models", __name__)
 log = logging.getLogger(__name__)
 
-_ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse}
-_OWN = {**_ERRORS, "HTTP_404": ErrorResponse}
+_ERRORS = errors(*PROTECTED_ERRORS)
+_OWN = errors(*PROTECTED_ERRORS, 404)
 
 
 @bp.post("")
@@ -38,11 +39,7 @@ _OWN = {**_ERRORS, "HTTP_404": ErrorResponse}
     resp=Response(
         HTTP_201=ModelOut,
         HTTP_202=ModelOut,
-        HTTP_400=ErrorResponse,
-        HTTP_413=ErrorResponse,
-        HTTP_415=ErrorResponse,
-        HTTP_503=ErrorResponse,
-        **_ERRORS,
+        **errors(*PROTECTED_ERRORS, 413, 415, 422),
     ),
     tags=["models"],
     security=AUTH,
@@ -55,7 +52,7 @@ def upload():
     model = _create_model(form, fmt, sample)
     _enqueue_validation(model)
     settings = current_app.extensions["mlsp_settings"]
-    if wait_done("model", model.id, settings.validation_wait_s):
+    if wait_done("model", model.id, settings.validation_wait_s, url=app_redis_url()):
         db.session.refresh(model)
     return ModelOut.model_validate(model), 202 if model.status == "validating" else 201
 
@@ -147,7 +144,7 @@ def patch_model(model_id: uuid.UUID):
     if body.description is not None:
         model.description = body.description
     if body.runtime is not None:
-        model.runtime_preference = body.runtime
+        apply_preference(model, body.runtime)  # also updates model.runtime for the next job
     db.session.commit()
     return ModelOut.model_validate(model)
 
