@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
@@ -113,6 +114,11 @@ class Ours:
         assert body["status"] == "ready", body
         return body["id"]
 
+    def force_runtime(self, model_id: str, runtime: str) -> str:
+        resp = requests.patch(f"{self.api}/models/{model_id}", json={"runtime": runtime},
+                              headers=self.headers, timeout=10)  # fmt: skip
+        return resp.json()["runtime"]
+
     def sync(self, model_id: str, connections: int, seconds: int) -> dict:
         url = f"{self.api}/models/{model_id}/predict?timeout=30"
         return wrk(url, {"inputs": [ROW]}, connections, seconds, self.headers)
@@ -120,6 +126,7 @@ class Ours:
     def async_throughput(self, env: dict[str, str], model_id: str, seconds: int) -> dict:
         """Submit single-row jobs for `seconds` at 16 connections, then wait for all of them:
         jobs/s from the first job created to the last one finished."""
+        started = datetime.now(UTC)
         submitted = wrk(f"{self.api}/models/{model_id}/jobs", {"inputs": [ROW]}, 16, seconds,
                         self.headers)  # fmt: skip
         engine = create_engine(env["DATABASE_URL"])
@@ -129,7 +136,8 @@ class Ours:
                 row = conn.execute(text(
                     "SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'),"
                     " EXTRACT(EPOCH FROM max(finished_at) - min(created_at))"
-                    " FROM jobs WHERE model_id = :m"), {"m": model_id}).one()  # fmt: skip
+                    " FROM jobs WHERE model_id = :m AND created_at >= :t"),
+                    {"m": model_id, "t": started}).one()  # fmt: skip
                 conn.commit()
                 if row[0] and row[0] == row[1]:
                     break
@@ -175,7 +183,7 @@ def run(seconds: int) -> dict:
     for name, model in models.items():
         joblib.dump(model, paths[name])
     big = np.random.default_rng(2).normal(size=(100_000, N_FEATURES))
-    out: dict = {"baseline": {}, "ours": {}, "batching_off": {}}
+    out: dict = {"baseline": {}, "ours": {}, "forced_sklearn": {}, "batching_off": {}}
     with ExitStack() as stack:
         env = bench_env(services(stack), stack)
         for name in models:
@@ -188,7 +196,16 @@ def run(seconds: int) -> dict:
                 ours.sync(ids[name], 16, 2)  # warm every worker process's cache
                 out["ours"][name] = {c: ours.sync(ids[name], c, seconds) for c in (1, 16)}
                 say("ours", name, out["ours"][name])
-            out["async"] = ours.async_throughput(env, ids["logreg"], seconds)
+            for name in models:  # the same calls with ONNX Runtime switched off
+                assert ours.force_runtime(ids[name], "sklearn") == "sklearn"
+                ours.sync(ids[name], 16, 2)
+                out["forced_sklearn"][name] = {c: ours.sync(ids[name], c, seconds) for c in (1, 16)}
+                say("forced sklearn", name, out["forced_sklearn"][name])
+                ours.force_runtime(ids[name], "auto")
+            # A model of its own: only this run's jobs count from first created to last finished.
+            async_id = ours.upload("logreg-async", paths["logreg"])
+            ours.sync(async_id, 16, 2)
+            out["async"] = ours.async_throughput(env, async_id, seconds)
             say("async", out["async"])
             out["big_job"] = {
                 name: {
@@ -222,6 +239,17 @@ def _model_lines(res: dict, name: str) -> list[str]:
         ratio = f"{o['rps'] / b['rps']:.2f}"
         lines.append(_line(f"{name} sync c={c} req/s", f"{b['rps']:.0f}", f"{o['rps']:.0f}", ratio))
         lines.append(_line(f"{name} sync c={c} p50 / p99 ms", _latency(b), _latency(o)))
+    for c in (1, 16):
+        b, f = res["baseline"][name][c], res["forced_sklearn"][name][c]
+        ratio = f"{f['rps'] / b['rps']:.2f}"
+        lines.append(
+            _line(
+                f"{name} sync c={c} runtime=sklearn req/s",
+                f"{b['rps']:.0f}",
+                f"{f['rps']:.0f}",
+                ratio,
+            )
+        )
     off, on = res["batching_off"][name][16], res["ours"][name][16]
     ratio = f"{on['rps'] / off['rps']:.2f}"
     lines.append(

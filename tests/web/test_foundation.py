@@ -101,3 +101,35 @@ def test_json_body_over_limit_is_413():
     resp = small.post("/api/v1/auth/login", json={"email": "a@b.co", "password": "x" * 20_000})
     assert resp.status_code == 413
     assert resp.json["error"]["code"] == "payload_too_large"
+
+
+def test_plain_alembic_upgrade_on_an_empty_database():
+    """`alembic upgrade head` (no Flask) builds the whole schema on an empty database."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from tests.fixtures.database import drop_test_database
+
+    url = make_url(os.environ["DATABASE_URL"])
+    name = f"{url.database}_alembic"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        env = {**os.environ, "DATABASE_URL": url.set(database=name).render_as_string(False)}
+        root = Path(__file__).resolve().parents[2]
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "-c", "migrations/alembic.ini", "upgrade", "head"],
+            cwd=root, env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        with create_engine(url.set(database=name)).connect() as conn:
+            tables = set(conn.execute(text("SELECT tablename FROM pg_tables")).scalars())
+        assert {"users", "api_keys", "models", "jobs", "alembic_version"} <= tables
+    finally:
+        drop_test_database(url, name)
+        admin.dispose()

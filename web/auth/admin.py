@@ -11,6 +11,7 @@ from shared.errors import NotFound
 from shared.models import User
 from shared.schemas.auth import UserList, UserOut, UserPatch
 from shared.schemas.common import ErrorResponse, PageQuery
+from web.auth.cache import bump_epoch
 from web.auth.guard import admin_required
 from web.extensions import db, spec
 from web.openapi import AUTH, PROTECTED_ERRORS, errors
@@ -48,4 +49,5 @@ def patch_user(user_id: uuid.UUID):
         raise NotFound("User not found")
     user.is_active = request.context.json.is_active
     db.session.commit()
+    bump_epoch()  # cached API keys of a disabled account are dropped everywhere
     return UserOut.model_validate(user)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from shared.models import ApiKey
 from shared.schemas.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut, ApiKeyPatch
 from shared.schemas.common import ErrorResponse
+from web.auth.cache import bump_epoch
 from web.auth.guard import current, login_required
 from web.auth.keys import create_key
 from web.extensions import db, spec
@@ -74,6 +75,7 @@ def patch(key_id: uuid.UUID):
     for field, value in body.model_dump(exclude_none=True).items():
         setattr(row, field, value)
     db.session.commit()
+    bump_epoch()  # a deactivated key stops working in every process at once
     return ApiKeyOut.model_validate(row)
 
 
@@ -86,4 +88,5 @@ def delete(key_id: uuid.UUID):
     """Delete a key: it stops working at once."""
     db.session.delete(get_owned(ApiKey, key_id, "API key"))
     db.session.commit()
+    bump_epoch()
     return "", 204

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -11,7 +12,9 @@ from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
 
 from shared.errors import Forbidden, Unauthorized
 from shared.models import User
-from web.auth.keys import KEY_PREFIX, resolve_key, touch_last_used
+from web.auth import cache
+from web.auth.cache import Principal
+from web.auth.keys import KEY_PREFIX, key_hash, resolve_key, touch_last_used
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,14 +28,22 @@ def _presented_api_key() -> str | None:
     return None
 
 
-def _authenticate_key(key: str) -> User:
-    found = resolve_key(key)
-    if found is None:
-        raise Unauthorized("Invalid, expired or revoked API key")
-    api_key, user = found
-    touch_last_used(api_key)
-    g.api_key_id = api_key.id
-    return user
+def _authenticate_key(key: str) -> Principal:
+    digest = key_hash(key)
+    epoch = cache.current_epoch()
+    entry = cache.lookup(digest, epoch)
+    if entry is None:
+        found = resolve_key(key)
+        if found is None:
+            raise Unauthorized("Invalid, expired or revoked API key")
+        api_key, user = found
+        entry = cache.Entry(
+            epoch, Principal.of(user), api_key.id, api_key.expires_at, time.monotonic()
+        )
+        cache.store(digest, entry)
+    touch_last_used(entry.api_key_id)
+    g.api_key_id = entry.api_key_id
+    return entry.principal
 
 
 def _authenticate_jwt() -> User:
@@ -41,7 +52,7 @@ def _authenticate_jwt() -> User:
     return current_user
 
 
-def authenticate(allow_api_key: bool = True) -> User:
+def authenticate(allow_api_key: bool = True) -> User | Principal:
     """Resolve the caller, refusing disabled accounts."""
     key = _presented_api_key()
     if key is not None and not allow_api_key:
@@ -83,6 +94,6 @@ def admin_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def current() -> User:
+def current() -> User | Principal:
     """The authenticated user of this request."""
     return g.user

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -55,11 +57,19 @@ def resolve_key(key: str) -> tuple[ApiKey, User] | None:
     return api_key, user
 
 
-def touch_last_used(api_key: ApiKey) -> None:
-    """Record use at most once a minute per key: a Redis NX flag gates the database write."""
-    if not app_redis().set(f"{PREFIX}key-used:{api_key.id}", 1, nx=True, ex=LAST_USED_EVERY_S):
+_touched: dict[uuid.UUID, float] = {}  # key id -> when this process last recorded a use
+
+
+def touch_last_used(key_id: uuid.UUID) -> None:
+    """Record use at most once a minute per key: this process skips keys it recorded within the
+    minute, and a Redis NX flag lets one process in the deployment do the database write."""
+    now = time.monotonic()
+    if now - _touched.get(key_id, -LAST_USED_EVERY_S) < LAST_USED_EVERY_S:
+        return
+    _touched[key_id] = now
+    if not app_redis().set(f"{PREFIX}key-used:{key_id}", 1, nx=True, ex=LAST_USED_EVERY_S):
         return
     db.session.execute(
-        update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=datetime.now(UTC))
+        update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=datetime.now(UTC))
     )
     db.session.commit()
