@@ -79,12 +79,13 @@ def drain(
 
 def _take(client: redis.Redis, settings: Settings, model_id: str, token: str) -> list[str]:
     """One lease; if the list is empty, linger DRAIN_LINGER_MS for the next job (cheaper than a
-    new wake-up task when jobs arrive back to back); if the lease is short of a full batch,
-    wait BATCH_MAX_WAIT_MS once for stragglers."""
+    new wake-up task when jobs arrive back to back). If the lease found several jobs waiting but
+    fewer than a full batch, traffic is concurrent: wait BATCH_MAX_WAIT_MS once for stragglers.
+    A lone job (one client at a time) is not made to wait for company that is not coming."""
     ids = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
     if not ids and settings.drain_linger_ms > 0:
-        ids = queueing.await_one(client, model_id, token, settings.drain_linger_ms / 1000)
-    if ids and len(ids) < settings.batch_max_jobs and settings.batch_max_wait_ms > 0:
+        return queueing.await_one(client, model_id, token, settings.drain_linger_ms / 1000)
+    if 1 < len(ids) < settings.batch_max_jobs and settings.batch_max_wait_ms > 0:
         time.sleep(settings.batch_max_wait_ms / 1000)
         ids += queueing.lease_batch(client, model_id, token, settings.batch_max_jobs - len(ids))
     return ids
