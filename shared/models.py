@@ -146,7 +146,8 @@ class Job(Base):
     model_version: Mapped[int] = mapped_column(Integer)
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), server_default="queued")
-    inputs: Mapped[Any | None] = mapped_column(JSONB)
+    # Deferred: up to millions of numbers that no API answer shows; loaded only when asked for.
+    inputs: Mapped[Any | None] = mapped_column(JSONB, deferred=True)
     n_rows: Mapped[int] = mapped_column(Integer)
     return_probabilities: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

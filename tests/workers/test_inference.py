@@ -156,7 +156,9 @@ def test_expire_and_prune(model_row):
             .values(finished_at=datetime.now(UTC) - timedelta(days=40))
         )
         assert maintenance.prune_history(s, retention_days=30) == 1
-    assert _job(old).inputs is None and _job(fresh).inputs is not None
+    with session_scope() as s:
+        inputs = dict(s.execute(select(Job.id, Job.inputs).where(Job.id.in_([old, fresh]))).all())
+    assert inputs[old] is None and inputs[fresh] is not None
 
 
 def test_purge_removes_only_deleted_past_grace(model_row, app):
