@@ -12,6 +12,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from hypothesis import settings
 from sqlalchemy.engine import make_url
 
 _RUN = secrets.token_hex(4)
@@ -43,6 +44,11 @@ os.environ.update(
         "VALIDATION_WAIT_S": "10",
     }
 )
+
+# CI replays the same property-test examples on every run, so a red build points at a change.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 pytest_plugins = [
     "tests.fixtures.services",

@@ -74,8 +74,20 @@ def _db_error(err: DBAPIError) -> Response:
     return _unhandled(err)
 
 
+def _reset_session() -> None:
+    """A failed statement leaves the request's session unusable: roll it back so the rest of the
+    request (log line, metrics) can still read what it needs."""
+    from web.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection itself may be gone; the answer matters more
+        log.debug("session rollback failed", exc_info=True)
+
+
 def _unhandled(err: Exception) -> Response:
     log.exception("unhandled error", extra={"request_id": g.get("request_id")})
+    _reset_session()
     return error_response(500, "internal_error", "Internal server error")
 
 

@@ -12,13 +12,14 @@ from celery.signals import before_task_publish
 from flask import Flask, Response, current_app, g, request
 
 from shared import logs
-from shared.errors import BadRequest
+from shared.errors import BadRequest, ValidationFailed
 from web import metrics
 
 log = logging.getLogger("mlsp.request")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_NUL = b"\\u0000"  # how JSON spells U+0000 (a raw NUL byte is not valid JSON)
 # OIP v2 clients send JSON with any (or no) content type, or JSON followed by binary tensors.
 _OWN_BODY_FORMAT = frozenset({"oip"})
 # Probes and scrapes arrive every few seconds: their lines go to DEBUG, not INFO.
@@ -50,6 +51,9 @@ def _check_json_body() -> None:
         raise BadRequest("Content-Type must be application/json", code="unsupported_content_type")
     if request.content_length and request.get_json(silent=True) is None:
         raise BadRequest("Malformed JSON body", code="malformed_json")
+    if _NUL in request.get_data(cache=True):
+        # PostgreSQL text and JSONB cannot hold U+0000; refuse it here rather than fail later.
+        raise ValidationFailed("Strings must not contain the NUL character", code="invalid_input")
 
 
 def _echo_request_id(resp: Response) -> Response:
@@ -63,8 +67,8 @@ def _route() -> str:
 
 
 def _user_id() -> str | None:
-    user = g.get("user")
-    return str(user.id) if user is not None else None
+    # Set at authentication: reading it off the user object could touch a failed session.
+    return g.get("user_id")
 
 
 def _level(duration_ms: float) -> int:

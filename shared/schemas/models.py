@@ -71,7 +71,7 @@ class ModelUpload(BaseModel):
 
     file: BaseFile
     name: str = Field(pattern=NAME_PATTERN)
-    description: str | None = Field(None, max_length=2000)
+    description: str | None = Field(None, max_length=2000, pattern=r"^[^\x00]*$")
     sample: str | None = Field(
         None, description=f"JSON list of up to {MAX_SAMPLE_ROWS} input rows used for validation"
     )

@@ -133,3 +133,14 @@ def test_plain_alembic_upgrade_on_an_empty_database():
     finally:
         drop_test_database(url, name)
         admin.dispose()
+
+
+def test_nul_characters_are_422_not_500(client):
+    """PostgreSQL cannot store U+0000; schemathesis found it reaching the database as a 500."""
+    for path, body in (
+        ("/api/v1/auth/login", '{"email": "a\\u0000@b.co", "password": "whatever-123"}'),
+        ("/api/v1/auth/register", '{"email": "a@b.co", "password": "pass\\u0000word-123"}'),
+    ):
+        resp = client.post(path, data=body, content_type="application/json")
+        assert resp.status_code == 422, resp.json
+        assert resp.json["error"]["code"] == "invalid_input"

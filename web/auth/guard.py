@@ -63,6 +63,7 @@ def authenticate(allow_api_key: bool = True) -> User | Principal:
     if not user.is_active:
         raise Forbidden("This account is disabled", code="account_disabled")
     g.user = user
+    g.user_id = str(user.id)
     return user
 
 

@@ -79,6 +79,10 @@ def parse_sample(raw: str | None) -> list[Any] | None:
     """Optional JSON rows attached to an upload: validated for shape, not yet against the model."""
     if raw is None or not raw.strip():
         return None
+    if "\\u0000" in raw or "\x00" in raw:  # JSONB cannot store U+0000
+        raise ValidationFailed(
+            "sample must not contain NUL characters", details={"field": "sample"}
+        )
     try:
         rows = json.loads(raw)
     except ValueError:
