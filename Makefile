@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint services clean
+.PHONY: run test lint services bench clean
 
 run: $(STAMP)
 	$(BIN)/mlsp-dev run
@@ -16,6 +16,10 @@ test: $(STAMP)
 
 services: $(STAMP)
 	$(BIN)/mlsp-dev services
+
+# The serving benchmark (needs wrk); not part of `make test` or CI.
+bench: $(STAMP)
+	$(BIN)/python -m bench.serving $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

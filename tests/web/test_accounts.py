@@ -271,3 +271,20 @@ def test_cached_key_of_a_disabled_account_is_refused(client, user, other_user):
     )
     assert resp.status_code == 200
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 403
+
+
+def test_password_rehashed_on_login_when_parameters_change(client):
+    """A hash made with weaker Argon2 parameters is replaced at the next successful login."""
+    from argon2 import PasswordHasher
+
+    old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    with session_scope() as s:
+        s.add(User(email="old@example.com", password_hash=old))
+    resp = client.post(
+        "/api/v1/auth/login", json={"email": "old@example.com", "password": PASSWORD}
+    )
+    assert resp.status_code == 200
+    with session_scope() as s:
+        new = s.scalar(select(User.password_hash).where(User.email == "old@example.com"))
+    assert new != old
+    assert new.startswith("$argon2id$") and "m=8192," not in new
