@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import redis
 
-from shared.redis_client import PREFIX
+from shared.queueing import PENDING_PREFIX
 
-PENDING_PATTERN = f"{PREFIX}pending:*"
+PENDING_PATTERN = f"{PENDING_PREFIX}*"
 MAX_MODELS = 200  # per-model series reported; the total still counts every list seen
 SCAN_COUNT = 1000
 MAX_SCAN_CALLS = 50  # about 50,000 keys looked at, a few milliseconds
@@ -50,7 +50,7 @@ def read_depths(client: redis.Redis, celery_queues: list[str]) -> QueueDepths:
     lengths = [int(n) for n in pipe.execute()]
     celery = dict(zip(celery_queues, lengths[: len(celery_queues)], strict=True))
     by_model = {
-        key.removeprefix(f"{PREFIX}pending:"): n
+        key.removeprefix(PENDING_PREFIX): n
         for key, n in zip(keys, lengths[len(celery_queues) :], strict=True)
         if n
     }

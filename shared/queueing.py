@@ -46,8 +46,11 @@ return #ids
 """
 
 
+PENDING_PREFIX = f"{PREFIX}pending:"
+
+
 def pending_key(model_id: str) -> str:
-    return f"{PREFIX}pending:{model_id}"
+    return f"{PENDING_PREFIX}{model_id}"
 
 
 def wake_key(model_id: str, slot: int) -> str:
@@ -169,20 +172,3 @@ def release_wake(client: redis.Redis, model_id: str, slot: int) -> bool:
 
 def keep_wake(client: redis.Redis, model_id: str, slot: int) -> None:
     client.expire(wake_key(model_id, slot), WAKE_TTL_S)
-
-
-def all_depths(client: redis.Redis, limit: int = 1000) -> dict[str, int]:
-    """Pending jobs per model (bounded scan), for health and metrics."""
-    keys = []
-    for key in client.scan_iter(f"{PREFIX}pending:*", count=500):
-        keys.append(key)
-        if len(keys) >= limit:
-            break
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.llen(key)
-    prefix = f"{PREFIX}pending:"
-    return {
-        (k.decode() if isinstance(k, bytes) else k).removeprefix(prefix): int(n)
-        for k, n in zip(keys, pipe.execute(), strict=True)
-    }

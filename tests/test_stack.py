@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,11 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.models import dump, fit_classifier
-from tests.fixtures.services import log_path
+from tests.fixtures.services import free_port, log_path
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
 FLOWER_AUTH = ("ops", "s3cret-pass")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_http(url: str, timeout: float, auth=None) -> requests.Response:
@@ -49,7 +42,7 @@ def _wait_http(url: str, timeout: float, auth=None) -> requests.Response:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, str]]:
-    port, flower_port, metrics_port = _free_port(), _free_port(), _free_port()
+    port, flower_port, metrics_port = free_port(), free_port(), free_port()
     queue = f"{os.environ['DEFAULT_QUEUE']}-stack"
     env = {
         **os.environ,

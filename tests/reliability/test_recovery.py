@@ -20,7 +20,7 @@ from shared.db import get_engine, session_scope
 from shared.models import FINAL_JOB_STATUSES, Job
 from tests.conftest import TEST_DB_NAME
 from tests.fixtures.models import fit_classifier, insert_ready_model, iris
-from tests.fixtures.services import isolated, log_path
+from tests.fixtures.services import free_port, isolated, log_path
 
 pytestmark = pytest.mark.e2e
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -141,14 +141,8 @@ def private_redis(port: int) -> Iterator[subprocess.Popen]:
         proc.wait(10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_redis_restarted_empty_jobs_finish_via_reaper(user, tmp_path):
-    port = _free_port()
+    port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     stack = isolated(REDIS_URL=url, **FAST_RECOVERY)
     model_id = insert_ready_model(user, fit_classifier(), tmp_path)
