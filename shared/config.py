@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     drain_budget_s: float = Field(2, gt=0)
     drain_linger_ms: float = Field(50, ge=0)
     drain_concurrency: int = Field(2, ge=1)
+    # Sync predictions up to this many rows travel with their rows and get their row written by
+    # the worker (shared/inline_jobs.py); larger ones, and 0 here, write the row first.
+    sync_inline_max_rows: int = Field(1000, ge=0)
 
     # Compiled inference: serve through ONNX Runtime only when it gives scikit-learn's answers.
     onnx_enabled: bool = True

@@ -13,11 +13,13 @@ still `queued` (or `running` past its deadline) from the jobs table.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import redis
 from celery import Celery
+from redis.commands.core import Script
 
 from shared.celery_config import DRAIN_MODEL
 from shared.redis_client import PREFIX
@@ -33,6 +35,19 @@ redis.call('RPUSH', KEYS[2], unpack(ids))
 redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
 return ids
 """
+
+# Capacity check, push and slot-0 wake flag in one round trip. ARGV: max depth (0: no limit),
+# wake TTL, entries. Returns {depth, 1 if this push took the wake flag}, or {-1, depth} if full.
+_PUSH = """
+local depth = redis.call('LLEN', KEYS[1])
+local limit = tonumber(ARGV[1])
+if limit > 0 and depth >= limit then return {-1, depth} end
+depth = redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+local woke = redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[2])
+if woke then return {depth, 1} end
+return {depth, 0}
+"""
+_PUSH_CHUNK = 1000  # entries per script call (Lua's unpack has a stack limit)
 
 # Put one lease's ids back at the head of its model's pending list, keeping their order.
 _RESTORE = """
@@ -69,27 +84,43 @@ def queue_depth(client: redis.Redis, model_id: str) -> int:
     return int(client.llen(pending_key(model_id)))
 
 
+class QueueFull(Exception):
+    """The model's pending list already holds MAX_QUEUE_DEPTH entries: nothing was pushed."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__(f"{depth} jobs waiting")
+        self.depth = depth
+
+
 def push_jobs(
     client: redis.Redis,
     producer: Celery,
     model_id: str,
-    job_ids: Iterable[str],
+    entries: Iterable[str],
     *,
     queue: str,
     slots: int = 1,
     batch_size: int = 64,
+    max_depth: int = 0,
     headers: dict | None = None,
 ) -> int:
-    """Append job ids to the model's list and wake drainers as needed; returns the new depth.
+    """Append entries (job ids, or inline jobs) to the model's list and wake drainers as needed;
+    returns the new depth. With max_depth, a list already that deep takes nothing (QueueFull):
+    the check and the push are one atomic script, one round trip.
 
     Slot 0 is woken whenever no drainer holds it; further slots only when a full batch is
     already waiting, so light traffic keeps one drainer (and big batches) per model.
     """
-    ids = list(job_ids)
-    pipe = client.pipeline(transaction=False)
-    pipe.rpush(pending_key(model_id), *ids)
-    pipe.set(wake_key(model_id, 0), 1, nx=True, ex=WAKE_TTL_S)
-    depth, woke = pipe.execute()
+    items = list(entries)
+    depth = woke = 0
+    for start in range(0, len(items), _PUSH_CHUNK):
+        depth, took = _script(client, _PUSH)(
+            keys=[pending_key(model_id), wake_key(model_id, 0)],
+            args=[max_depth if start == 0 else 0, WAKE_TTL_S, *items[start : start + _PUSH_CHUNK]],
+        )
+        if depth < 0:
+            raise QueueFull(took)
+        woke = woke or took
     if woke:
         _send_wake(client, producer, model_id, 0, queue, headers)
     for slot in range(1, slots):
@@ -98,6 +129,16 @@ def push_jobs(
         if client.set(wake_key(model_id, slot), 1, nx=True, ex=WAKE_TTL_S):
             _send_wake(client, producer, model_id, slot, queue, headers)
     return int(depth)
+
+
+_scripts: dict[str, Script] = {}
+
+
+def _script(client: redis.Redis, source: str) -> Callable[..., list[int]]:
+    """A registered script (EVALSHA: the source is sent once per server, not per call)."""
+    if source not in _scripts:
+        _scripts[source] = client.register_script(source)
+    return functools.partial(_scripts[source], client=client)
 
 
 def _send_wake(

@@ -1,7 +1,9 @@
 """Done-signals: a worker pushes to a per-object Redis list; waiters block on it with BLPOP.
 
 One round trip, no polling. A waiter that receives the signal puts it back so that every other
-waiter (several long-polls on one job) wakes too; the list expires on its own.
+waiter (several long-polls on one job) wakes too; the list expires on its own. A sync predict's
+signal carries the finished job itself (`send_replies` / `wait_reply`), so its waiter answers
+without reading the database.
 """
 
 from __future__ import annotations
@@ -24,6 +26,25 @@ def signal_done(kind: str, idents: list, url: str | None = None) -> None:
         pipe.rpush(key, 1)
         pipe.expire(key, SIGNAL_TTL_S)
     pipe.execute()
+
+
+def send_replies(kind: str, replies: dict[str, bytes], url: str | None = None) -> None:
+    """Signal done with a payload each (the finished job object)."""
+    pipe = client_for(url or get_settings().redis_url).pipeline(transaction=False)
+    for ident, payload in replies.items():
+        key = _key(kind, ident)
+        pipe.rpush(key, payload)
+        pipe.expire(key, SIGNAL_TTL_S)
+    pipe.execute()
+
+
+def wait_reply(kind: str, ident: object, timeout_s: float, url: str | None = None) -> bytes | None:
+    """Block for the one waiter's payload (nobody else knows the id yet: nothing to put back)."""
+    if timeout_s <= 0:
+        return None
+    client = client_for(url or get_settings().redis_url, blocking=True)
+    got = client.blpop([_key(kind, ident)], timeout=min(timeout_s, MAX_BLOCK_S))
+    return None if got is None else got[1]
 
 
 def wait_done(kind: str, ident: object, timeout_s: float, url: str | None = None) -> bool:

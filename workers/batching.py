@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import redis
 
 from shared import queueing
+from shared.inline_jobs import entry_id
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def drain(
         queueing.release_lease(client, model_id, token)
         report.batches += 1
         report.jobs += len(ids)
-        report.job_ids += ids[: SHOWN_IDS - len(report.job_ids)]
+        report.job_ids += [entry_id(e) for e in ids[: SHOWN_IDS - len(report.job_ids)]]
         queueing.keep_wake(client, model_id, slot)
         if time.monotonic() > deadline:
             if queueing.queue_depth(client, model_id) or queueing.release_wake(

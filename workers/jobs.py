@@ -13,11 +13,13 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
+from shared import inline_jobs
 from shared.config import get_settings
 from shared.db import session_scope
-from shared.signals import signal_done
+from shared.inline_jobs import InlineJob
+from shared.signals import send_replies, signal_done
 from shared.store import get_store
-from workers import inference, telemetry
+from workers import inference, inline, telemetry
 from workers.cache import ModelCache
 from workers.inference import ClaimedJob, ModelRef, Outcome
 from workers.runtime import ModelRuntime
@@ -42,34 +44,63 @@ class BatchReport:
     cache_hit: bool | None
 
 
-def run_jobs(model_id: str, job_ids: list[str], worker: str = HOSTNAME) -> BatchReport:
-    """Process jobs of one model; safe to call twice with the same ids (conditional writes)."""
+def run_jobs(model_id: str, entries: list[str], worker: str = HOSTNAME) -> BatchReport:
+    """Process queue entries of one model (job ids, and inline jobs carrying their rows); safe to
+    call twice with the same entries (conditional writes)."""
     settings = get_settings()
     mid = uuid.UUID(model_id)
-    ids = [uuid.UUID(j) for j in job_ids]
+    ids, carried = _split_entries(entries)
     with session_scope() as session:
-        claimed = inference.claim_jobs(session, mid, ids, worker)
+        claimed = inference.claim_jobs(session, mid, ids, worker) if ids else []
         ref = inference.load_model_ref(session, mid)
     # Past this point no connection is held: inference can be slow.
+    started = time.time()
+    claimed += [inline.claimed(j) for j in carried.values()]
     runnable, poisoned = _split_poisoned(claimed, settings.job_max_attempts)
     outcomes = poisoned + _infer(ref, runnable, mid)
-    written = write_with_retry(outcomes, settings.result_write_retry_s)
-    if written:
-        signal_done("job", [row["id"] for row in written])
-        telemetry.record_batch(model_id, len(outcomes), written)  # after waking the waiters
+    # No model row at all (never the case through the API: deletes are soft) means no foreign
+    # key for an inline row either; its waiter times out rather than the batch failing forever.
+    finished = inline.records(carried, outcomes, started, worker) if ref is not None else []
+    queued = [o for o in outcomes if o.id not in carried]
+    written, replied = write_with_retry(queued, finished, settings.result_write_retry_s)
+    _signal(written, replied)
+    telemetry.record_batch(model_id, len(outcomes), written + replied)  # after the waiters
     hit = outcomes[0].cache_hit if outcomes else None
     n_failed = sum(o.status == "failed" for o in outcomes)
-    return BatchReport(len(claimed), len(written), n_failed, hit)
+    return BatchReport(len(claimed), len(written) + len(replied), n_failed, hit)
 
 
-def write_with_retry(outcomes: list[Outcome], budget_s: float) -> list[dict[str, Any]]:
-    """Write results, retrying with backoff while the database is unreachable: a computed result
-    survives an outage shorter than RESULT_WRITE_RETRY_S."""
+def _split_entries(entries: list[str]) -> tuple[list[uuid.UUID], dict[uuid.UUID, InlineJob]]:
+    ids = [uuid.UUID(e) for e in entries if not inline_jobs.is_inline(e)]
+    fresh, stale = inline.split_stale(
+        [inline_jobs.decode(e) for e in entries if inline_jobs.is_inline(e)], time.time()
+    )
+    if stale:
+        log.warning("dropped %d inline jobs past their waiter's deadline", len(stale))
+    # A job whose waiter gave up is queued by id as well; if both meet here, the id (with its
+    # row and attempt count) wins.
+    known = set(ids)
+    return ids, {uuid.UUID(j.id): j for j in fresh if uuid.UUID(j.id) not in known}
+
+
+def _signal(written: list[dict[str, Any]], replied: list[dict[str, Any]]) -> None:
+    if written:
+        signal_done("job", [row["id"] for row in written])
+    if replied:
+        send_replies("job", {str(row["id"]): inline.reply(row) for row in replied})
+
+
+def write_with_retry(
+    outcomes: list[Outcome], finished: list[dict[str, Any]], budget_s: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Write results (queued jobs' updates and inline jobs' rows, one transaction), retrying
+    with backoff while the database is unreachable: a computed result survives an outage
+    shorter than RESULT_WRITE_RETRY_S. Returns the rows actually written, of each kind."""
     deadline, delay = time.monotonic() + budget_s, 0.2
     while True:
         try:
             with session_scope() as session:
-                return inference.write_outcomes(session, outcomes)
+                return inference.write_outcomes(session, outcomes), inline.insert(session, finished)
         except OperationalError:
             if time.monotonic() + delay > deadline:
                 raise

@@ -21,6 +21,8 @@ from tests.fixtures.models import (
     iris,
     upload_ready,
 )
+from tests.fixtures.services import isolated
+from web import create_app
 
 pytestmark = [pytest.mark.e2e]
 
@@ -104,6 +106,41 @@ class TestWithWorker:
         assert resp.status_code == 200
         assert resp.json["status"] == "succeeded"
         assert resp.json["result"]["predictions"] == model.predict(np.array(ROWS)).tolist()
+
+    def test_sync_predict_is_in_the_history(self, client, user, tmp_path):
+        """A sync predict's row is written by the worker with its result: the same job is
+        there to GET and to list afterwards."""
+        meta = upload_ready(client, user, fit_classifier(), tmp_path)
+        answer = client.post(
+            f"/api/v1/models/{meta['id']}/predict", json={"inputs": ROWS}, headers=user.headers
+        ).json
+        stored = client.get(f"/api/v1/jobs/{answer['id']}", headers=user.headers).json
+        assert stored == answer
+        listed = client.get(f"/api/v1/jobs?model_id={meta['id']}", headers=user.headers).json
+        assert [j["id"] for j in listed["items"]] == [answer["id"]]
+
+    def test_sync_predict_with_idempotency_key_replays(self, client, user, tmp_path):
+        """With an Idempotency-Key the row is written first (the durable path), so a retry
+        answers the same job."""
+        meta = upload_ready(client, user, fit_classifier(), tmp_path)
+        url, key = f"/api/v1/models/{meta['id']}/predict", {"Idempotency-Key": "sync-1"}
+        first = client.post(url, json={"inputs": ROWS}, headers={**user.headers, **key})
+        again = client.post(url, json={"inputs": ROWS}, headers={**user.headers, **key})
+        assert first.status_code == again.status_code == 200
+        assert again.json["id"] == first.json["id"] and again.json == first.json
+
+    def test_disabled_model_is_refused_at_once_by_every_process(self, client, user, tmp_path):
+        """Servable models are cached per process; disabling one elsewhere still takes effect
+        on the very next prediction (the shared epoch invalidates the cache)."""
+        meta = upload_ready(client, user, fit_classifier(), tmp_path)
+        url = f"/api/v1/models/{meta['id']}/predict"
+        assert client.post(url, json={"inputs": ROWS}, headers=user.headers).status_code == 200
+        other = create_app().test_client()
+        off = other.patch(
+            f"/api/v1/models/{meta['id']}", json={"status": "disabled"}, headers=user.headers
+        )
+        assert off.status_code == 200
+        assert client.post(url, json={"inputs": ROWS}, headers=user.headers).status_code == 409
 
     def test_second_job_hits_the_cache(self, client, user, tmp_path):
         meta = upload_ready(client, user, fit_classifier(), tmp_path)
@@ -236,7 +273,37 @@ def test_sync_predict_without_worker_times_out_then_finishes(private_queue, user
     assert resp.headers["Location"].endswith(resp.json["id"])
     with private_queue.worker():
         done = _poll(client, user, resp.json["id"], wait=20).json
-    assert done["status"] == "succeeded"
+    # Both its rows (the inline entry) and its id were queued: one result, one attempt.
+    assert done["status"] == "succeeded" and done["attempts"] == 1
+    assert _job_count() == 1
+
+
+def test_sync_predict_cancelled_after_202_never_gets_a_result(private_queue, user, tmp_path):
+    client = private_queue.client
+    meta = insert_ready_model(user, fit_classifier(), tmp_path)
+    resp = client.post(
+        f"/api/v1/models/{meta}/predict?timeout=0.2", json={"inputs": ROWS}, headers=user.headers
+    )
+    assert resp.status_code == 202
+    assert client.delete(f"/api/v1/jobs/{resp.json['id']}", headers=user.headers).status_code == 200
+    follow = _submit(client, user, meta, {"inputs": ROWS}).json["id"]
+    with private_queue.worker():
+        assert _poll(client, user, follow, wait=20).json["status"] == "succeeded"
+    job = _poll(client, user, resp.json["id"], wait=0).json
+    assert job["status"] == "cancelled" and job["result"] is None
+
+
+def test_full_queue_refuses_sync_predict_without_a_trace(user, tmp_path):
+    """Past MAX_QUEUE_DEPTH a sync predict is a 429 and leaves nothing behind."""
+    full = isolated(MAX_QUEUE_DEPTH=1)
+    meta = insert_ready_model(user, fit_classifier(), tmp_path)
+    assert _submit(full.client, user, meta, {"inputs": ROWS}).status_code == 202  # depth 1 now
+    resp = full.client.post(
+        f"/api/v1/models/{meta}/predict?timeout=1", json={"inputs": ROWS}, headers=user.headers
+    )
+    assert resp.status_code == 429 and resp.json["error"]["code"] == "queue_full"
+    assert resp.headers["Retry-After"]
+    assert _job_count() == 1
 
 
 def test_cancel_before_pickup_never_runs(private_queue, user, tmp_path):

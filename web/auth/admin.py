@@ -11,8 +11,8 @@ from shared.errors import NotFound
 from shared.models import User
 from shared.schemas.auth import UserList, UserOut, UserPatch
 from shared.schemas.common import ErrorResponse, PageQuery
-from web.auth.cache import bump_epoch
 from web.auth.guard import admin_required
+from web.epoch import bump as bump_epoch
 from web.extensions import db, spec
 from web.openapi import AUTH, PROTECTED_ERRORS, errors
 from web.pagination import page_of

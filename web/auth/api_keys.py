@@ -11,9 +11,9 @@ from sqlalchemy import select
 from shared.models import ApiKey
 from shared.schemas.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut, ApiKeyPatch
 from shared.schemas.common import ErrorResponse
-from web.auth.cache import bump_epoch
 from web.auth.guard import current, login_required
 from web.auth.keys import create_key
+from web.epoch import bump as bump_epoch
 from web.extensions import db, spec
 from web.openapi import AUTH, PROTECTED_ERRORS, errors
 from web.scoping import get_owned

@@ -1,10 +1,9 @@
-"""In-process cache of resolved API keys, checked against a Redis epoch on every request.
+"""In-process cache of resolved API keys, checked against the cache epoch (web/epoch.py).
 
 Resolving a key is a database join on the hot path of every machine request. Each process keeps
 what it resolved; any change that could revoke a key (a key patched or deleted, an account
-disabled) bumps one Redis counter, and an entry is only used while the counter still has the
-value it was cached under. So revocation stays immediate in every process, and the common
-request pays one Redis GET instead of a query.
+disabled) bumps the epoch. So revocation stays immediate in every process, and the common request
+pays one Redis GET instead of a query.
 """
 
 from __future__ import annotations
@@ -16,10 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.models import User
-from shared.redis_client import PREFIX
-from web.extensions import app_redis
 
-EPOCH_KEY = f"{PREFIX}auth-epoch"
 ENTRY_TTL_S = 60
 MAX_ENTRIES = 10_000
 
@@ -50,15 +46,6 @@ class Entry:
 
 _entries: dict[str, Entry] = {}
 _lock = threading.Lock()
-
-
-def current_epoch() -> bytes | None:
-    return app_redis().get(EPOCH_KEY)
-
-
-def bump_epoch() -> None:
-    """Invalidate every process's cached keys (call after a change that may revoke access)."""
-    app_redis().incr(EPOCH_KEY)
 
 
 def lookup(key_hash: str, epoch: bytes | None) -> Entry | None:

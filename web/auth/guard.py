@@ -15,6 +15,7 @@ from shared.models import User
 from web.auth import cache
 from web.auth.cache import Principal
 from web.auth.keys import KEY_PREFIX, key_hash, resolve_key, touch_last_used
+from web.epoch import current as current_epoch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,7 +31,7 @@ def _presented_api_key() -> str | None:
 
 def _authenticate_key(key: str) -> Principal:
     digest = key_hash(key)
-    epoch = cache.current_epoch()
+    epoch = current_epoch()
     entry = cache.lookup(digest, epoch)
     if entry is None:
         found = resolve_key(key)

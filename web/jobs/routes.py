@@ -8,7 +8,7 @@ from flask import Blueprint, request
 from spectree import Response
 
 from shared.errors import Conflict
-from shared.models import FINAL_JOB_STATUSES, Job, MLModel
+from shared.models import FINAL_JOB_STATUSES, Job
 from shared.schemas.common import ErrorResponse
 from shared.schemas.jobs import JobList, JobOut, JobQuery, PredictQuery, PredictRequest, WaitQuery
 from shared.signals import signal_done
@@ -18,6 +18,7 @@ from web.jobs import service
 from web.limits import caller_key, limiter, limits_off, predict_limit
 from web.openapi import AUTH, PROTECTED_ERRORS, errors
 from web.pagination import page_of
+from web.registry.cache import ServingModel, owned_model
 from web.scoping import get_owned
 
 models_bp = Blueprint("model_jobs", __name__)
@@ -27,22 +28,15 @@ _ERRORS = errors(*PROTECTED_ERRORS, 404)
 _SUBMIT_ERRORS = errors(*PROTECTED_ERRORS, 404, 409, 413, 429)
 
 
-def _location(job: Job) -> dict[str, str]:
+def _location(job: JobOut) -> dict[str, str]:
     return {"Location": f"/api/v1/jobs/{job.id}"}
 
 
-def _submit(model_id: uuid.UUID) -> tuple[Job, bool]:
-    model = get_owned(MLModel, model_id, "Model")
+def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, list[list[float]], bool]:
+    model = owned_model(model_id)
     service.check_servable(model)
-    service.check_capacity(model)
     body: PredictRequest = request.context.json
-    rows = service.prepare_rows(model, body)
-    job, created = service.create_job(
-        model, rows, body.return_probabilities, request.headers.get("Idempotency-Key")
-    )
-    if created:
-        service.enqueue(job)
-    return job, created
+    return model, service.prepare_rows(model, body), body.return_probabilities
 
 
 @models_bp.post("/<uuid:model_id>/jobs")
@@ -56,9 +50,10 @@ def _submit(model_id: uuid.UUID) -> tuple[Job, bool]:
 )
 def submit(model_id: uuid.UUID):
     """Queue a prediction job; poll `Location` for the result."""
-    job, _ = _submit(model_id)
+    model, rows, proba = _request_rows(model_id)
+    job, _ = service.submit(model, rows, proba, request.headers.get("Idempotency-Key"))
     status = 200 if job.status in FINAL_JOB_STATUSES else 202
-    return service.to_out(job), status, _location(job)
+    return job, status, _location(job)
 
 
 @models_bp.post("/<uuid:model_id>/predict")
@@ -73,11 +68,12 @@ def submit(model_id: uuid.UUID):
 )
 def predict(model_id: uuid.UUID):
     """Queue a job and wait up to `timeout` seconds: 200 with the result, or 202 + `Location`."""
-    job, _ = _submit(model_id)
-    job = service.wait_for(job, service.remaining(request.context.query.timeout))
+    model, rows, proba = _request_rows(model_id)
+    timeout = service.remaining(request.context.query.timeout)
+    job = service.predict(model, rows, proba, request.headers.get("Idempotency-Key"), timeout)
     if job.status in FINAL_JOB_STATUSES:
-        return service.to_out(job), 200
-    return service.to_out(job), 202, _location(job)
+        return job, 200
+    return job, 202, _location(job)
 
 
 @jobs_bp.get("/<uuid:job_id>")
@@ -88,7 +84,7 @@ def predict(model_id: uuid.UUID):
 def get_job(job_id: uuid.UUID):
     """One job; `?wait=N` long-polls up to N seconds for it to finish."""
     job = get_owned(Job, job_id, "Job")
-    return service.to_out(service.wait_for(job, service.remaining(request.context.query.wait)))
+    return service.wait_for(job.id, job, service.remaining(request.context.query.wait))
 
 
 @jobs_bp.delete("/<uuid:job_id>")

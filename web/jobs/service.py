@@ -10,18 +10,20 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 from flask import current_app, g
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from shared import queueing
+from shared import inline_jobs, queueing
 from shared.errors import Conflict, TooManyRequests, ValidationFailed
+from shared.inline_jobs import InlineJob
 from shared.models import FINAL_JOB_STATUSES, Job, MLModel
-from shared.schemas.jobs import JobOut, PredictRequest
-from shared.signals import wait_done
+from shared.schemas.jobs import JobOut, PredictRequest, Timings
+from shared.signals import wait_done, wait_reply
 from web import metrics
 from web.auth.guard import current
 from web.extensions import app_redis, app_redis_url, db
 from web.jobs.inputs import normalise_rows
+from web.registry.cache import ServingModel
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -33,14 +35,14 @@ def _settings():
     return current_app.extensions["mlsp_settings"]
 
 
-def check_servable(model: MLModel) -> None:
+def check_servable(model: ServingModel | MLModel) -> None:
     if model.status != "ready":
         raise Conflict(
             f"Model is {model.status}; it cannot take predictions", code="model_not_ready"
         )
 
 
-def prepare_rows(model: MLModel, body: PredictRequest) -> list[list[float]]:
+def prepare_rows(model: ServingModel | MLModel, body: PredictRequest) -> list[list[float]]:
     rows = normalise_rows(body.inputs, model.input_schema or {}, _settings().max_rows_per_request)
     if body.return_probabilities and not (model.output_schema or {}).get("has_proba"):
         raise ValidationFailed(
@@ -50,8 +52,8 @@ def prepare_rows(model: MLModel, body: PredictRequest) -> list[list[float]]:
     return rows
 
 
-def _request_hash(model: MLModel, rows: list[list[float]], probabilities: bool) -> str:
-    canonical = orjson.dumps({"model": str(model.id), "rows": rows, "proba": probabilities})
+def _request_hash(model_id: uuid.UUID, rows: list[list[float]], probabilities: bool) -> str:
+    canonical = orjson.dumps({"model": str(model_id), "rows": rows, "proba": probabilities})
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -74,75 +76,167 @@ def _replay(key: str, digest: str) -> Job | None:
 
 
 def create_job(
-    model: MLModel, rows: list[list[float]], probabilities: bool, key: str | None
-) -> tuple[Job, bool]:
-    """Insert the job (or find its idempotent twin) and commit; returns (job, created)."""
+    model: ServingModel | MLModel, rows: list[list[float]], probabilities: bool, key: str | None
+) -> tuple[JobOut, bool]:
+    """Insert the job (or find its idempotent twin) and commit; returns (job, created).
+
+    One INSERT of a row built here (no ORM unit of work, no read back): the answer is rendered
+    from the same values."""
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationFailed("Idempotency-Key must be 1..255 characters", code="invalid_header")
-    digest = _request_hash(model, rows, probabilities) if key else None
+    digest = _request_hash(model.id, rows, probabilities) if key else None
     if key and (existing := _replay(key, digest)):
-        return existing, False
-    job = Job(
-        id=uuid.uuid4(), model_id=model.id, model_version=model.version, owner_id=current().id,
-        status="queued", inputs=rows, n_rows=len(rows), return_probabilities=probabilities,
-        idempotency_key=key, request_hash=digest, request_id=g.get("request_id"),
-        enqueued_at=datetime.now(UTC),
-    )  # fmt: skip
-    db.session.add(job)
+        return to_out(existing), False
+    now = datetime.now(UTC)
+    row = {
+        "id": uuid.uuid4(), "model_id": model.id, "model_version": model.version,
+        "owner_id": current().id, "status": "queued", "inputs": rows, "n_rows": len(rows),
+        "return_probabilities": probabilities, "idempotency_key": key, "request_hash": digest,
+        "request_id": g.get("request_id"), "attempts": 0, "created_at": now, "enqueued_at": now,
+    }  # fmt: skip
     try:
+        db.session.execute(insert(Job.__table__), row)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # a concurrent request with the same key won the insert
         existing = _replay(key, digest) if key else None
         if existing is None:
             raise
-        return existing, False
+        return to_out(existing), False
     metrics.job_submitted()
-    return job, True
+    return _queued_out(row), True
 
 
-def check_capacity(model: MLModel) -> None:
+def check_capacity(model: ServingModel | MLModel) -> None:
     """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, 429."""
-    limit = _settings().max_queue_depth
     depth = queueing.queue_depth(app_redis(), str(model.id))
-    if depth >= limit:
-        raise TooManyRequests(
-            f"Model queue is full ({depth} jobs waiting); retry later",
-            code="queue_full",
-            retry_after=RETRY_AFTER_FULL_S,
-            details={"queue_depth": depth, "max_queue_depth": limit},
-        )
+    if depth >= _settings().max_queue_depth:
+        raise _queue_full(depth)
 
 
-def enqueue(job: Job) -> bool:
+def _queue_full(depth: int) -> TooManyRequests:
+    limit = _settings().max_queue_depth
+    return TooManyRequests(
+        f"Model queue is full ({depth} jobs waiting); retry later",
+        code="queue_full",
+        retry_after=RETRY_AFTER_FULL_S,
+        details={"queue_depth": depth, "max_queue_depth": limit},
+    )
+
+
+def _push(model_id: uuid.UUID, entries: list[str], max_depth: int = 0) -> None:
+    settings = _settings()
+    queueing.push_jobs(
+        app_redis(),
+        current_app.extensions["celery_producer"],
+        str(model_id),
+        entries,
+        queue=settings.default_queue,
+        slots=settings.drain_concurrency,
+        batch_size=settings.batch_max_jobs,
+        max_depth=max_depth,
+        headers={"request_id": g.get("request_id")},
+    )
+
+
+def enqueue(job_id: uuid.UUID, model_id: uuid.UUID) -> bool:
     """Queue the job id after the row is committed. If Redis is down the job stays `queued` in
     PostgreSQL (durable) and the reaper queues it again; the client still gets its 202."""
-    settings = _settings()
     try:
-        queueing.push_jobs(
-            app_redis(),
-            current_app.extensions["celery_producer"],
-            str(job.model_id),
-            [str(job.id)],
-            queue=settings.default_queue,
-            slots=settings.drain_concurrency,
-            batch_size=settings.batch_max_jobs,
-            headers={"request_id": g.get("request_id")},
-        )
+        _push(model_id, [str(job_id)])
         return True
     except Exception:
-        log.warning("enqueue failed for job %s; left queued for the reaper", job.id, exc_info=True)
+        log.warning("enqueue failed for job %s; left queued for the reaper", job_id, exc_info=True)
         return False
 
 
-def wait_for(job: Job, seconds: float) -> Job:
-    """Wait (without holding a database connection) for the job to finish, then reload it."""
+def submit(
+    model: ServingModel | MLModel, rows: list[list[float]], probabilities: bool, key: str | None
+) -> tuple[JobOut, bool]:
+    """The durable path: capacity check, row committed, id queued. Returns (job, created)."""
+    check_capacity(model)
+    job, created = create_job(model, rows, probabilities, key)
+    if created:
+        enqueue(job.id, model.id)
+    return job, created
+
+
+def predict(
+    model: ServingModel | MLModel,
+    rows: list[list[float]],
+    probabilities: bool,
+    key: str | None,
+    timeout: float,
+) -> JobOut:
+    """Run a job and wait up to `timeout` for it. Small requests without an Idempotency-Key go
+    inline (shared/inline_jobs.py): no row is written here unless the wait runs out."""
+    if key is None and len(rows) <= _settings().sync_inline_max_rows:
+        return _predict_inline(model, rows, probabilities, timeout)
+    job, _ = submit(model, rows, probabilities, key)
+    return wait_for(job.id, job, timeout)
+
+
+def _predict_inline(
+    model: ServingModel | MLModel, rows: list[list[float]], probabilities: bool, timeout: float
+) -> JobOut:
+    now = time.time()
+    job = InlineJob(
+        id=inline_jobs.new_id(), model_id=str(model.id), owner_id=str(current().id),
+        model_version=model.version, inputs=rows, return_probabilities=probabilities,
+        created_at=now, deadline=now + max(timeout, 0), request_id=g.get("request_id"),
+    )  # fmt: skip
+    try:
+        _push(model.id, [job.encode()], max_depth=_settings().max_queue_depth)
+    except queueing.QueueFull as full:
+        raise _queue_full(full.depth) from None
+    metrics.job_submitted()
+    reply = wait_reply("job", job.id, timeout, url=app_redis_url())
+    if reply is not None:
+        return JobOut.model_validate_json(reply)
+    return _persist_unanswered(job)
+
+
+_PERSIST = text(
+    """
+    INSERT INTO jobs (id, model_id, model_version, owner_id, status, inputs, n_rows,
+                      return_probabilities, request_id, attempts, created_at, enqueued_at)
+    VALUES (:id, :model_id, :model_version, :owner_id, 'queued', CAST(:inputs AS jsonb), :n_rows,
+            :proba, :request_id, 0, :created_at, now())
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+    """
+)
+
+
+def _persist_unanswered(job: InlineJob) -> JobOut:
+    """The wait ran out: make the job durable (its row, `queued`, and its id queued) before the
+    202. If the worker's row got there first, the job has finished: answer it."""
+    created = datetime.fromtimestamp(job.created_at, UTC)
+    inserted = db.session.scalar(_PERSIST, {
+        "id": job.id, "model_id": job.model_id, "model_version": job.model_version,
+        "owner_id": job.owner_id, "inputs": orjson.dumps(job.inputs).decode(),
+        "n_rows": len(job.inputs), "proba": job.return_probabilities,
+        "request_id": job.request_id, "created_at": created,
+    })  # fmt: skip
+    db.session.commit()
+    if inserted is None:
+        return to_out(db.session.get(Job, uuid.UUID(job.id)))
+    enqueue(uuid.UUID(job.id), uuid.UUID(job.model_id))
+    return JobOut(
+        id=job.id, model_id=job.model_id, model_version=job.model_version, status="queued",
+        result=None, error=None, created_at=created, started_at=None, finished_at=None,
+        timings=Timings(), cache_hit=None,
+    )  # fmt: skip
+
+
+def wait_for(job_id: uuid.UUID, job: JobOut | Job, seconds: float) -> JobOut:
+    """Wait (without holding a database connection) for the job to finish, then read it."""
     if job.status in FINAL_JOB_STATUSES or seconds <= 0:
-        return job
+        return job if isinstance(job, JobOut) else to_out(job)
     db.session.commit()  # end the read transaction: no connection idles through the wait
-    wait_done("job", job.id, seconds, url=app_redis_url())
-    db.session.refresh(job)
-    return job
+    if not wait_done("job", job_id, seconds, url=app_redis_url()):
+        return job if isinstance(job, JobOut) else to_out(job)
+    return to_out(db.session.get(Job, job_id, populate_existing=True))
 
 
 def remaining(timeout: float) -> float:
@@ -163,6 +257,14 @@ def cancel(job_id: uuid.UUID) -> Job | None:
     )
     db.session.commit()
     return cancelled
+
+
+def _queued_out(row: dict) -> JobOut:
+    return JobOut(
+        id=row["id"], model_id=row["model_id"], model_version=row["model_version"],
+        status="queued", result=None, error=None, created_at=row["created_at"], started_at=None,
+        finished_at=None, timings=Timings(), cache_hit=None,
+    )  # fmt: skip
 
 
 def to_out(job: Job) -> JobOut:

@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from shared.models import FINAL_JOB_STATUSES, Job, MLModel
-from shared.schemas.jobs import PredictRequest
+from shared.models import FINAL_JOB_STATUSES, MLModel
+from shared.schemas.jobs import JobOut, PredictRequest
 from shared.schemas.oip import InferenceRequest
 from web.auth.guard import login_required
 from web.health import dependencies_ok
@@ -84,7 +84,6 @@ def infer(name: str, version: str | None):
     """Run the model on one input tensor and answer its output tensors."""
     model = resolve(name, version)
     service.check_servable(model)
-    service.check_capacity(model)  # a full queue answers 429 + Retry-After, as /predict does
     body, binary = tensors.parse_request(
         request.get_data(), request.headers.get(tensors.HEADER_LENGTH)
     )
@@ -95,14 +94,13 @@ def infer(name: str, version: str | None):
     return _unfinished(job, _timeout(body))
 
 
-def _run(model: MLModel, body: InferenceRequest, binary: bytes, proba: bool) -> Job:
+def _run(model: MLModel, body: InferenceRequest, binary: bytes, proba: bool) -> JobOut:
+    """Through the same queue as /predict (a full queue answers 429 + Retry-After there too)."""
     n_features = (model.input_schema or {})["n_features"]
     rows = tensors.input_rows(tensors.the_input(body), binary, n_features)
     rows = service.prepare_rows(model, PredictRequest(inputs=rows, return_probabilities=proba))
-    job, created = service.create_job(model, rows, proba, request.headers.get("Idempotency-Key"))
-    if created:
-        service.enqueue(job)
-    return service.wait_for(job, service.remaining(_timeout(body)))
+    key = request.headers.get("Idempotency-Key")
+    return service.predict(model, rows, proba, key, service.remaining(_timeout(body)))
 
 
 def _timeout(body: InferenceRequest) -> float:
@@ -117,17 +115,18 @@ def _timeout(body: InferenceRequest) -> float:
 
 
 def _response(
-    model: MLModel, job: Job, body: InferenceRequest, outputs: list[str]
+    model: MLModel, job: JobOut, body: InferenceRequest, outputs: list[str]
 ) -> dict[str, Any]:
     answer: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
     if body.id is not None:
         answer["id"] = body.id
     answer["parameters"] = {"job_id": str(job.id)}
-    answer["outputs"] = tensors.output_tensors(job.result or {}, outputs)
+    result = job.result.model_dump(exclude_none=True) if job.result else {}
+    answer["outputs"] = tensors.output_tensors(result, outputs)
     return answer
 
 
-def _unfinished(job: Job, timeout: float) -> Response:
+def _unfinished(job: JobOut, timeout: float) -> Response:
     location = f"/api/v1/jobs/{job.id}"
     if job.status not in FINAL_JOB_STATUSES:
         # The job is durable and goes on; the client can fetch its result there.
@@ -136,5 +135,5 @@ def _unfinished(job: Job, timeout: float) -> Response:
             f"Inference did not finish within {timeout:g}s; job {job.id} goes on at {location}",
             {"Location": location},
         )
-    reason = f"{job.error_code}: {job.error_message}" if job.error_code else job.status
+    reason = f"{job.error.code}: {job.error.message}" if job.error else job.status
     return oip_error(500 if job.status == "failed" else 400, f"Inference {job.status} ({reason})")

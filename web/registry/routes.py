@@ -17,6 +17,7 @@ from shared.schemas.common import ErrorResponse
 from shared.schemas.models import ModelList, ModelOut, ModelPatch, ModelQuery, ModelUpload
 from shared.signals import wait_done
 from shared.store import get_store
+from web import epoch
 from web.auth.guard import current, login_required
 from web.extensions import app_redis_url, db, spec
 from web.openapi import AUTH, PROTECTED_ERRORS, errors
@@ -146,6 +147,7 @@ def patch_model(model_id: uuid.UUID):
     if body.runtime is not None:
         apply_preference(model, body.runtime)  # also updates model.runtime for the next job
     db.session.commit()
+    epoch.bump()  # a disabled model stops taking predictions in every web process at once
     return ModelOut.model_validate(model)
 
 
@@ -157,4 +159,5 @@ def delete_model(model_id: uuid.UUID):
     model = get_owned(MLModel, model_id, "Model", lock=True)
     model.deleted_at = datetime.now(UTC)
     db.session.commit()
+    epoch.bump()
     return "", 204

@@ -1,0 +1,64 @@
+"""Sync predictions that travel with their rows: the queue entry of a `/predict` call.
+
+A synchronous predict answers from the worker's reply, so the web tier need not write the job
+row first: it queues the rows themselves (this entry) and waits. The worker predicts, inserts the
+finished row (the prediction history) with its batch, and replies with the job object. Only when
+the client's timeout runs out does the web tier insert the row, as `queued`, and queue its id:
+from the 202 on the job is as durable as any other (DESIGN.md). Until then nothing was promised:
+a web process that dies mid-wait has answered nothing, like an in-process server would.
+
+Entries in a model's pending list are either a job id (the row is in PostgreSQL) or one of these
+JSON objects; `is_inline` tells them apart by the first byte.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+# An inline entry found after its deadline plus this grace is dropped: by then the web tier has
+# either answered 202 (and the job's id is queued too) or died without answering anyone.
+DEADLINE_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class InlineJob:
+    id: str
+    model_id: str
+    owner_id: str
+    model_version: int
+    inputs: list[list[float]]
+    return_probabilities: bool
+    created_at: float  # epoch seconds, the web tier's clock
+    deadline: float  # when the web tier stops waiting (epoch seconds)
+    request_id: str | None
+
+    def encode(self) -> str:
+        return orjson.dumps(self).decode()  # orjson writes dataclass fields in order
+
+    def stale(self, now: float) -> bool:
+        return now > self.deadline + DEADLINE_GRACE_S
+
+
+def is_inline(entry: str) -> bool:
+    return entry.startswith("{")
+
+
+_ID_AT = slice(len('{"id":"'), len('{"id":"') + 36)  # `id` is the first field encode() writes
+
+
+def entry_id(entry: str) -> str:
+    """The job id of any queue entry, without parsing an inline job's rows."""
+    return entry[_ID_AT] if is_inline(entry) else entry
+
+
+def decode(entry: str) -> InlineJob:
+    fields: dict[str, Any] = orjson.loads(entry)
+    return InlineJob(**fields)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,119 @@
+"""Inline jobs (sync predictions queued with their rows) on the worker, without Celery: the row is
+inserted finished, the waiter gets the job object, and every race with the web tier's fallback
+(row inserted `queued` on timeout, id queued too, cancel) ends with exactly one result."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+import orjson
+from sqlalchemy import update
+from sqlalchemy.orm import undefer
+
+from shared.db import session_scope
+from shared.inline_jobs import DEADLINE_GRACE_S, InlineJob, entry_id, new_id
+from shared.models import Job, MLModel
+from shared.redis_client import get_redis
+from shared.schemas.jobs import JobOut
+from shared.signals import _key, wait_reply
+from tests.fixtures.models import fit_classifier
+from tests.workers.test_inference import model_row  # noqa: F401  (fixture)
+from workers import jobs
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def _inline(model: MLModel, rows: list[list[float]], proba: bool = False, **kw) -> InlineJob:
+    now = time.time()
+    fields = dict(
+        id=new_id(), model_id=str(model.id), owner_id=str(model.owner_id), model_version=1,
+        inputs=rows, return_probabilities=proba, created_at=now - 0.01, deadline=now + 10,
+        request_id="req-1",
+    )  # fmt: skip
+    return InlineJob(**{**fields, **kw})
+
+
+def _job(job_id: str) -> Job | None:
+    with session_scope() as s:
+        return s.get(Job, uuid.UUID(job_id), options=[undefer(Job.inputs)])
+
+
+def _persist_queued(job: InlineJob) -> None:
+    """What the web tier does when its wait runs out."""
+    with session_scope() as s:
+        s.add(Job(id=uuid.UUID(job.id), model_id=uuid.UUID(job.model_id), model_version=1,
+                  owner_id=uuid.UUID(job.owner_id), inputs=job.inputs, n_rows=len(job.inputs),
+                  return_probabilities=job.return_probabilities))  # fmt: skip
+
+
+def test_inline_jobs_are_inserted_finished_and_answered(model_row):  # noqa: F811
+    a = _inline(model_row, [ROW], proba=True)
+    b = _inline(model_row, [ROW, [6.7, 3.0, 5.2, 2.3]])
+    report = jobs.run_jobs(str(model_row.id), [a.encode(), b.encode()], worker="t")
+    assert (report.claimed, report.written, report.failed) == (2, 2, 0)
+    expected = fit_classifier().predict(np.array(b.inputs)).tolist()
+    row = _job(b.id)
+    assert row.status == "succeeded" and row.result["predictions"] == expected
+    assert row.owner_id == model_row.owner_id and row.request_id == "req-1"
+    assert row.attempts == 1 and row.worker == "t" and row.inputs == b.inputs
+    assert row.queue_ms >= 0 and row.total_ms >= row.queue_ms
+    answer = JobOut.model_validate_json(wait_reply("job", a.id, 1))
+    assert answer.status == "succeeded" and len(answer.result.probabilities) == 1
+    assert answer.timings.total_ms == _job(a.id).total_ms
+    assert str(answer.id) == a.id and answer.attempts == 1
+
+
+def test_result_lands_on_a_row_the_web_tier_left_queued(model_row):  # noqa: F811
+    job = _inline(model_row, [ROW])
+    _persist_queued(job)
+    jobs.run_jobs(str(model_row.id), [job.encode()], worker="t")
+    row = _job(job.id)
+    assert row.status == "succeeded" and row.attempts == 1
+
+
+def test_cancelled_row_keeps_its_status(model_row):  # noqa: F811
+    job = _inline(model_row, [ROW])
+    _persist_queued(job)
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == uuid.UUID(job.id)).values(status="cancelled"))
+    report = jobs.run_jobs(str(model_row.id), [job.encode()], worker="t")
+    assert report.written == 0
+    assert _job(job.id).status == "cancelled" and _job(job.id).result is None
+
+
+def test_id_and_inline_entry_of_one_job_write_one_result(model_row):  # noqa: F811
+    """A 202 leaves both the inline entry and the id queued: in one batch or in two, one result."""
+    together = _inline(model_row, [ROW])
+    _persist_queued(together)
+    report = jobs.run_jobs(str(model_row.id), [together.encode(), together.id], worker="t")
+    assert report.written == 1 and _job(together.id).status == "succeeded"
+
+    apart = _inline(model_row, [ROW])
+    _persist_queued(apart)
+    first = jobs.run_jobs(str(model_row.id), [apart.id], worker="t")
+    second = jobs.run_jobs(str(model_row.id), [apart.encode()], worker="t")
+    assert (first.written, second.written) == (1, 0)
+    assert _job(apart.id).attempts == 1
+
+
+def test_stale_inline_entry_is_dropped(model_row):  # noqa: F811
+    past = time.time() - DEADLINE_GRACE_S - 1
+    job = _inline(model_row, [ROW], created_at=past - 1, deadline=past)
+    report = jobs.run_jobs(str(model_row.id), [job.encode()], worker="t")
+    assert report.claimed == 0 and _job(job.id) is None
+
+
+def test_bad_rows_fail_only_their_own_inline_job(model_row):  # noqa: F811
+    good, bad = _inline(model_row, [ROW]), _inline(model_row, [[1.0, 2.0]])
+    jobs.run_jobs(str(model_row.id), [good.encode(), bad.encode()], worker="t")
+    assert _job(good.id).status == "succeeded"
+    assert _job(bad.id).error_code == "inference_error"
+    answer = orjson.loads(get_redis().lpop(_key("job", bad.id)))
+    assert answer["status"] == "failed" and answer["error"]["code"] == "inference_error"
+
+
+def test_entry_id_reads_both_kinds(model_row):  # noqa: F811
+    job = _inline(model_row, [ROW])
+    assert entry_id(job.encode()) == job.id and entry_id(job.id) == job.id
