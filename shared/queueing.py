@@ -49,6 +49,21 @@ return {depth, 0}
 """
 _PUSH_CHUNK = 1000  # entries per script call (Lua's unpack has a stack limit)
 
+# After a batch: drop its lease, keep the wake flag, and lease the next ids (one round trip).
+# KEYS: lease, pending list, leases zset, wake flag. ARGV: n, now, wake TTL.
+_NEXT = """
+redis.call('DEL', KEYS[1])
+redis.call('EXPIRE', KEYS[4], ARGV[3])
+local ids = redis.call('LPOP', KEYS[2], ARGV[1])
+if not ids then
+  redis.call('ZREM', KEYS[3], KEYS[1])
+  return {}
+end
+redis.call('RPUSH', KEYS[1], unpack(ids))
+redis.call('ZADD', KEYS[3], ARGV[2], KEYS[1])
+return ids
+"""
+
 # Put one lease's ids back at the head of its model's pending list, keeping their order.
 _RESTORE = """
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -166,10 +181,19 @@ def _send_wake(
 
 def lease_batch(client: redis.Redis, model_id: str, token: str, n: int) -> list[str]:
     """Take up to n ids (appending to this task's lease)."""
-    ids = client.eval(
-        _LEASE, 3, pending_key(model_id), lease_key(model_id, token), LEASES, n, time.time()
-    )
-    return [i.decode() if isinstance(i, bytes) else i for i in ids]
+    keys = [pending_key(model_id), lease_key(model_id, token), LEASES]
+    return _strings(_script(client, _LEASE)(keys=keys, args=[n, time.time()]))
+
+
+def next_batch(client: redis.Redis, model_id: str, token: str, slot: int, n: int) -> list[str]:
+    """Finish the current lease (its jobs are written), keep the wake flag, and lease up to n
+    more ids: what a drainer does between batches, in one round trip."""
+    keys = [lease_key(model_id, token), pending_key(model_id), LEASES, wake_key(model_id, slot)]
+    return _strings(_script(client, _NEXT)(keys=keys, args=[n, time.time(), WAKE_TTL_S]))
+
+
+def _strings(items: list) -> list[str]:
+    return [i.decode() if isinstance(i, bytes) else i for i in items]
 
 
 def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) -> list[str]:

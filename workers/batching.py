@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import redis
 
 from shared import queueing
-from shared.inline_jobs import entry_id
 from shared.config import Settings
+from shared.inline_jobs import entry_id
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,12 @@ def drain(
     if restored:
         log.warning("drain %s: restored %d jobs from a dead run's lease", model_id, restored)
     deadline = time.monotonic() + settings.drain_budget_s
+    ids = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
     while True:
-        ids = _take(client, settings, model_id, token)
+        ids = _fill(client, settings, model_id, token, ids)
         if not ids:
             if queueing.release_wake(client, model_id, slot):
+                ids = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
                 continue
             return report
         try:
@@ -64,26 +66,39 @@ def drain(
             # Not done: the ids go back to the head of the list for whoever drains next.
             queueing.restore_lease(client, queueing.lease_key(model_id, token))
             raise
-        queueing.release_lease(client, model_id, token)
         report.batches += 1
         report.jobs += len(ids)
         report.job_ids += [entry_id(e) for e in ids[: SHOWN_IDS - len(report.job_ids)]]
-        queueing.keep_wake(client, model_id, slot)
         if time.monotonic() > deadline:
-            if queueing.queue_depth(client, model_id) or queueing.release_wake(
-                client, model_id, slot
-            ):
-                hand_off()  # the wake flag stays set: it now belongs to the new task
-                report.handed_off = True
+            _hand_off(client, model_id, slot, token, hand_off, report)
             return report
+        ids = queueing.next_batch(client, model_id, token, slot, settings.batch_max_jobs)
 
 
-def _take(client: redis.Redis, settings: Settings, model_id: str, token: str) -> list[str]:
-    """One lease; if the list is empty, linger DRAIN_LINGER_MS for the next job (cheaper than a
-    new wake-up task when jobs arrive back to back). If the lease found several jobs waiting but
-    fewer than a full batch, traffic is concurrent: wait BATCH_MAX_WAIT_MS once for stragglers.
-    A lone job (one client at a time) is not made to wait for company that is not coming."""
-    ids = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
+def _hand_off(
+    client: redis.Redis,
+    model_id: str,
+    slot: int,
+    token: str,
+    hand_off: Callable[[], None],
+    report: DrainReport,
+) -> None:
+    """The budget is spent: if work is left, a fresh task takes over the wake flag."""
+    queueing.release_lease(client, model_id, token)
+    queueing.keep_wake(client, model_id, slot)
+    if queueing.queue_depth(client, model_id) or queueing.release_wake(client, model_id, slot):
+        hand_off()  # the wake flag stays set: it now belongs to the new task
+        report.handed_off = True
+
+
+def _fill(
+    client: redis.Redis, settings: Settings, model_id: str, token: str, ids: list[str]
+) -> list[str]:
+    """The lease just taken, made worth a batch. If it is empty, linger DRAIN_LINGER_MS for the
+    next job (cheaper than a new wake-up task when jobs arrive back to back). If it found several
+    jobs waiting but fewer than a full batch, traffic is concurrent: wait BATCH_MAX_WAIT_MS once
+    for stragglers. A lone job (one client at a time) is not made to wait for company that is
+    not coming."""
     if not ids and settings.drain_linger_ms > 0:
         return queueing.await_one(client, model_id, token, settings.drain_linger_ms / 1000)
     if 1 < len(ids) < settings.batch_max_jobs and settings.batch_max_wait_ms > 0:

@@ -13,13 +13,14 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
-from shared import inline_jobs
+from shared import cache_epoch, inline_jobs
 from shared.config import get_settings
 from shared.db import session_scope
 from shared.inline_jobs import InlineJob
+from shared.redis_client import get_redis
 from shared.signals import send_replies, signal_done
 from shared.store import get_store
-from workers import inference, inline, telemetry
+from workers import inference, inline, model_refs, telemetry
 from workers.cache import ModelCache
 from workers.inference import ClaimedJob, ModelRef, Outcome
 from workers.runtime import ModelRuntime
@@ -50,9 +51,12 @@ def run_jobs(model_id: str, entries: list[str], worker: str = HOSTNAME) -> Batch
     settings = get_settings()
     mid = uuid.UUID(model_id)
     ids, carried = _split_entries(entries)
-    with session_scope() as session:
-        claimed = inference.claim_jobs(session, mid, ids, worker) if ids else []
-        ref = inference.load_model_ref(session, mid)
+    epoch = cache_epoch.read(get_redis())
+    claimed, ref = [], model_refs.cached(mid, epoch)
+    if ids or ref is None:
+        with session_scope() as session:
+            claimed = inference.claim_jobs(session, mid, ids, worker) if ids else []
+            ref = ref or model_refs.load(session, mid, epoch)
     # Past this point no connection is held: inference can be slow.
     started = time.time()
     claimed += [inline.claimed(j) for j in carried.values()]

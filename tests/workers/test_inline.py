@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy import update
 from sqlalchemy.orm import undefer
 
+from shared import cache_epoch
 from shared.db import session_scope
 from shared.inline_jobs import DEADLINE_GRACE_S, InlineJob, entry_id, new_id
 from shared.models import Job, MLModel
@@ -117,3 +118,19 @@ def test_bad_rows_fail_only_their_own_inline_job(model_row):  # noqa: F811
 def test_entry_id_reads_both_kinds(model_row):  # noqa: F811
     job = _inline(model_row, [ROW])
     assert entry_id(job.encode()) == job.id and entry_id(job.id) == job.id
+
+
+def test_model_reference_is_cached_until_the_epoch_moves(model_row):  # noqa: F811
+    """A batch without a claim reads no model row while the cache epoch stands; the API bumps
+    the epoch after disabling a model, and the next batch sees it."""
+    first = _inline(model_row, [ROW])
+    jobs.run_jobs(str(model_row.id), [first.encode()], worker="t")
+    with session_scope() as s:
+        s.execute(update(MLModel).where(MLModel.id == model_row.id).values(status="disabled"))
+    unchanged = _inline(model_row, [ROW])
+    jobs.run_jobs(str(model_row.id), [unchanged.encode()], worker="t")
+    assert _job(unchanged.id).status == "succeeded"  # the epoch did not move: still cached
+    cache_epoch.bump(get_redis())
+    after = _inline(model_row, [ROW])
+    jobs.run_jobs(str(model_row.id), [after.encode()], worker="t")
+    assert _job(after.id).error_code == "model_unavailable"
