@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     onnx_enabled: bool = True
     onnx_proba_atol: float = Field(1e-6, ge=0)
     onnx_regression_rtol: float = Field(1e-6, ge=0)
-    onnx_max_model_mb: float = Field(64, gt=0)  # ~0.25 s of conversion per MB (RandomForest)
+    onnx_max_model_mb: float = Field(64, gt=0)
+    # Calls over more rows use scikit-learn where the upload has it (workers/runtime_select.py).
+    onnx_max_batch_rows: int = Field(5000, ge=0)  # ~0.25 s of conversion per MB (RandomForest)
 
     rate_limit_enabled: bool = True
     rate_limit_predict: str = "600/minute"

@@ -30,14 +30,15 @@ class InlineJob:
     model_id: str
     owner_id: str
     model_version: int
-    inputs: list[list[float]]
+    inputs: Any  # a float64 matrix when queued, lists of floats when read back
     return_probabilities: bool
     created_at: float  # epoch seconds, the web tier's clock
     deadline: float  # when the web tier stops waiting (epoch seconds)
     request_id: str | None
 
     def encode(self) -> str:
-        return orjson.dumps(self).decode()  # orjson writes dataclass fields in order
+        # orjson writes dataclass fields in order (entry_id relies on it) and matrices natively.
+        return orjson.dumps(self, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
     def stale(self, now: float) -> bool:
         return now > self.deadline + DEADLINE_GRACE_S

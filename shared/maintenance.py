@@ -40,11 +40,16 @@ def prune_history(session: Session, retention_days: int) -> int:
     cutoff = datetime.now(UTC) - timedelta(days=retention_days)
     batch = (
         select(Job.id)
-        .where(Job.finished_at < cutoff, (Job.inputs.is_not(None)) | (Job.result.is_not(None)))
+        .where(
+            Job.finished_at < cutoff,
+            Job.inputs.is_not(None) | Job.input_matrix.is_not(None) | Job.result.is_not(None),
+        )
         .limit(PRUNE_BATCH)
         .scalar_subquery()
     )
-    result = session.execute(update(Job).where(Job.id.in_(batch)).values(inputs=None, result=None))
+    result = session.execute(
+        update(Job).where(Job.id.in_(batch)).values(inputs=None, input_matrix=None, result=None)
+    )
     return result.rowcount or 0
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -147,7 +148,9 @@ class Job(Base):
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), server_default="queued")
     # Deferred: up to millions of numbers that no API answer shows; loaded only when asked for.
-    inputs: Mapped[Any | None] = mapped_column(JSONB, deferred=True)
+    inputs: Mapped[Any | None] = mapped_column(JSONB, deferred=True)  # jobs before 0005 only
+    # The rows as a float64 .npy (shared/matrix.py): parsed and printed far faster than JSONB.
+    input_matrix: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     n_rows: Mapped[int] = mapped_column(Integer)
     return_probabilities: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

@@ -48,6 +48,11 @@ def limits_off() -> bool:
     return not _settings().rate_limit_enabled
 
 
+# Off for this app: skip the limiter's whole evaluation (resolving every limit of the request)
+# rather than evaluating limits that are each exempt.
+limiter.request_filter(limits_off)
+
+
 def register_limiter(app: Flask, settings: Settings) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
     # A Redis outage must not take the API down with it: limits are then not enforced.

@@ -13,12 +13,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Session
 
+from shared.matrix import from_npy
 from workers.runtime import ModelRuntime
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 class ClaimedJob:
     id: uuid.UUID
     attempts: int
-    inputs: list[list[float]]
+    inputs: np.ndarray  # float64, one row per input row
     return_probabilities: bool
 
 
@@ -82,7 +84,7 @@ _CLAIM = text(
     UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
                     worker = :worker
     WHERE id = ANY(:ids) AND model_id = :model_id AND status IN ('queued', 'running')
-    RETURNING id, attempts, inputs, return_probabilities
+    RETURNING id, attempts, inputs, input_matrix, return_probabilities
     """
 ).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
 
@@ -96,7 +98,13 @@ def claim_jobs(
     taken over, and the dead run's late write (if any) then fails its fence.
     """
     rows = session.execute(_CLAIM, {"ids": job_ids, "model_id": model_id, "worker": worker})
-    return [ClaimedJob(r.id, r.attempts, r.inputs, r.return_probabilities) for r in rows]
+    return [ClaimedJob(r.id, r.attempts, _matrix(r), r.return_probabilities) for r in rows]
+
+
+def _matrix(row: Any) -> np.ndarray:
+    if row.input_matrix is not None:
+        return from_npy(row.input_matrix)
+    return np.asarray(row.inputs, dtype=np.float64)  # a job queued before input_matrix existed
 
 
 def load_model_ref(session: Session, model_id: uuid.UUID) -> ModelRef | None:
@@ -150,7 +158,7 @@ def _predict_one(runtime: ModelRuntime, job: ClaimedJob, cache_hit: bool) -> Out
 def _predict_stacked(
     runtime: ModelRuntime, jobs: list[ClaimedJob], cache_hit: bool
 ) -> list[Outcome]:
-    rows = [row for job in jobs for row in job.inputs]
+    rows = np.concatenate([job.inputs for job in jobs]) if len(jobs) > 1 else jobs[0].inputs
     started = time.perf_counter()
     predictions = runtime.predict(rows)
     probabilities = classes = None

@@ -15,25 +15,28 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.inline_jobs import InlineJob
+from shared.matrix import to_npy
 from workers.inference import ClaimedJob, Outcome
 
 _INSERT = text(
     """
-    INSERT INTO jobs (id, model_id, model_version, owner_id, status, inputs, n_rows,
+    INSERT INTO jobs (id, model_id, model_version, owner_id, status, input_matrix, n_rows,
         return_probabilities, result, error_code, error_message, attempts, worker, runtime,
         cache_hit, queue_ms, inference_ms, total_ms, request_id, created_at, enqueued_at,
         started_at, finished_at)
-    SELECT v.id, v.model_id, v.model_version, v.owner_id, v.status, v.inputs, v.n_rows,
+    SELECT v.id, v.model_id, v.model_version, v.owner_id, v.status, decode(v.inputs, 'hex'),
+        v.n_rows,
         v.return_probabilities, v.result, v.error_code, v.error_message, v.attempts, v.worker,
         v.runtime, v.cache_hit, v.queue_ms, v.inference_ms, v.total_ms, v.request_id,
         v.created_at, v.created_at, v.started_at, v.finished_at
     FROM jsonb_to_recordset(CAST(:payload AS jsonb)) AS v(
-        id uuid, model_id uuid, model_version int, owner_id uuid, status text, inputs jsonb,
+        id uuid, model_id uuid, model_version int, owner_id uuid, status text, inputs text,
         n_rows int, return_probabilities bool, result jsonb, error_code text, error_message text,
         attempts int, worker text, runtime text, cache_hit bool, queue_ms float8,
         inference_ms float8, total_ms float8, request_id text, created_at timestamptz,
@@ -53,7 +56,8 @@ _INSERT = text(
 
 def claimed(job: InlineJob) -> ClaimedJob:
     """An inline job runs as its first attempt: it has no row to count attempts in."""
-    return ClaimedJob(uuid.UUID(job.id), 1, job.inputs, job.return_probabilities)
+    rows = np.asarray(job.inputs, dtype=np.float64)
+    return ClaimedJob(uuid.UUID(job.id), 1, rows, job.return_probabilities)
 
 
 def split_stale(jobs: list[InlineJob], now: float) -> tuple[list[InlineJob], list[InlineJob]]:
@@ -64,21 +68,35 @@ def split_stale(jobs: list[InlineJob], now: float) -> tuple[list[InlineJob], lis
 
 
 def records(
-    jobs: dict[uuid.UUID, InlineJob], outcomes: list[Outcome], started: float, worker: str
+    jobs: dict[uuid.UUID, ClaimedJob],
+    meta: dict[uuid.UUID, InlineJob],
+    outcomes: list[Outcome],
+    started: float,
+    worker: str,
 ) -> list[dict[str, Any]]:
     """The finished rows of the inline jobs among `outcomes`, timed on this worker's clock."""
     finished = time.time()
-    return [_record(jobs[o.id], o, started, finished, worker) for o in outcomes if o.id in jobs]
+    return [
+        _record(meta[o.id], jobs[o.id].inputs, o, started, finished, worker)
+        for o in outcomes
+        if o.id in meta
+    ]
 
 
 def _record(
-    job: InlineJob, outcome: Outcome, started: float, finished: float, worker: str
+    job: InlineJob,
+    rows: np.ndarray,
+    outcome: Outcome,
+    started: float,
+    finished: float,
+    worker: str,
 ) -> dict[str, Any]:
     created = min(job.created_at, started)  # two hosts' clocks: never a negative wait
     return {
         "id": job.id, "model_id": job.model_id, "model_version": job.model_version,
-        "owner_id": job.owner_id, "status": outcome.status, "inputs": job.inputs,
-        "n_rows": len(job.inputs), "return_probabilities": job.return_probabilities,
+        "owner_id": job.owner_id, "status": outcome.status,
+        "inputs": to_npy(rows).hex(), "n_rows": len(rows),
+        "return_probabilities": job.return_probabilities,
         "result": outcome.result, "error_code": outcome.error_code,
         "error_message": outcome.error_message, "attempts": 1, "worker": worker,
         "runtime": outcome.runtime, "cache_hit": outcome.cache_hit,

@@ -59,12 +59,13 @@ def run_jobs(model_id: str, entries: list[str], worker: str = HOSTNAME) -> Batch
             ref = ref or model_refs.load(session, mid, epoch)
     # Past this point no connection is held: inference can be slow.
     started = time.time()
-    claimed += [inline.claimed(j) for j in carried.values()]
+    rows_of = {job_id: inline.claimed(j) for job_id, j in carried.items()}
+    claimed += rows_of.values()
     runnable, poisoned = _split_poisoned(claimed, settings.job_max_attempts)
     outcomes = poisoned + _infer(ref, runnable, mid)
     # No model row at all (never the case through the API: deletes are soft) means no foreign
     # key for an inline row either; its waiter times out rather than the batch failing forever.
-    finished = inline.records(carried, outcomes, started, worker) if ref is not None else []
+    finished = inline.records(rows_of, carried, outcomes, started, worker) if ref else []
     queued = [o for o in outcomes if o.id not in carried]
     written, replied = write_with_retry(queued, finished, settings.result_write_retry_s)
     _signal(written, replied)
@@ -133,24 +134,30 @@ def _infer(ref: ModelRef | None, jobs: list[ClaimedJob], model_id: uuid.UUID) ->
         model_cache().evict_model(str(model_id))
         reason = "model was deleted" if ref is None or ref.deleted else f"model is {ref.status}"
         return [inference.failed(j, "model_unavailable", reason) for j in jobs]
-    try:
-        runtime, hit = _runtime(ref)
-    except Exception as exc:
-        log.warning("model %s failed to load: %s", ref.id, exc)
-        return [inference.failed(j, "model_load_failed", str(exc)[:500]) for j in jobs]
     outcomes: list[Outcome] = []
     for chunk in chunk_by_rows(jobs, get_settings().batch_max_rows):
         try:
-            outcomes += inference.predict_batch(runtime, chunk, hit)
+            outcomes += _infer_chunk(ref, chunk)
         except SoftTimeLimitExceeded:
             limit = get_settings().task_soft_time_limit_s
             done = {o.id for o in outcomes}
             return outcomes + [
-                inference.failed(j, "timeout", f"inference exceeded {limit}s", cache_hit=hit)
+                inference.failed(j, "timeout", f"inference exceeded {limit}s")
                 for j in jobs
                 if j.id not in done
             ]
     return outcomes
+
+
+def _infer_chunk(ref: ModelRef, chunk: list[ClaimedJob]) -> list[Outcome]:
+    try:
+        runtime, hit = _runtime(ref, sum(len(j.inputs) for j in chunk))
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        log.warning("model %s failed to load: %s", ref.id, exc)
+        return [inference.failed(j, "model_load_failed", str(exc)[:500]) for j in chunk]
+    return inference.predict_batch(runtime, chunk, hit)
 
 
 def chunk_by_rows(jobs: list[ClaimedJob], max_rows: int) -> list[list[ClaimedJob]]:
@@ -167,7 +174,9 @@ def chunk_by_rows(jobs: list[ClaimedJob], max_rows: int) -> list[list[ClaimedJob
     return chunks
 
 
-def _runtime(ref: ModelRef) -> tuple[ModelRuntime, bool]:
-    # scikit-learn or ONNX Runtime, as models.runtime says; each under its own artifact's hash.
-    key, size_bytes, loader = cache_entry(ref, get_store())
+def _runtime(ref: ModelRef, rows: int) -> tuple[ModelRuntime, bool]:
+    # scikit-learn or ONNX Runtime, as models.runtime says (and the call's size: see
+    # cache_entry); each under its own artifact's hash.
+    limit = get_settings().onnx_max_batch_rows
+    key, size_bytes, loader = cache_entry(ref, get_store(), rows, limit)
     return model_cache().get_or_load(key, size_bytes, loader)

@@ -16,6 +16,7 @@ import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
 from shared import onnx_graph
+from workers.runtime import Rows
 
 # Written by workers/compile.py for models whose scikit-learn trees compare float32 inputs.
 ROUNDING_PROP = "mlsp.input_rounding"
@@ -67,17 +68,17 @@ class OnnxRuntime:
     def load(cls, path: Path) -> OnnxRuntime:
         return cls.from_bytes(Path(path).read_bytes())
 
-    def _feed(self, rows: list[list[float]]) -> dict[str, np.ndarray]:
+    def _feed(self, rows: Rows) -> dict[str, np.ndarray]:
         array = np.asarray(rows, dtype=np.float64)
         if self.round_float32:
             # scikit-learn trees compare float32(x) with double thresholds: do the same.
             array = array.astype(np.float32).astype(np.float64)
         return {self.input_name: array.astype(self.dtype, copy=False)}
 
-    def _run(self, rows: list[list[float]], output: int) -> Any:
+    def _run(self, rows: Rows, output: int) -> Any:
         return self.session.run([self.output_names[output]], self._feed(rows))[0]
 
-    def predict(self, rows: list[list[float]]) -> list[Any]:
+    def predict(self, rows: Rows) -> list[Any]:
         """Labels (mapped to the model's classes, so types match scikit-learn) or values."""
         out = np.asarray(self._run(rows, 0))
         if out.ndim == 2 and out.shape[1] == 1:
@@ -87,7 +88,7 @@ class OnnxRuntime:
             return values
         return [self._lookup.get(_label_key(v), v) for v in values]
 
-    def predict_proba(self, rows: list[list[float]]) -> tuple[list[list[float]], list[Any]]:
+    def predict_proba(self, rows: Rows) -> tuple[list[list[float]], list[Any]]:
         if len(self.output_names) < 2:
             raise ValueError("this ONNX model has no probability output")
         out = self._run(rows, 1)

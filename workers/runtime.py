@@ -13,13 +13,16 @@ import numpy as np
 
 from shared.safe_load import load_model
 
+# A float64 matrix (what jobs carry), or rows of numbers (validation samples).
+Rows = np.ndarray | list[list[float]]
+
 
 class ModelRuntime(Protocol):
     name: str
 
-    def predict(self, rows: list[list[float]]) -> list[Any]: ...
+    def predict(self, rows: Rows) -> list[Any]: ...
 
-    def predict_proba(self, rows: list[list[float]]) -> tuple[list[list[float]], list[Any]]: ...
+    def predict_proba(self, rows: Rows) -> tuple[list[list[float]], list[Any]]: ...
 
 
 class SklearnRuntime:
@@ -36,7 +39,7 @@ class SklearnRuntime:
         names = (input_schema or {}).get("feature_names")
         return cls(load_model(path, fmt), names)
 
-    def _matrix(self, rows: list[list[float]]) -> Any:
+    def _matrix(self, rows: Rows) -> Any:
         array = np.asarray(rows, dtype=np.float64)
         if self.feature_names is None:
             return array
@@ -45,10 +48,10 @@ class SklearnRuntime:
 
         return pd.DataFrame(array, columns=self.feature_names)
 
-    def predict(self, rows: list[list[float]]) -> list[Any]:
+    def predict(self, rows: Rows) -> list[Any]:
         """Predictions as the model's own labels (strings stay strings, floats stay floats)."""
         return np.asarray(self.estimator.predict(self._matrix(rows))).tolist()
 
-    def predict_proba(self, rows: list[list[float]]) -> tuple[list[list[float]], list[Any]]:
+    def predict_proba(self, rows: Rows) -> tuple[list[list[float]], list[Any]]:
         probabilities = self.estimator.predict_proba(self._matrix(rows))
         return np.asarray(probabilities).tolist(), np.asarray(self.estimator.classes_).tolist()

@@ -53,6 +53,17 @@ def test_classifier_is_served_by_onnx_with_sklearn_answers(client, user, tmp_pat
     )
 
 
+def test_big_call_goes_to_sklearn_with_the_same_answers(client, user, tmp_path):
+    """Past ONNX_MAX_BATCH_ROWS (5,000) a compiled model is run by scikit-learn."""
+    name = sorted(zoo.CLASSIFIERS)[0]
+    model = zoo.CLASSIFIERS[name]()
+    meta = upload_ready(client, user, model, tmp_path, name=name)
+    rows = np.random.default_rng(7).normal(size=(6000, zoo.N_FEATURES))
+    job = _predict(client, user, meta["id"], rows.tolist(), proba=False)
+    assert meta["runtime"] == "onnx" and job["runtime"] == "sklearn"
+    assert job["result"]["predictions"] == model.predict(_local_input(model, rows)).tolist()
+
+
 @pytest.mark.parametrize("name", sorted(zoo.REGRESSORS))
 def test_regressor_is_served_by_onnx_or_says_why(client, user, tmp_path, name):
     model = zoo.REGRESSORS[name]()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import undefer
 from shared import cache_epoch
 from shared.db import session_scope
 from shared.inline_jobs import DEADLINE_GRACE_S, InlineJob, entry_id, new_id
+from shared.matrix import from_npy, to_npy
 from shared.models import Job, MLModel
 from shared.redis_client import get_redis
 from shared.schemas.jobs import JobOut
@@ -38,14 +39,15 @@ def _inline(model: MLModel, rows: list[list[float]], proba: bool = False, **kw) 
 
 def _job(job_id: str) -> Job | None:
     with session_scope() as s:
-        return s.get(Job, uuid.UUID(job_id), options=[undefer(Job.inputs)])
+        return s.get(Job, uuid.UUID(job_id), options=[undefer(Job.input_matrix)])
 
 
 def _persist_queued(job: InlineJob) -> None:
     """What the web tier does when its wait runs out."""
     with session_scope() as s:
         s.add(Job(id=uuid.UUID(job.id), model_id=uuid.UUID(job.model_id), model_version=1,
-                  owner_id=uuid.UUID(job.owner_id), inputs=job.inputs, n_rows=len(job.inputs),
+                  owner_id=uuid.UUID(job.owner_id), input_matrix=to_npy(np.array(job.inputs)),
+                  n_rows=len(job.inputs),
                   return_probabilities=job.return_probabilities))  # fmt: skip
 
 
@@ -58,7 +60,8 @@ def test_inline_jobs_are_inserted_finished_and_answered(model_row):  # noqa: F81
     row = _job(b.id)
     assert row.status == "succeeded" and row.result["predictions"] == expected
     assert row.owner_id == model_row.owner_id and row.request_id == "req-1"
-    assert row.attempts == 1 and row.worker == "t" and row.inputs == b.inputs
+    assert row.attempts == 1 and row.worker == "t"
+    assert from_npy(row.input_matrix).tolist() == b.inputs
     assert row.queue_ms >= 0 and row.total_ms >= row.queue_ms
     answer = JobOut.model_validate_json(wait_reply("job", a.id, 1))
     assert answer.status == "succeeded" and len(answer.result.probabilities) == 1

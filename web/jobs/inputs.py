@@ -7,6 +7,7 @@ column, before a job row exists.
 from __future__ import annotations
 
 import math
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -46,13 +47,13 @@ def _ordered(row: dict[str, Any], names: list[str], index: int) -> list[Any]:
     return [row[name] for name in names]
 
 
-def _numeric_matrix(inputs: list[Any], n_features: int) -> list[list[float]] | None:
+def _numeric_matrix(inputs: list[Any], n_features: int) -> np.ndarray | None:
     """The common case checked in bulk (a 100,000-row request in tens of milliseconds rather than
     seconds): lists of the right width holding only finite ints and floats. None sends the input
     down the row-by-row path, which names the offending row and column."""
     if not all(type(row) is list and len(row) == n_features for row in inputs):
         return None
-    if not {type(v) for row in inputs for v in row} <= {int, float}:
+    if not set(map(type, chain.from_iterable(inputs))) <= {int, float}:
         return None  # bool, str, None, nested values...
     try:
         matrix = np.asarray(inputs, dtype=np.float64)
@@ -60,13 +61,11 @@ def _numeric_matrix(inputs: list[Any], n_features: int) -> list[list[float]] | N
         return None
     if not np.isfinite(matrix).all():
         return None
-    return matrix.tolist()
+    return matrix
 
 
-def normalise_rows(
-    inputs: list[Any], input_schema: dict[str, Any], max_rows: int
-) -> list[list[float]]:
-    """Rows as lists of floats in the model's feature order; 422 on anything else."""
+def normalise_rows(inputs: list[Any], input_schema: dict[str, Any], max_rows: int) -> np.ndarray:
+    """The rows as a float64 matrix in the model's feature order; 422 on anything else."""
     if not 1 <= len(inputs) <= max_rows:
         raise ValidationFailed(
             f"inputs must have 1..{max_rows} rows (MAX_ROWS_PER_REQUEST)",
@@ -88,4 +87,4 @@ def normalise_rows(
             size = len(row) if isinstance(row, list) else None
             raise _fail(f"each row needs exactly {n_features} features, got {size}", i)
         out.append([_number(v, i, names[j] if names else j) for j, v in enumerate(row)])
-    return out
+    return np.asarray(out, dtype=np.float64)

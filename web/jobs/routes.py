@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 from flask import Blueprint, request
 from spectree import Response
 
@@ -32,7 +33,7 @@ def _location(job: JobOut) -> dict[str, str]:
     return {"Location": f"/api/v1/jobs/{job.id}"}
 
 
-def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, list[list[float]], bool]:
+def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, np.ndarray, bool]:
     model = owned_model(model_id)
     service.check_servable(model)
     body: PredictRequest = request.context.json

@@ -8,6 +8,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import orjson
 from flask import current_app, g
 from sqlalchemy import insert, select, text, update
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from shared import inline_jobs, queueing
 from shared.errors import Conflict, TooManyRequests, ValidationFailed
 from shared.inline_jobs import InlineJob
+from shared.matrix import to_npy
 from shared.models import FINAL_JOB_STATUSES, Job, MLModel
 from shared.schemas.jobs import JobOut, PredictRequest, Timings
 from shared.signals import wait_done, wait_reply
@@ -42,7 +44,7 @@ def check_servable(model: ServingModel | MLModel) -> None:
         )
 
 
-def prepare_rows(model: ServingModel | MLModel, body: PredictRequest) -> list[list[float]]:
+def prepare_rows(model: ServingModel | MLModel, body: PredictRequest) -> np.ndarray:
     rows = normalise_rows(body.inputs, model.input_schema or {}, _settings().max_rows_per_request)
     if body.return_probabilities and not (model.output_schema or {}).get("has_proba"):
         raise ValidationFailed(
@@ -52,8 +54,11 @@ def prepare_rows(model: ServingModel | MLModel, body: PredictRequest) -> list[li
     return rows
 
 
-def _request_hash(model_id: uuid.UUID, rows: list[list[float]], probabilities: bool) -> str:
-    canonical = orjson.dumps({"model": str(model_id), "rows": rows, "proba": probabilities})
+def _request_hash(model_id: uuid.UUID, rows: np.ndarray, probabilities: bool) -> str:
+    canonical = orjson.dumps(
+        {"model": str(model_id), "rows": rows, "proba": probabilities},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -76,7 +81,7 @@ def _replay(key: str, digest: str) -> Job | None:
 
 
 def create_job(
-    model: ServingModel | MLModel, rows: list[list[float]], probabilities: bool, key: str | None
+    model: ServingModel | MLModel, rows: np.ndarray, probabilities: bool, key: str | None
 ) -> tuple[JobOut, bool]:
     """Insert the job (or find its idempotent twin) and commit; returns (job, created).
 
@@ -90,8 +95,9 @@ def create_job(
     now = datetime.now(UTC)
     row = {
         "id": uuid.uuid4(), "model_id": model.id, "model_version": model.version,
-        "owner_id": current().id, "status": "queued", "inputs": rows, "n_rows": len(rows),
-        "return_probabilities": probabilities, "idempotency_key": key, "request_hash": digest,
+        "owner_id": current().id, "status": "queued", "input_matrix": to_npy(rows),
+        "n_rows": len(rows), "return_probabilities": probabilities, "idempotency_key": key,
+        "request_hash": digest,
         "request_id": g.get("request_id"), "attempts": 0, "created_at": now, "enqueued_at": now,
     }  # fmt: skip
     try:
@@ -151,7 +157,7 @@ def enqueue(job_id: uuid.UUID, model_id: uuid.UUID) -> bool:
 
 
 def submit(
-    model: ServingModel | MLModel, rows: list[list[float]], probabilities: bool, key: str | None
+    model: ServingModel | MLModel, rows: np.ndarray, probabilities: bool, key: str | None
 ) -> tuple[JobOut, bool]:
     """The durable path: capacity check, row committed, id queued. Returns (job, created)."""
     check_capacity(model)
@@ -163,7 +169,7 @@ def submit(
 
 def predict(
     model: ServingModel | MLModel,
-    rows: list[list[float]],
+    rows: np.ndarray,
     probabilities: bool,
     key: str | None,
     timeout: float,
@@ -177,7 +183,7 @@ def predict(
 
 
 def _predict_inline(
-    model: ServingModel | MLModel, rows: list[list[float]], probabilities: bool, timeout: float
+    model: ServingModel | MLModel, rows: np.ndarray, probabilities: bool, timeout: float
 ) -> JobOut:
     now = time.time()
     job = InlineJob(
@@ -198,9 +204,9 @@ def _predict_inline(
 
 _PERSIST = text(
     """
-    INSERT INTO jobs (id, model_id, model_version, owner_id, status, inputs, n_rows,
+    INSERT INTO jobs (id, model_id, model_version, owner_id, status, input_matrix, n_rows,
                       return_probabilities, request_id, attempts, created_at, enqueued_at)
-    VALUES (:id, :model_id, :model_version, :owner_id, 'queued', CAST(:inputs AS jsonb), :n_rows,
+    VALUES (:id, :model_id, :model_version, :owner_id, 'queued', :matrix, :n_rows,
             :proba, :request_id, 0, :created_at, now())
     ON CONFLICT (id) DO NOTHING
     RETURNING id
@@ -214,7 +220,7 @@ def _persist_unanswered(job: InlineJob) -> JobOut:
     created = datetime.fromtimestamp(job.created_at, UTC)
     inserted = db.session.scalar(_PERSIST, {
         "id": job.id, "model_id": job.model_id, "model_version": job.model_version,
-        "owner_id": job.owner_id, "inputs": orjson.dumps(job.inputs).decode(),
+        "owner_id": job.owner_id, "matrix": to_npy(np.asarray(job.inputs)),
         "n_rows": len(job.inputs), "proba": job.return_probabilities,
         "request_id": job.request_id, "created_at": created,
     })  # fmt: skip
