@@ -200,10 +200,15 @@ def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) 
     """Block up to timeout_s for the next id, moving it straight into this task's lease
     (BLMOVE is atomic: a crash cannot drop it between list and lease)."""
     key = lease_key(model_id, token)
-    got = client.blmove(pending_key(model_id), key, timeout_s, "LEFT", "RIGHT")
+    # One round trip: the lease is registered as soon as the job arrives, not after another
+    # exchange (an empty lease registered on timeout is dropped by the next release or restore).
+    pipe = client.pipeline(transaction=False)
+    pipe.blmove(pending_key(model_id), key, timeout_s, "LEFT", "RIGHT")
+    pipe.zadd(LEASES, {key: time.time()})
+    got, _ = pipe.execute()
     if got is None:
+        client.zrem(LEASES, key)
         return []
-    client.zadd(LEASES, {key: time.time()})
     return [got.decode() if isinstance(got, bytes) else got]
 
 
