@@ -15,22 +15,13 @@ from shared.config import Settings, get_settings
 
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
-_pre_ping = True
 
 
-def skip_pre_ping() -> None:
-    """For worker processes: they retry on OperationalError (result writes with backoff, drains
-    as a task retry) and a disconnect invalidates the pool, so a database restart costs one retry
-    there instead of a round trip before every transaction. Call before the engine is created."""
-    global _pre_ping
-    _pre_ping = False
-
-
-def engine_options(settings: Settings, pre_ping: bool = True) -> dict[str, Any]:
+def engine_options(settings: Settings) -> dict[str, Any]:
     """Pool options shared by web and workers: pre-ping so a restarted database heals by itself,
     and a connect timeout so an outage fails fast (503) instead of hanging a request."""
     return {
-        "pool_pre_ping": pre_ping,
+        "pool_pre_ping": True,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_pool_size,
         "pool_timeout": settings.db_connect_timeout_s,
@@ -54,8 +45,7 @@ def get_engine() -> Engine:
     global _engine, _factory
     if _engine is None:
         settings = get_settings()
-        options = engine_options(settings, pre_ping=_pre_ping)
-        _engine = create_engine(settings.sqlalchemy_url, **options)
+        _engine = create_engine(settings.sqlalchemy_url, **engine_options(settings))
         _factory = sessionmaker(_engine, expire_on_commit=False)
     return _engine
 

@@ -30,6 +30,5 @@ lifecycle.connect()  # JSON logs, per-task log context, metrics exporter (worker
 def _fresh_connections_after_fork(**_: Any) -> None:
     # A forked child must not reuse the parent's sockets: pooled connections are per process.
     db.dispose_engine()
-    db.skip_pre_ping()
     redis_client.reset_clients()
     limit_threads()  # one BLAS/OpenMP thread per process (workers/onnx_runtime.py)

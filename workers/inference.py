@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -191,29 +190,20 @@ def _predict_stacked(
     return outcomes
 
 
-_WRITE = text(
-    """
+# The fenced UPDATE of claimed jobs' results ($1: a JSON array of Outcome.as_record()). Runs as
+# part of workers/results.py's one statement; RETURNING what the job's log line says (status,
+# request id and the timings the database computed).
+UPDATE_RESULTS = """
     UPDATE jobs AS j SET
         status = v.status, result = v.result, error_code = v.error_code,
         error_message = v.error_message, inference_ms = v.inference_ms, cache_hit = v.cache_hit,
         runtime = v.runtime, finished_at = clock_timestamp(),
         queue_ms = EXTRACT(EPOCH FROM (j.started_at - j.created_at)) * 1000,
         total_ms = EXTRACT(EPOCH FROM (clock_timestamp() - j.created_at)) * 1000
-    FROM jsonb_to_recordset(CAST(:payload AS jsonb)) AS v(
+    FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS v(
         id uuid, attempts int, status text, result jsonb, error_code text, error_message text,
         inference_ms float8, cache_hit bool, runtime text)
     WHERE j.id = v.id AND j.status = 'running' AND j.attempts = v.attempts
     RETURNING j.id, j.model_id, j.status, j.request_id, j.attempts, j.n_rows, j.runtime,
               j.cache_hit, j.worker, j.error_code, j.queue_ms, j.inference_ms, j.total_ms
-    """
-)
-
-
-def write_outcomes(session: Session, outcomes: list[Outcome]) -> list[dict[str, Any]]:
-    """All results in one statement. The fence (still running, same attempt) drops a result
-    for a job that was cancelled or taken over meanwhile; returns the rows actually written
-    (status, request id and the timings the database computed: what the job's log line says)."""
-    if not outcomes:
-        return []
-    payload = orjson.dumps([o.as_record() for o in outcomes], option=orjson.OPT_SERIALIZE_NUMPY)
-    return [dict(row) for row in session.execute(_WRITE, {"payload": payload.decode()}).mappings()]
+"""

@@ -1,6 +1,6 @@
 """Inline jobs (sync predictions queued with their rows, shared/inline_jobs.py) on the worker:
-predicted with the batch like any job, then inserted as finished rows in the same transaction as
-the batch's other results, and answered with the job object itself.
+predicted with the batch like any job, then inserted as finished rows by the same statement that
+writes the batch's other results (workers/results.py), and answered with the job object itself.
 
 The insert is conditional like every result write: if the web tier gave up waiting it inserted
 the row as `queued` first, and then this result lands only while the row is still `queued` (not
@@ -17,15 +17,14 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from shared.inline_jobs import InlineJob
 from shared.matrix import to_npy
 from workers.inference import ClaimedJob, Outcome
 
-_INSERT = text(
-    """
+# The inline jobs' rows ($2: a JSON array of records()); part of workers/results.py's one
+# statement.
+INSERT_ROWS = """
     INSERT INTO jobs (id, model_id, model_version, owner_id, status, input_matrix, n_rows,
         return_probabilities, result, error_code, error_message, attempts, worker, runtime,
         cache_hit, queue_ms, inference_ms, total_ms, request_id, created_at, enqueued_at,
@@ -35,7 +34,7 @@ _INSERT = text(
         v.return_probabilities, v.result, v.error_code, v.error_message, v.attempts, v.worker,
         v.runtime, v.cache_hit, v.queue_ms, v.inference_ms, v.total_ms, v.request_id,
         v.created_at, v.created_at, v.started_at, v.finished_at
-    FROM jsonb_to_recordset(CAST(:payload AS jsonb)) AS v(
+    FROM jsonb_to_recordset(CAST($2 AS jsonb)) AS v(
         id uuid, model_id uuid, model_version int, owner_id uuid, status text, inputs text,
         n_rows int, return_probabilities bool, result jsonb, error_code text, error_message text,
         attempts int, worker text, runtime text, cache_hit bool, queue_ms float8,
@@ -50,8 +49,7 @@ _INSERT = text(
         finished_at = EXCLUDED.finished_at
     WHERE jobs.status = 'queued'
     RETURNING id, attempts
-    """
-)
+"""
 
 
 def claimed(job: InlineJob) -> ClaimedJob:
@@ -106,16 +104,12 @@ def _record(
     }  # fmt: skip
 
 
-def insert(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Insert (or finish a still-queued) row per job; returns the rows written."""
-    if not rows:
-        return []
-    payload = orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    written = {r.id: r.attempts for r in session.execute(_INSERT, {"payload": payload})}
+def written(rows: list[dict[str, Any]], attempts: dict[uuid.UUID, int]) -> list[dict[str, Any]]:
+    """The records the insert actually wrote (with the attempt number it stored)."""
     return [
-        {**row, "id": uuid.UUID(row["id"]), "attempts": written[uuid.UUID(row["id"])]}
+        {**row, "id": uuid.UUID(row["id"]), "attempts": attempts[uuid.UUID(row["id"])]}
         for row in rows
-        if uuid.UUID(row["id"]) in written
+        if uuid.UUID(row["id"]) in attempts
     ]
 
 

@@ -20,7 +20,7 @@ from shared.inline_jobs import InlineJob
 from shared.redis_client import get_redis
 from shared.signals import send_replies, signal_done
 from shared.store import get_store
-from workers import inference, inline, model_refs, telemetry
+from workers import inference, inline, model_refs, results, telemetry
 from workers.cache import ModelCache
 from workers.inference import ClaimedJob, ModelRef, Outcome
 from workers.runtime import ModelRuntime
@@ -98,14 +98,13 @@ def _signal(written: list[dict[str, Any]], replied: list[dict[str, Any]]) -> Non
 def write_with_retry(
     outcomes: list[Outcome], finished: list[dict[str, Any]], budget_s: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Write results (queued jobs' updates and inline jobs' rows, one transaction), retrying
+    """Write results (queued jobs' updates and inline jobs' rows, one statement), retrying
     with backoff while the database is unreachable: a computed result survives an outage
     shorter than RESULT_WRITE_RETRY_S. Returns the rows actually written, of each kind."""
     deadline, delay = time.monotonic() + budget_s, 0.2
     while True:
         try:
-            with session_scope() as session:
-                return inference.write_outcomes(session, outcomes), inline.insert(session, finished)
+            return results.write(outcomes, finished)
         except OperationalError:
             if time.monotonic() + delay > deadline:
                 raise

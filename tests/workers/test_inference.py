@@ -14,7 +14,7 @@ from shared.db import session_scope
 from shared.models import Job, MLModel, User
 from shared.store import get_store
 from tests.fixtures.models import dump, fit_classifier
-from workers import inference, jobs
+from workers import inference, jobs, results
 from workers.runtime import SklearnRuntime
 
 
@@ -97,10 +97,9 @@ def test_stale_attempt_cannot_overwrite(model_row):
     with session_scope() as s:
         (new,) = inference.claim_jobs(s, model_row.id, [job_id], "alive")
     runtime = SklearnRuntime(fit_classifier(), None)
-    with session_scope() as s:
-        assert inference.write_outcomes(s, inference.predict_batch(runtime, [old], False)) == []
-        rows = inference.write_outcomes(s, inference.predict_batch(runtime, [new], False))
-        assert [r["id"] for r in rows] == [job_id]
+    assert results.write(inference.predict_batch(runtime, [old], False), []) == ([], [])
+    rows, _ = results.write(inference.predict_batch(runtime, [new], False), [])
+    assert [r["id"] for r in rows] == [job_id]
     assert _job(job_id).attempts == 2
 
 
@@ -113,10 +112,7 @@ def test_cancelled_job_is_skipped_and_late_result_discarded(model_row):
     with session_scope() as s:  # cancelled while running
         s.execute(update(Job).where(Job.id == b).values(status="cancelled"))
     runtime = SklearnRuntime(fit_classifier(), None)
-    with session_scope() as s:
-        assert (
-            inference.write_outcomes(s, inference.predict_batch(runtime, [claimed_b], False)) == []
-        )
+    assert results.write(inference.predict_batch(runtime, [claimed_b], False), []) == ([], [])
     assert _job(b).status == "cancelled" and _job(b).result is None
 
 

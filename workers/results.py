@@ -1,0 +1,63 @@
+"""A batch's one result write: the fenced UPDATE of claimed jobs and the conditional INSERT of
+inline jobs' rows, as one prepared statement run in autocommit.
+
+This write sits on the path of every prediction (the waiter is answered after it commits), so it
+is made as cheap as PostgreSQL allows: one statement (two data-modifying CTEs are still atomic)
+needs no BEGIN/COMMIT round trips in autocommit, and a statement PREPAREd once per connection is
+not parsed and planned again each batch. Measured on this machine for one row: 1.0 ms through a
+session, 0.5 ms in autocommit, 0.25 ms prepared.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from shared.db import get_engine
+from workers import inline
+from workers.inference import UPDATE_RESULTS, Outcome
+
+NAME = "mlsp_write_results_v1"  # change with the statement: a connection keeps the old one
+# Composed of this package's constants only (no input reaches the text: values are parameters).
+_STATEMENT = f"""
+    WITH updated AS ({UPDATE_RESULTS}), inserted AS ({inline.INSERT_ROWS})
+    SELECT 'updated' AS kind, id, attempts, model_id, status, request_id, n_rows, runtime,
+           cache_hit, worker, error_code, queue_ms, inference_ms, total_ms FROM updated
+    UNION ALL
+    SELECT 'inserted', id, attempts, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           NULL FROM inserted
+"""  # noqa: S608
+
+
+def write(
+    outcomes: list[Outcome], finished: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Store the outcomes of claimed jobs (fenced: still running, same attempt) and the finished
+    rows of inline jobs (only over a row still `queued`). Returns the rows actually written of
+    each kind: claimed jobs as the database returned them, inline records as given."""
+    if not outcomes and not finished:
+        return [], []
+    updates = [o.as_record() for o in outcomes]
+    params = (_json(updates), _json(finished))
+    with get_engine().connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        prepared = conn.connection.info  # lives as long as the DBAPI connection
+        if NAME not in prepared:
+            conn.exec_driver_sql(f"PREPARE {NAME} (text, text) AS {_STATEMENT}")
+            prepared[NAME] = True
+        rows = conn.exec_driver_sql(f"EXECUTE {NAME} (%s, %s)", params).mappings().all()
+    updated = [_updated(r) for r in rows if r["kind"] == "updated"]
+    attempts = {uuid.UUID(str(r["id"])): r["attempts"] for r in rows if r["kind"] == "inserted"}
+    return updated, inline.written(finished, attempts)
+
+
+def _updated(row: Any) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k != "kind"}
+    out["id"] = uuid.UUID(str(out["id"]))
+    return out
+
+
+def _json(items: list[dict[str, Any]]) -> str:
+    return orjson.dumps(items, option=orjson.OPT_SERIALIZE_NUMPY).decode()
