@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.config import Settings, get_settings
@@ -72,3 +72,11 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def autocommit() -> Iterator[Connection]:
+    """A connection whose every statement commits by itself: for single-statement writes on hot
+    paths, which then cost one round trip instead of three (BEGIN, the statement, COMMIT)."""
+    with get_engine().connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")

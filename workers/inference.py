@@ -17,6 +17,7 @@ import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from shared.matrix import from_npy
@@ -89,7 +90,7 @@ _CLAIM = text(
 
 
 def claim_jobs(
-    session: Session, model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str
+    session: Session | Connection, model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str
 ) -> list[ClaimedJob]:
     """Mark the jobs running and take a fencing token (the attempt number) for each.
 
@@ -106,7 +107,7 @@ def _matrix(row: Any) -> np.ndarray:
     return np.asarray(row.inputs, dtype=np.float64)  # a job queued before input_matrix existed
 
 
-def load_model_ref(session: Session, model_id: uuid.UUID) -> ModelRef | None:
+def load_model_ref(session: Session | Connection, model_id: uuid.UUID) -> ModelRef | None:
     row = session.execute(
         text(
             "SELECT id, status, deleted_at IS NOT NULL AS deleted, sha256, artifact_key, format,"

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from shared import cache_epoch, inline_jobs
 from shared.config import get_settings
-from shared.db import session_scope
+from shared.db import autocommit
 from shared.inline_jobs import InlineJob
 from shared.redis_client import get_redis
 from shared.signals import send_replies, signal_done
@@ -54,9 +54,9 @@ def run_jobs(model_id: str, entries: list[str], worker: str = HOSTNAME) -> Batch
     epoch = cache_epoch.read(get_redis())
     claimed, ref = [], model_refs.cached(mid, epoch)
     if ids or ref is None:
-        with session_scope() as session:
-            claimed = inference.claim_jobs(session, mid, ids, worker) if ids else []
-            ref = ref or model_refs.load(session, mid, epoch)
+        with autocommit() as conn:  # the claim is one statement: no transaction around it
+            claimed = inference.claim_jobs(conn, mid, ids, worker) if ids else []
+            ref = ref or model_refs.load(conn, mid, epoch)
     # Past this point no connection is held: inference can be slow.
     started = time.time()
     rows_of = {job_id: inline.claimed(j) for job_id, j in carried.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from workers.inference import ModelRef, load_model_ref
@@ -25,7 +26,9 @@ def cached(model_id: uuid.UUID, epoch: bytes | None) -> ModelRef | None:
     return hit[1] if hit is not None and hit[0] == epoch else None
 
 
-def load(session: Session, model_id: uuid.UUID, epoch: bytes | None) -> ModelRef | None:
+def load(
+    session: Session | Connection, model_id: uuid.UUID, epoch: bytes | None
+) -> ModelRef | None:
     """Read the reference, keeping it under the epoch read before (so a change committed in
     between is never cached as current)."""
     ref = load_model_ref(session, model_id)

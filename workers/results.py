@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from shared.db import get_engine
+from shared.db import autocommit
 from workers import inline
 from workers.inference import UPDATE_RESULTS, Outcome
 
@@ -41,8 +41,7 @@ def write(
         return [], []
     updates = [o.as_record() for o in outcomes]
     params = (_json(updates), _json(finished))
-    with get_engine().connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit() as conn:
         prepared = conn.connection.info  # lives as long as the DBAPI connection
         if NAME not in prepared:
             conn.exec_driver_sql(f"PREPARE {NAME} (text, text) AS {_STATEMENT}")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from shared.db import session_scope
 from shared.models import Job
@@ -332,3 +333,18 @@ def test_long_poll_returns_when_job_finishes(private_queue, user, tmp_path):
         done = _poll(client, user, job_id, wait=30).json
         assert done["status"] == "succeeded"
         assert time.monotonic() - started < 25
+
+
+def test_idempotency_key_is_free_again_after_24_hours(private_queue, user, tmp_path):
+    client = private_queue.client
+    meta = insert_ready_model(user, fit_classifier(), tmp_path)
+    key = {"Idempotency-Key": "daily-1"}
+    first = _submit(client, user, meta, {"inputs": ROWS}, **key).json["id"]
+    with session_scope() as s:
+        s.execute(
+            update(Job).where(Job.id == first).values(created_at=func.now() - timedelta(hours=25))
+        )
+    again = _submit(client, user, meta, {"inputs": ROWS[:1]}, **key)
+    assert again.status_code == 202 and again.json["id"] != first
+    replay = _submit(client, user, meta, {"inputs": ROWS[:1]}, **key)
+    assert replay.json["id"] == again.json["id"]

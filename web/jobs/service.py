@@ -92,6 +92,8 @@ def create_job(
     digest = _request_hash(model.id, rows, probabilities) if key else None
     if key and (existing := _replay(key, digest)):
         return to_out(existing), False
+    if key:
+        db.session.commit()  # an expired key freed by _replay, before the insert reuses it
     now = datetime.now(UTC)
     row = {
         "id": uuid.uuid4(), "model_id": model.id, "model_version": model.version,
@@ -101,8 +103,10 @@ def create_job(
         "request_id": g.get("request_id"), "attempts": 0, "created_at": now, "enqueued_at": now,
     }  # fmt: skip
     try:
-        db.session.execute(insert(Job.__table__), row)
-        db.session.commit()
+        # One statement committed by itself (no BEGIN/COMMIT round trips): nothing else is
+        # written with it, and the session has touched no connection on this path.
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(insert(Job.__table__), row)
     except IntegrityError:
         db.session.rollback()  # a concurrent request with the same key won the insert
         existing = _replay(key, digest) if key else None
