@@ -15,7 +15,7 @@ from shared.schemas.jobs import JobList, JobOut, JobQuery, PredictQuery, Predict
 from shared.signals import signal_done
 from web.auth.guard import current, login_required
 from web.extensions import app_redis_url, spec
-from web.jobs import service
+from web.jobs import service, sync
 from web.limits import caller_key, limiter, limits_off, predict_limit
 from web.openapi import AUTH, PROTECTED_ERRORS, errors
 from web.pagination import page_of
@@ -71,7 +71,7 @@ def predict(model_id: uuid.UUID):
     """Queue a job and wait up to `timeout` seconds: 200 with the result, or 202 + `Location`."""
     model, rows, proba = _request_rows(model_id)
     timeout = service.remaining(request.context.query.timeout)
-    job = service.predict(model, rows, proba, request.headers.get("Idempotency-Key"), timeout)
+    job = sync.predict(model, rows, proba, request.headers.get("Idempotency-Key"), timeout)
     if job.status in FINAL_JOB_STATUSES:
         return job, 200
     return job, 202, _location(job)

@@ -1,4 +1,5 @@
-"""Job creation (with idempotency), enqueue-after-commit, waiting and rendering."""
+"""Job creation (with idempotency), enqueue-after-commit, waiting and rendering (sync predictions
+build on these in web/jobs/sync.py)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import orjson
 from flask import current_app, g
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared import inline_jobs, queueing
+from shared import queueing
 from shared.errors import Conflict, TooManyRequests, ValidationFailed
-from shared.inline_jobs import InlineJob
 from shared.matrix import to_npy
 from shared.models import FINAL_JOB_STATUSES, Job, MLModel
 from shared.schemas.jobs import JobOut, PredictRequest, Timings
-from shared.signals import wait_done, wait_reply
+from shared.signals import wait_done
 from web import metrics
 from web.auth.guard import current
 from web.extensions import app_redis, app_redis_url, db
@@ -33,7 +33,7 @@ MAX_IDEMPOTENCY_KEY = 255
 RETRY_AFTER_FULL_S = 2
 
 
-def _settings():
+def settings():
     return current_app.extensions["mlsp_settings"]
 
 
@@ -45,7 +45,7 @@ def check_servable(model: ServingModel | MLModel) -> None:
 
 
 def prepare_rows(model: ServingModel | MLModel, body: PredictRequest) -> np.ndarray:
-    rows = normalise_rows(body.inputs, model.input_schema or {}, _settings().max_rows_per_request)
+    rows = normalise_rows(body.inputs, model.input_schema or {}, settings().max_rows_per_request)
     if body.return_probabilities and not (model.output_schema or {}).get("has_proba"):
         raise ValidationFailed(
             "This model cannot return probabilities", code="invalid_input",
@@ -114,18 +114,18 @@ def create_job(
             raise
         return to_out(existing), False
     metrics.job_submitted()
-    return _queued_out(row), True
+    return queued_out(row), True
 
 
 def check_capacity(model: ServingModel | MLModel) -> None:
     """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, 429."""
     depth = queueing.queue_depth(app_redis(), str(model.id))
-    if depth >= _settings().max_queue_depth:
-        raise _queue_full(depth)
+    if depth >= settings().max_queue_depth:
+        raise queue_full(depth)
 
 
-def _queue_full(depth: int) -> TooManyRequests:
-    limit = _settings().max_queue_depth
+def queue_full(depth: int) -> TooManyRequests:
+    limit = settings().max_queue_depth
     return TooManyRequests(
         f"Model queue is full ({depth} jobs waiting); retry later",
         code="queue_full",
@@ -134,16 +134,16 @@ def _queue_full(depth: int) -> TooManyRequests:
     )
 
 
-def _push(model_id: uuid.UUID, entries: list[str], max_depth: int = 0) -> None:
-    settings = _settings()
+def push(model_id: uuid.UUID, entries: list[str], max_depth: int = 0) -> None:
+    config = settings()
     queueing.push_jobs(
         app_redis(),
         current_app.extensions["celery_producer"],
         str(model_id),
         entries,
-        queue=settings.default_queue,
-        slots=settings.drain_concurrency,
-        batch_size=settings.batch_max_jobs,
+        queue=config.default_queue,
+        slots=config.drain_concurrency,
+        batch_size=config.batch_max_jobs,
         max_depth=max_depth,
         headers={"request_id": g.get("request_id")},
     )
@@ -153,7 +153,7 @@ def enqueue(job_id: uuid.UUID, model_id: uuid.UUID) -> bool:
     """Queue the job id after the row is committed. If Redis is down the job stays `queued` in
     PostgreSQL (durable) and the reaper queues it again; the client still gets its 202."""
     try:
-        _push(model_id, [str(job_id)])
+        push(model_id, [str(job_id)])
         return True
     except Exception:
         log.warning("enqueue failed for job %s; left queued for the reaper", job_id, exc_info=True)
@@ -169,74 +169,6 @@ def submit(
     if created:
         enqueue(job.id, model.id)
     return job, created
-
-
-def predict(
-    model: ServingModel | MLModel,
-    rows: np.ndarray,
-    probabilities: bool,
-    key: str | None,
-    timeout: float,
-) -> JobOut:
-    """Run a job and wait up to `timeout` for it. Small requests without an Idempotency-Key go
-    inline (shared/inline_jobs.py): no row is written here unless the wait runs out."""
-    if key is None and len(rows) <= _settings().sync_inline_max_rows:
-        return _predict_inline(model, rows, probabilities, timeout)
-    job, _ = submit(model, rows, probabilities, key)
-    return wait_for(job.id, job, timeout)
-
-
-def _predict_inline(
-    model: ServingModel | MLModel, rows: np.ndarray, probabilities: bool, timeout: float
-) -> JobOut:
-    now = time.time()
-    job = InlineJob(
-        id=inline_jobs.new_id(), model_id=str(model.id), owner_id=str(current().id),
-        model_version=model.version, inputs=rows, return_probabilities=probabilities,
-        created_at=now, deadline=now + max(timeout, 0), request_id=g.get("request_id"),
-    )  # fmt: skip
-    try:
-        _push(model.id, [job.encode()], max_depth=_settings().max_queue_depth)
-    except queueing.QueueFull as full:
-        raise _queue_full(full.depth) from None
-    metrics.job_submitted()
-    reply = wait_reply("job", job.id, timeout, url=app_redis_url())
-    if reply is not None:
-        return JobOut.model_validate_json(reply)
-    return _persist_unanswered(job)
-
-
-_PERSIST = text(
-    """
-    INSERT INTO jobs (id, model_id, model_version, owner_id, status, input_matrix, n_rows,
-                      return_probabilities, request_id, attempts, created_at, enqueued_at)
-    VALUES (:id, :model_id, :model_version, :owner_id, 'queued', :matrix, :n_rows,
-            :proba, :request_id, 0, :created_at, now())
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-    """
-)
-
-
-def _persist_unanswered(job: InlineJob) -> JobOut:
-    """The wait ran out: make the job durable (its row, `queued`, and its id queued) before the
-    202. If the worker's row got there first, the job has finished: answer it."""
-    created = datetime.fromtimestamp(job.created_at, UTC)
-    inserted = db.session.scalar(_PERSIST, {
-        "id": job.id, "model_id": job.model_id, "model_version": job.model_version,
-        "owner_id": job.owner_id, "matrix": to_npy(np.asarray(job.inputs)),
-        "n_rows": len(job.inputs), "proba": job.return_probabilities,
-        "request_id": job.request_id, "created_at": created,
-    })  # fmt: skip
-    db.session.commit()
-    if inserted is None:
-        return to_out(db.session.get(Job, uuid.UUID(job.id)))
-    enqueue(uuid.UUID(job.id), uuid.UUID(job.model_id))
-    return JobOut(
-        id=job.id, model_id=job.model_id, model_version=job.model_version, status="queued",
-        result=None, error=None, created_at=created, started_at=None, finished_at=None,
-        timings=Timings(), cache_hit=None,
-    )  # fmt: skip
 
 
 def wait_for(job_id: uuid.UUID, job: JobOut | Job, seconds: float) -> JobOut:
@@ -269,7 +201,7 @@ def cancel(job_id: uuid.UUID) -> Job | None:
     return cancelled
 
 
-def _queued_out(row: dict) -> JobOut:
+def queued_out(row: dict) -> JobOut:
     return JobOut(
         id=row["id"], model_id=row["model_id"], model_version=row["model_version"],
         status="queued", result=None, error=None, created_at=row["created_at"], started_at=None,

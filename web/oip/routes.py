@@ -16,7 +16,7 @@ from shared.schemas.jobs import JobOut, PredictRequest
 from shared.schemas.oip import InferenceRequest
 from web.auth.guard import login_required
 from web.health import dependencies_ok
-from web.jobs import service
+from web.jobs import service, sync
 from web.limits import caller_key, limiter, limits_off, predict_limit
 from web.oip import tensors
 from web.oip.errors import oip_error, register_oip_errors
@@ -100,7 +100,7 @@ def _run(model: MLModel, body: InferenceRequest, binary: bytes, proba: bool) -> 
     rows = tensors.input_rows(tensors.the_input(body), binary, n_features)
     rows = service.prepare_rows(model, PredictRequest(inputs=rows, return_probabilities=proba))
     key = request.headers.get("Idempotency-Key")
-    return service.predict(model, rows, proba, key, service.remaining(_timeout(body)))
+    return sync.predict(model, rows, proba, key, service.remaining(_timeout(body)))
 
 
 def _timeout(body: InferenceRequest) -> float:

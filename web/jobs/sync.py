@@ -1,0 +1,94 @@
+"""Synchronous predictions: run a job and wait for it, up to the client's timeout.
+
+Small requests without an Idempotency-Key go inline (shared/inline_jobs.py): the queue entry
+carries the rows, the worker writes the finished row and replies with the job, and this tier
+writes nothing unless the wait runs out. The others take the durable path of async jobs (row
+first, then the id) and wait for its done-signal.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+from flask import g
+from sqlalchemy import text
+
+from shared import inline_jobs, queueing
+from shared.inline_jobs import InlineJob
+from shared.matrix import to_npy
+from shared.models import Job, MLModel
+from shared.schemas.jobs import JobOut
+from shared.signals import wait_reply
+from web import metrics
+from web.auth.guard import current
+from web.extensions import app_redis_url, db
+from web.jobs import service
+from web.registry.cache import ServingModel
+
+
+def predict(
+    model: ServingModel | MLModel,
+    rows: np.ndarray,
+    probabilities: bool,
+    key: str | None,
+    timeout: float,
+) -> JobOut:
+    """The finished job, or the unfinished one (durable by then) when `timeout` runs out."""
+    if key is None and len(rows) <= service.settings().sync_inline_max_rows:
+        return _predict_inline(model, rows, probabilities, timeout)
+    job, _ = service.submit(model, rows, probabilities, key)
+    return service.wait_for(job.id, job, timeout)
+
+
+def _predict_inline(
+    model: ServingModel | MLModel, rows: np.ndarray, probabilities: bool, timeout: float
+) -> JobOut:
+    now = time.time()
+    job = InlineJob(
+        id=inline_jobs.new_id(), model_id=str(model.id), owner_id=str(current().id),
+        model_version=model.version, inputs=rows, return_probabilities=probabilities,
+        created_at=now, deadline=now + max(timeout, 0), request_id=g.get("request_id"),
+    )  # fmt: skip
+    try:
+        service.push(model.id, [job.encode()], max_depth=service.settings().max_queue_depth)
+    except queueing.QueueFull as full:
+        raise service.queue_full(full.depth) from None
+    metrics.job_submitted()
+    reply = wait_reply("job", job.id, timeout, url=app_redis_url())
+    if reply is not None:
+        return JobOut.model_validate_json(reply)
+    return _persist_unanswered(job)
+
+
+_PERSIST = text(
+    """
+    INSERT INTO jobs (id, model_id, model_version, owner_id, status, input_matrix, n_rows,
+                      return_probabilities, request_id, attempts, created_at, enqueued_at)
+    VALUES (:id, :model_id, :model_version, :owner_id, 'queued', :matrix, :n_rows,
+            :proba, :request_id, 0, :created_at, now())
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+    """
+)
+
+
+def _persist_unanswered(job: InlineJob) -> JobOut:
+    """The wait ran out: make the job durable (its row, `queued`, and its id queued) before the
+    202. If the worker's row got there first, the job has finished: answer it."""
+    created = datetime.fromtimestamp(job.created_at, UTC)
+    inserted = db.session.scalar(_PERSIST, {
+        "id": job.id, "model_id": job.model_id, "model_version": job.model_version,
+        "owner_id": job.owner_id, "matrix": to_npy(np.asarray(job.inputs)),
+        "n_rows": len(job.inputs), "proba": job.return_probabilities,
+        "request_id": job.request_id, "created_at": created,
+    })  # fmt: skip
+    db.session.commit()
+    if inserted is None:
+        return service.to_out(db.session.get(Job, uuid.UUID(job.id)))
+    service.enqueue(uuid.UUID(job.id), uuid.UUID(job.model_id))
+    row = {"id": job.id, "model_id": job.model_id, "model_version": job.model_version,
+           "created_at": created}  # fmt: skip
+    return service.queued_out(row)
