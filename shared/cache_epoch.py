@@ -15,8 +15,9 @@ from shared.redis_client import PREFIX
 EPOCH_KEY = f"{PREFIX}cache-epoch"
 
 
-def read(client: redis.Redis) -> bytes | None:
-    return client.get(EPOCH_KEY)
+def read(client: redis.Redis) -> bytes:
+    """The current value (b"" before the first bump)."""
+    return client.get(EPOCH_KEY) or b""
 
 
 def bump(client: redis.Redis) -> None:

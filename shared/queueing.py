@@ -16,23 +16,28 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import redis
 from celery import Celery
 from redis.commands.core import Script
 
+from shared.cache_epoch import EPOCH_KEY
 from shared.celery_config import DRAIN_MODEL
 from shared.redis_client import PREFIX
 
 WAKE_TTL_S = 10  # refreshed after every batch; a dead drainer blocks wake-ups this long at most
 LEASES = f"{PREFIX}leases"  # sorted set: lease key -> time it was taken
 
-# Move up to N ids from the pending list into a lease list, recording when it was taken.
+# Move up to N ids from the pending list into a lease list, recording when it was taken. The
+# reply starts with the cache epoch (KEYS[4]), which the batch's model lookup needs anyway.
 _LEASE = """
+local epoch = redis.call('GET', KEYS[4]) or ''
 local ids = redis.call('LPOP', KEYS[1], ARGV[1])
-if not ids then return {} end
+if not ids then return {epoch} end
 redis.call('RPUSH', KEYS[2], unpack(ids))
 redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+table.insert(ids, 1, epoch)
 return ids
 """
 
@@ -50,17 +55,19 @@ return {depth, 0}
 _PUSH_CHUNK = 1000  # entries per script call (Lua's unpack has a stack limit)
 
 # After a batch: drop its lease, keep the wake flag, and lease the next ids (one round trip).
-# KEYS: lease, pending list, leases zset, wake flag. ARGV: n, now, wake TTL.
+# KEYS: lease, pending list, leases zset, wake flag, cache epoch. ARGV: n, now, wake TTL.
 _NEXT = """
+local epoch = redis.call('GET', KEYS[5]) or ''
 redis.call('DEL', KEYS[1])
 redis.call('EXPIRE', KEYS[4], ARGV[3])
 local ids = redis.call('LPOP', KEYS[2], ARGV[1])
 if not ids then
   redis.call('ZREM', KEYS[3], KEYS[1])
-  return {}
+  return {epoch}
 end
 redis.call('RPUSH', KEYS[1], unpack(ids))
 redis.call('ZADD', KEYS[3], ARGV[2], KEYS[1])
+table.insert(ids, 1, epoch)
 return ids
 """
 
@@ -179,24 +186,42 @@ def _send_wake(
         raise
 
 
-def lease_batch(client: redis.Redis, model_id: str, token: str, n: int) -> list[str]:
+@dataclass
+class Batch:
+    """Entries just leased, and the cache epoch read in the same round trip."""
+
+    entries: list[str]
+    epoch: bytes
+
+
+def lease_batch(client: redis.Redis, model_id: str, token: str, n: int) -> Batch:
     """Take up to n ids (appending to this task's lease)."""
-    keys = [pending_key(model_id), lease_key(model_id, token), LEASES]
-    return _strings(_script(client, _LEASE)(keys=keys, args=[n, time.time()]))
+    keys = [pending_key(model_id), lease_key(model_id, token), LEASES, EPOCH_KEY]
+    return _batch(_script(client, _LEASE)(keys=keys, args=[n, time.time()]))
 
 
-def next_batch(client: redis.Redis, model_id: str, token: str, slot: int, n: int) -> list[str]:
+def next_batch(client: redis.Redis, model_id: str, token: str, slot: int, n: int) -> Batch:
     """Finish the current lease (its jobs are written), keep the wake flag, and lease up to n
     more ids: what a drainer does between batches, in one round trip."""
-    keys = [lease_key(model_id, token), pending_key(model_id), LEASES, wake_key(model_id, slot)]
-    return _strings(_script(client, _NEXT)(keys=keys, args=[n, time.time(), WAKE_TTL_S]))
+    keys = [lease_key(model_id, token), pending_key(model_id), LEASES, wake_key(model_id, slot),
+            EPOCH_KEY]  # fmt: skip
+    return _batch(_script(client, _NEXT)(keys=keys, args=[n, time.time(), WAKE_TTL_S]))
 
 
-def _strings(items: list) -> list[str]:
-    return [i.decode() if isinstance(i, bytes) else i for i in items]
+def _batch(reply: list) -> Batch:
+    epoch, *entries = reply
+    return Batch([_string(e) for e in entries], _bytes(epoch))
 
 
-def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) -> list[str]:
+def _string(item: bytes | str) -> str:
+    return item.decode() if isinstance(item, bytes) else item
+
+
+def _bytes(item: bytes | str | None) -> bytes:
+    return item.encode() if isinstance(item, str) else item or b""
+
+
+def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) -> Batch:
     """Block up to timeout_s for the next id, moving it straight into this task's lease
     (BLMOVE is atomic: a crash cannot drop it between list and lease)."""
     key = lease_key(model_id, token)
@@ -205,11 +230,12 @@ def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) 
     pipe = client.pipeline(transaction=False)
     pipe.blmove(pending_key(model_id), key, timeout_s, "LEFT", "RIGHT")
     pipe.zadd(LEASES, {key: time.time()})
-    got, _ = pipe.execute()
+    pipe.get(EPOCH_KEY)
+    got, _, epoch = pipe.execute()
     if got is None:
         client.zrem(LEASES, key)
-        return []
-    return [got.decode() if isinstance(got, bytes) else got]
+        return Batch([], _bytes(epoch))
+    return Batch([_string(got)], _bytes(epoch))
 
 
 def release_lease(client: redis.Redis, model_id: str, token: str) -> None:

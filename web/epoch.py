@@ -9,7 +9,7 @@ from shared import cache_epoch
 from web.extensions import app_redis
 
 
-def current() -> bytes | None:
+def current() -> bytes:
     if "cache_epoch" not in g:
         g.cache_epoch = cache_epoch.read(app_redis())
     return g.cache_epoch

@@ -33,7 +33,8 @@ class DrainReport:
     job_ids: list[str] = field(default_factory=list)
 
 
-RunBatch = Callable[[str, list[str]], object]
+# (model id, leased entries, the cache epoch read with them)
+RunBatch = Callable[[str, list[str], bytes], object]
 
 
 def drain(
@@ -52,16 +53,17 @@ def drain(
     if restored:
         log.warning("drain %s: restored %d jobs from a dead run's lease", model_id, restored)
     deadline = time.monotonic() + settings.drain_budget_s
-    ids = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
+    batch = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
     while True:
-        ids = _fill(client, settings, model_id, token, ids)
+        batch = _fill(client, settings, model_id, token, batch)
+        ids = batch.entries
         if not ids:
             if queueing.release_wake(client, model_id, slot):
-                ids = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
+                batch = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
                 continue
             return report
         try:
-            run_batch(model_id, ids)
+            run_batch(model_id, ids, batch.epoch)
         except BaseException:
             # Not done: the ids go back to the head of the list for whoever drains next.
             queueing.restore_lease(client, queueing.lease_key(model_id, token))
@@ -72,7 +74,7 @@ def drain(
         if time.monotonic() > deadline:
             _hand_off(client, model_id, slot, token, hand_off, report)
             return report
-        ids = queueing.next_batch(client, model_id, token, slot, settings.batch_max_jobs)
+        batch = queueing.next_batch(client, model_id, token, slot, settings.batch_max_jobs)
 
 
 def _hand_off(
@@ -92,16 +94,18 @@ def _hand_off(
 
 
 def _fill(
-    client: redis.Redis, settings: Settings, model_id: str, token: str, ids: list[str]
-) -> list[str]:
+    client: redis.Redis, settings: Settings, model_id: str, token: str, batch: queueing.Batch
+) -> queueing.Batch:
     """The lease just taken, made worth a batch. If it is empty, linger DRAIN_LINGER_MS for the
     next job (cheaper than a new wake-up task when jobs arrive back to back). If it found several
     jobs waiting but fewer than a full batch, traffic is concurrent: wait BATCH_MAX_WAIT_MS once
     for stragglers. A lone job (one client at a time) is not made to wait for company that is
     not coming."""
-    if not ids and settings.drain_linger_ms > 0:
+    n = len(batch.entries)
+    if not n and settings.drain_linger_ms > 0:
         return queueing.await_one(client, model_id, token, settings.drain_linger_ms / 1000)
-    if 1 < len(ids) < settings.batch_max_jobs and settings.batch_max_wait_ms > 0:
+    if 1 < n < settings.batch_max_jobs and settings.batch_max_wait_ms > 0:
         time.sleep(settings.batch_max_wait_ms / 1000)
-        ids += queueing.lease_batch(client, model_id, token, settings.batch_max_jobs - len(ids))
-    return ids
+        more = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs - n)
+        return queueing.Batch(batch.entries + more.entries, more.epoch)
+    return batch

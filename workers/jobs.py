@@ -45,13 +45,16 @@ class BatchReport:
     cache_hit: bool | None
 
 
-def run_jobs(model_id: str, entries: list[str], worker: str = HOSTNAME) -> BatchReport:
+def run_jobs(
+    model_id: str, entries: list[str], worker: str = HOSTNAME, epoch: bytes | None = None
+) -> BatchReport:
     """Process queue entries of one model (job ids, and inline jobs carrying their rows); safe to
-    call twice with the same entries (conditional writes)."""
+    call twice with the same entries (conditional writes). `epoch`: the cache epoch, if the
+    caller read it along with the entries (it is read here otherwise)."""
     settings = get_settings()
     mid = uuid.UUID(model_id)
     ids, carried = _split_entries(entries)
-    epoch = cache_epoch.read(get_redis())
+    epoch = cache_epoch.read(get_redis()) if epoch is None else epoch
     claimed, ref = [], model_refs.cached(mid, epoch)
     if ids or ref is None:
         with autocommit() as conn:  # the claim is one statement: no transaction around it

@@ -18,17 +18,15 @@ from workers.inference import ModelRef, load_model_ref
 
 MAX_ENTRIES = 1_000
 
-_refs: dict[uuid.UUID, tuple[bytes | None, ModelRef]] = {}
+_refs: dict[uuid.UUID, tuple[bytes, ModelRef]] = {}
 
 
-def cached(model_id: uuid.UUID, epoch: bytes | None) -> ModelRef | None:
+def cached(model_id: uuid.UUID, epoch: bytes) -> ModelRef | None:
     hit = _refs.get(model_id)
     return hit[1] if hit is not None and hit[0] == epoch else None
 
 
-def load(
-    session: Session | Connection, model_id: uuid.UUID, epoch: bytes | None
-) -> ModelRef | None:
+def load(session: Session | Connection, model_id: uuid.UUID, epoch: bytes) -> ModelRef | None:
     """Read the reference, keeping it under the epoch read before (so a change committed in
     between is never cached as current)."""
     ref = load_model_ref(session, model_id)

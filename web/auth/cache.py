@@ -37,7 +37,7 @@ class Principal:
 
 @dataclass(frozen=True)
 class Entry:
-    epoch: bytes | None
+    epoch: bytes
     principal: Principal
     api_key_id: uuid.UUID
     expires_at: datetime | None
@@ -48,7 +48,7 @@ _entries: dict[str, Entry] = {}
 _lock = threading.Lock()
 
 
-def lookup(key_hash: str, epoch: bytes | None) -> Entry | None:
+def lookup(key_hash: str, epoch: bytes) -> Entry | None:
     entry = _entries.get(key_hash)
     if entry is None or entry.epoch != epoch or time.monotonic() - entry.cached_at > ENTRY_TTL_S:
         return None

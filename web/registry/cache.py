@@ -43,7 +43,7 @@ class ServingModel:
 
 @dataclass(frozen=True)
 class _Entry:
-    epoch: bytes | None
+    epoch: bytes
     model: ServingModel
     cached_at: float
 
