@@ -85,7 +85,7 @@ def predict(model_id: uuid.UUID):
 def get_job(job_id: uuid.UUID):
     """One job; `?wait=N` long-polls up to N seconds for it to finish."""
     job = get_owned(Job, job_id, "Job")
-    return service.wait_for(job.id, job, service.remaining(request.context.query.wait))
+    return service.wait_for(job, service.remaining(request.context.query.wait))
 
 
 @jobs_bp.delete("/<uuid:job_id>")

@@ -171,14 +171,16 @@ def submit(
     return job, created
 
 
-def wait_for(job_id: uuid.UUID, job: JobOut | Job, seconds: float) -> JobOut:
+def wait_for(job: JobOut | Job, seconds: float) -> JobOut:
     """Wait (without holding a database connection) for the job to finish, then read it."""
-    if job.status in FINAL_JOB_STATUSES or seconds <= 0:
-        return job if isinstance(job, JobOut) else to_out(job)
+    # Rendered before the commit below, which expires the ORM object's attributes.
+    current_state = job if isinstance(job, JobOut) else to_out(job)
+    if current_state.status in FINAL_JOB_STATUSES or seconds <= 0:
+        return current_state
     db.session.commit()  # end the read transaction: no connection idles through the wait
-    if not wait_done("job", job_id, seconds, url=app_redis_url()):
-        return job if isinstance(job, JobOut) else to_out(job)
-    return to_out(db.session.get(Job, job_id, populate_existing=True))
+    if not wait_done("job", current_state.id, seconds, url=app_redis_url()):
+        return current_state
+    return to_out(db.session.get(Job, current_state.id, populate_existing=True))
 
 
 def remaining(timeout: float) -> float:

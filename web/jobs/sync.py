@@ -40,7 +40,7 @@ def predict(
     if key is None and len(rows) <= service.settings().sync_inline_max_rows:
         return _predict_inline(model, rows, probabilities, timeout)
     job, _ = service.submit(model, rows, probabilities, key)
-    return service.wait_for(job.id, job, timeout)
+    return service.wait_for(job, timeout)
 
 
 def _predict_inline(
