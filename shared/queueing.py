@@ -254,7 +254,7 @@ def restore_lease(client: redis.Redis, key: str) -> int:
 def restore_expired_leases(client: redis.Redis, ttl_s: float) -> int:
     """Leases older than ttl_s belong to dead tasks: put their ids back."""
     stale = client.zrangebyscore(LEASES, "-inf", time.time() - ttl_s, start=0, num=100)
-    return sum(restore_lease(client, k.decode() if isinstance(k, bytes) else k) for k in stale)
+    return sum(restore_lease(client, _string(k)) for k in stale)
 
 
 def release_wake(client: redis.Redis, model_id: str, slot: int) -> bool:
