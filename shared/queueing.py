@@ -22,9 +22,9 @@ import redis
 from celery import Celery
 from redis.commands.core import Script
 
-from shared.cache_epoch import EPOCH_KEY
+from shared.cache_epoch import EPOCH_KEY, Stale
 from shared.celery_config import DRAIN_MODEL
-from shared.redis_client import PREFIX
+from shared.redis_client import MAX_BLOCK_S, PREFIX
 
 WAKE_TTL_S = 10  # refreshed after every batch; a dead drainer blocks wake-ups this long at most
 LEASES = f"{PREFIX}leases"  # sorted set: lease key -> time it was taken
@@ -41,16 +41,35 @@ table.insert(ids, 1, epoch)
 return ids
 """
 
-# Capacity check, push and slot-0 wake flag in one round trip. ARGV: max depth (0: no limit),
-# wake TTL, entries. Returns {depth, 1 if this push took the wake flag}, or {-1, depth} if full.
+# Checks, push and wake flags in one round trip. KEYS: pending list, cache epoch, reply list,
+# wake flags of slots 0..n-1. ARGV: max depth (0: no limit), wake TTL, batch size, check the
+# epoch (1/0), the epoch expected, stop marker (1/0), entries. A stale epoch or a full list
+# pushes nothing. Slot 0's flag is taken when free, slot k's only when more than k batches wait.
+# With the marker flag, an empty entry goes onto the reply list whenever the caller must act
+# before waiting (nothing pushed, or drainers to wake): its pipelined BLPOP returns at once.
+# Returns {status, depth, current epoch, {slots woken}}.
 _PUSH = """
+local epoch = redis.call('GET', KEYS[2]) or ''
 local depth = redis.call('LLEN', KEYS[1])
 local limit = tonumber(ARGV[1])
-if limit > 0 and depth >= limit then return {-1, depth} end
-depth = redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
-local woke = redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[2])
-if woke then return {depth, 1} end
-return {depth, 0}
+local status = 'ok'
+local woke = {}
+if ARGV[4] == '1' and epoch ~= ARGV[5] then
+  status = 'stale'
+elseif limit > 0 and depth >= limit then
+  status = 'full'
+else
+  depth = redis.call('RPUSH', KEYS[1], unpack(ARGV, 7))
+  for slot = 0, #KEYS - 4 do
+    if slot > 0 and depth <= tonumber(ARGV[3]) * slot then break end
+    if redis.call('SET', KEYS[4 + slot], 1, 'NX', 'EX', ARGV[2]) then woke[#woke + 1] = slot end
+  end
+end
+if ARGV[6] == '1' and (status ~= 'ok' or #woke > 0) then
+  redis.call('RPUSH', KEYS[3], '')
+  redis.call('EXPIRE', KEYS[3], 60)
+end
+return {status, depth, epoch, woke}
 """
 _PUSH_CHUNK = 1000  # entries per script call (Lua's unpack has a stack limit)
 
@@ -106,6 +125,15 @@ def queue_depth(client: redis.Redis, model_id: str) -> int:
     return int(client.llen(pending_key(model_id)))
 
 
+def depth_and_epoch(client: redis.Redis, model_id: str) -> tuple[int, bytes]:
+    """The model's queue depth and the cache epoch, in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(pending_key(model_id))
+    pipe.get(EPOCH_KEY)
+    depth, epoch = pipe.execute()
+    return int(depth), _bytes(epoch)
+
+
 class QueueFull(Exception):
     """The model's pending list already holds MAX_QUEUE_DEPTH entries: nothing was pushed."""
 
@@ -114,43 +142,115 @@ class QueueFull(Exception):
         self.depth = depth
 
 
+@dataclass(frozen=True)
+class Route:
+    """How a model's drainers are reached: the Celery app and queue that carry wake-ups, how
+    many drainers a model may have (slots) and how many jobs make a batch."""
+
+    producer: Celery
+    queue: str
+    slots: int = 1
+    batch_size: int = 64
+    headers: dict | None = None
+
+
 def push_jobs(
     client: redis.Redis,
-    producer: Celery,
+    route: Route,
     model_id: str,
     entries: Iterable[str],
     *,
-    queue: str,
-    slots: int = 1,
-    batch_size: int = 64,
     max_depth: int = 0,
-    headers: dict | None = None,
+    expect_epoch: bytes | None = None,
 ) -> int:
     """Append entries (job ids, or inline jobs) to the model's list and wake drainers as needed;
-    returns the new depth. With max_depth, a list already that deep takes nothing (QueueFull):
-    the check and the push are one atomic script, one round trip.
+    returns the new depth. With max_depth, a list already that deep takes nothing (QueueFull);
+    with expect_epoch, neither does one when the cache epoch has moved (cache_epoch.Stale). The
+    checks and the push are one atomic script, one round trip.
 
     Slot 0 is woken whenever no drainer holds it; further slots only when a full batch is
-    already waiting, so light traffic keeps one drainer (and big batches) per model.
+    already waiting for each, so light traffic keeps one drainer (and big batches) per model.
     """
     items = list(entries)
-    depth = woke = 0
+    depth, woke = 0, []
     for start in range(0, len(items), _PUSH_CHUNK):
-        depth, took = _script(client, _PUSH)(
-            keys=[pending_key(model_id), wake_key(model_id, 0)],
-            args=[max_depth if start == 0 else 0, WAKE_TTL_S, *items[start : start + _PUSH_CHUNK]],
-        )
-        if depth < 0:
-            raise QueueFull(took)
-        woke = woke or took
-    if woke:
-        _send_wake(client, producer, model_id, 0, queue, headers)
-    for slot in range(1, slots):
-        if depth <= batch_size * slot:
-            break
-        if client.set(wake_key(model_id, slot), 1, nx=True, ex=WAKE_TTL_S):
-            _send_wake(client, producer, model_id, slot, queue, headers)
-    return int(depth)
+        first = start == 0
+        reply = _script(client, _PUSH)(
+            keys=_push_keys(route, model_id),
+            args=_push_args(route, max_depth if first else 0, expect_epoch if first else None,
+                            False, items[start : start + _PUSH_CHUNK]),
+        )  # fmt: skip
+        depth, slots = _pushed(reply)
+        woke += slots
+    _wake(client, route, model_id, sorted(set(woke)))
+    return depth
+
+
+def push_and_wait(
+    client: redis.Redis,
+    route: Route,
+    model_id: str,
+    entry: str,
+    reply_key: str,
+    timeout_s: float,
+    *,
+    max_depth: int = 0,
+    expect_epoch: bytes | None = None,
+) -> bytes | None:
+    """Push one entry and block up to timeout_s for what its worker sends to reply_key (None
+    when nothing came). Push and wait share one round trip: when the script stops (full, stale)
+    or a drainer must be woken first, it leaves a marker on reply_key so the pipelined BLPOP
+    returns at once. `client` must tolerate long blocking reads.
+
+    If the script itself fails inside Redis (out of memory under `noeviction`), the BLPOP still
+    waits out timeout_s before the error surfaces: the price of the saved round trip."""
+    if timeout_s <= 0:
+        push_jobs(client, route, model_id, [entry], max_depth=max_depth, expect_epoch=expect_epoch)
+        return None
+    timeout_s = min(timeout_s, MAX_BLOCK_S)
+    deadline = time.monotonic() + timeout_s
+    pipe = client.pipeline(transaction=False)
+    # EVAL, not EVALSHA: a NOSCRIPT error here would leave the BLPOP behind it waiting in vain.
+    keys = _push_keys(route, model_id, reply_key)
+    pipe.eval(_PUSH, len(keys), *keys, *_push_args(route, max_depth, expect_epoch, True, [entry]))
+    pipe.blpop([reply_key], timeout=timeout_s)
+    reply, got = pipe.execute()
+    _, woke = _pushed(reply)  # raises QueueFull / Stale: the BLPOP took the marker
+    if not woke:
+        return None if got is None else got[1]
+    _wake(client, route, model_id, woke)
+    left = deadline - time.monotonic()
+    got = client.blpop([reply_key], timeout=left) if left > 0 else None
+    return None if got is None else got[1]
+
+
+def _push_keys(route: Route, model_id: str, reply_key: str | None = None) -> list[str]:
+    pending = pending_key(model_id)
+    wakes = [wake_key(model_id, slot) for slot in range(max(route.slots, 1))]
+    # KEYS[3] is only written with the marker flag; without a reply list any name will do.
+    return [pending, EPOCH_KEY, reply_key or pending, *wakes]
+
+
+def _push_args(
+    route: Route, max_depth: int, epoch: bytes | None, marker: bool, entries: list[str]
+) -> list:
+    check = "0" if epoch is None else "1"
+    return [max_depth, WAKE_TTL_S, route.batch_size, check, epoch or b"", int(marker), *entries]
+
+
+def _pushed(reply: list) -> tuple[int, list[int]]:
+    status, depth, epoch, woke = reply
+    status = _string(status)
+    if status == "stale":
+        raise Stale(_bytes(epoch))
+    if status == "full":
+        raise QueueFull(int(depth))
+    return int(depth), [int(slot) for slot in woke]
+
+
+def _wake(client: redis.Redis, route: Route, model_id: str, slots: list[int]) -> None:
+    for slot in slots:
+        _send_wake(client, route, model_id, slot)
 
 
 _scripts: dict[str, Script] = {}
@@ -163,20 +263,13 @@ def _script(client: redis.Redis, source: str) -> Callable[..., list[int]]:
     return functools.partial(_scripts[source], client=client)
 
 
-def _send_wake(
-    client: redis.Redis,
-    producer: Celery,
-    model_id: str,
-    slot: int,
-    queue: str,
-    headers: dict | None,
-) -> None:
+def _send_wake(client: redis.Redis, route: Route, model_id: str, slot: int) -> None:
     try:
-        producer.send_task(
+        route.producer.send_task(
             DRAIN_MODEL,
             args=[model_id, slot],
-            queue=queue,
-            headers=headers or {},
+            queue=route.queue,
+            headers=route.headers or {},
             retry=True,
             retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.1},
         )

@@ -106,11 +106,10 @@ def reap_jobs() -> int:
     restored = queueing.restore_expired_leases(redis, _lease_deadline())
     with session_scope() as session:
         stuck = maintenance.find_stuck_jobs(session, _settings.job_stuck_after_s, _lease_deadline())
+    route = queueing.Route(app, _settings.default_queue, _settings.drain_concurrency,
+                           _settings.batch_max_jobs)  # fmt: skip
     for model_id, ids in stuck.items():
-        queueing.push_jobs(
-            redis, app, model_id, ids, queue=_settings.default_queue,
-            slots=_settings.drain_concurrency, batch_size=_settings.batch_max_jobs,
-        )  # fmt: skip
+        queueing.push_jobs(redis, route, model_id, ids)
     count = sum(len(ids) for ids in stuck.values())
     if count or restored:
         log.warning(

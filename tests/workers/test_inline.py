@@ -19,7 +19,7 @@ from shared.matrix import from_npy, to_npy
 from shared.models import Job, MLModel
 from shared.redis_client import get_redis
 from shared.schemas.jobs import JobOut
-from shared.signals import _key, wait_reply
+from shared.signals import reply_key
 from tests.fixtures.models import fit_classifier
 from tests.workers.test_inference import model_row  # noqa: F401  (fixture)
 from workers import jobs
@@ -63,7 +63,7 @@ def test_inline_jobs_are_inserted_finished_and_answered(model_row):  # noqa: F81
     assert row.attempts == 1 and row.worker == "t"
     assert from_npy(row.input_matrix).tolist() == b.inputs
     assert row.queue_ms >= 0 and row.total_ms >= row.queue_ms
-    answer = JobOut.model_validate_json(wait_reply("job", a.id, 1))
+    answer = JobOut.model_validate_json(get_redis().blpop([reply_key("job", a.id)], 1)[1])
     assert answer.status == "succeeded" and len(answer.result.probabilities) == 1
     assert answer.timings.total_ms == _job(a.id).total_ms
     assert str(answer.id) == a.id and answer.attempts == 1
@@ -114,7 +114,7 @@ def test_bad_rows_fail_only_their_own_inline_job(model_row):  # noqa: F811
     jobs.run_jobs(str(model_row.id), [good.encode(), bad.encode()], worker="t")
     assert _job(good.id).status == "succeeded"
     assert _job(bad.id).error_code == "inference_error"
-    answer = orjson.loads(get_redis().lpop(_key("job", bad.id)))
+    answer = orjson.loads(get_redis().lpop(reply_key("job", bad.id)))
     assert answer["status"] == "failed" and answer["error"]["code"] == "inference_error"
 
 

@@ -41,7 +41,7 @@ def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, np.ndarray, bool]:
 
 
 @models_bp.post("/<uuid:model_id>/jobs")
-@login_required()
+@login_required(assume_epoch=True)
 @limiter.limit(predict_limit, key_func=caller_key, exempt_when=limits_off)
 @spec.validate(
     json=PredictRequest,
@@ -58,7 +58,7 @@ def submit(model_id: uuid.UUID):
 
 
 @models_bp.post("/<uuid:model_id>/predict")
-@login_required()
+@login_required(assume_epoch=True)
 @limiter.limit(predict_limit, key_func=caller_key, exempt_when=limits_off)
 @spec.validate(
     json=PredictRequest,

@@ -19,9 +19,10 @@ from shared import queueing
 from shared.errors import Conflict, TooManyRequests, ValidationFailed
 from shared.matrix import to_npy
 from shared.models import FINAL_JOB_STATUSES, Job, MLModel
+from shared.redis_client import client_for
 from shared.schemas.jobs import JobOut, PredictRequest, Timings
 from shared.signals import wait_done
-from web import metrics
+from web import epoch, metrics
 from web.auth.guard import current
 from web.extensions import app_redis, app_redis_url, db
 from web.jobs.inputs import normalise_rows
@@ -118,8 +119,10 @@ def create_job(
 
 
 def check_capacity(model: ServingModel | MLModel) -> None:
-    """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, 429."""
-    depth = queueing.queue_depth(app_redis(), str(model.id))
+    """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, 429. The depth is
+    read with the cache epoch, which checks an assumed one before the job row is written."""
+    depth, current_epoch = queueing.depth_and_epoch(app_redis(), str(model.id))
+    epoch.check(current_epoch)
     if depth >= settings().max_queue_depth:
         raise queue_full(depth)
 
@@ -134,19 +137,31 @@ def queue_full(depth: int) -> TooManyRequests:
     )
 
 
-def push(model_id: uuid.UUID, entries: list[str], max_depth: int = 0) -> None:
+def _route() -> queueing.Route:
     config = settings()
-    queueing.push_jobs(
-        app_redis(),
-        current_app.extensions["celery_producer"],
-        str(model_id),
-        entries,
-        queue=config.default_queue,
-        slots=config.drain_concurrency,
-        batch_size=config.batch_max_jobs,
-        max_depth=max_depth,
-        headers={"request_id": g.get("request_id")},
-    )
+    return queueing.Route(
+        current_app.extensions["celery_producer"], config.default_queue,
+        config.drain_concurrency, config.batch_max_jobs, {"request_id": g.get("request_id")},
+    )  # fmt: skip
+
+
+def push(model_id: uuid.UUID, entries: list[str]) -> None:
+    queueing.push_jobs(app_redis(), _route(), str(model_id), entries)
+
+
+def push_and_wait(model_id: uuid.UUID, entry: str, reply_key: str, seconds: float) -> bytes | None:
+    """Queue one entry, checked against capacity and the request's assumed cache epoch, and
+    wait for its reply (queueing.push_and_wait: one round trip)."""
+    try:
+        reply = queueing.push_and_wait(
+            client_for(app_redis_url(), blocking=True), _route(), str(model_id), entry, reply_key,
+            seconds, max_depth=settings().max_queue_depth, expect_epoch=epoch.expected(),
+        )  # fmt: skip
+    except queueing.QueueFull:
+        epoch.confirm()  # the script checks the epoch before the depth
+        raise
+    epoch.confirm()
+    return reply
 
 
 def enqueue(job_id: uuid.UUID, model_id: uuid.UUID) -> bool:

@@ -21,10 +21,10 @@ from shared.inline_jobs import InlineJob
 from shared.matrix import to_npy
 from shared.models import Job, MLModel
 from shared.schemas.jobs import JobOut
-from shared.signals import wait_reply
+from shared.signals import reply_key
 from web import metrics
 from web.auth.guard import current
-from web.extensions import app_redis_url, db
+from web.extensions import db
 from web.jobs import service
 from web.registry.cache import ServingModel
 
@@ -53,11 +53,10 @@ def _predict_inline(
         created_at=now, deadline=now + max(timeout, 0), request_id=g.get("request_id"),
     )  # fmt: skip
     try:
-        service.push(model.id, [job.encode()], max_depth=service.settings().max_queue_depth)
+        reply = service.push_and_wait(model.id, job.encode(), reply_key("job", job.id), timeout)
     except queueing.QueueFull as full:
         raise service.queue_full(full.depth) from None
     metrics.job_submitted()
-    reply = wait_reply("job", job.id, timeout, url=app_redis_url())
     if reply is not None:
         return JobOut.model_validate_json(reply)
     return _persist_unanswered(job)

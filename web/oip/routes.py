@@ -78,7 +78,7 @@ def model_ready(name: str, version: str | None):
 
 @bp.post("/models/<name>/infer", defaults=_NO_VERSION)
 @bp.post("/models/<name>/versions/<version>/infer")
-@login_required()
+@login_required(assume_epoch=True)
 @limiter.limit(predict_limit, key_func=caller_key, exempt_when=limits_off)
 def infer(name: str, version: str | None):
     """Run the model on one input tensor and answer its output tensors."""

@@ -1,0 +1,124 @@
+"""The push script against a real Redis: capacity and cache-epoch checks, wake flags, and the
+pipelined wait of a sync prediction (push and BLPOP in one round trip)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from shared import cache_epoch, queueing
+from shared.cache_epoch import Stale
+from shared.config import get_settings
+from shared.redis_client import client_for, get_redis
+from shared.signals import reply_key
+from workers.celery_app import app as celery_app
+
+
+@pytest.fixture
+def route() -> Iterator[queueing.Route]:
+    """Wake-ups go to a broker queue of this test's own, which nothing consumes: its length
+    counts the drain tasks sent."""
+    route = queueing.Route(celery_app, f"wake-test-{uuid.uuid4().hex[:8]}")
+    yield route
+    get_redis().delete(route.queue)
+
+
+@pytest.fixture
+def blocking():
+    """The kind of client push_and_wait needs: its socket timeout outlasts a long BLPOP."""
+    return client_for(get_settings().redis_url, blocking=True)
+
+
+def _answer_next(model_id: str, reply: str, payload: bytes) -> threading.Thread:
+    """A stand-in drainer: take the next entry of the model's list and reply to it."""
+
+    def work() -> None:
+        redis = get_redis()
+        assert redis.blpop([queueing.pending_key(model_id)], timeout=5) is not None
+        redis.rpush(reply, payload)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+def _sent_wakes(route: queueing.Route) -> int:
+    return int(get_redis().llen(route.queue))
+
+
+def test_reply_arrives_whether_or_not_a_drainer_had_to_be_woken(route, blocking):
+    model_id, reply = str(uuid.uuid4()), reply_key("job", uuid.uuid4())
+    worker = _answer_next(model_id, reply, b"first")
+    got = queueing.push_and_wait(blocking, route, model_id, "entry-1", reply, 5)
+    worker.join()
+    assert got == b"first"
+    assert _sent_wakes(route) == 1  # the flag was free: a drain task went out before the wait
+
+    reply2 = reply_key("job", uuid.uuid4())
+    worker = _answer_next(model_id, reply2, b"second")
+    got = queueing.push_and_wait(blocking, route, model_id, "entry-2", reply2, 5)
+    worker.join()
+    assert got == b"second"
+    assert _sent_wakes(route) == 1  # the flag is held: no second task
+    assert not get_redis().exists(reply, reply2)  # no marker left behind
+
+
+def test_full_queue_pushes_nothing_and_returns_at_once(route, blocking):
+    model_id, reply = str(uuid.uuid4()), reply_key("job", uuid.uuid4())
+    queueing.push_jobs(get_redis(), route, model_id, ["already-waiting"])
+    started = time.monotonic()
+    with pytest.raises(queueing.QueueFull) as full:
+        queueing.push_and_wait(blocking, route, model_id, "entry", reply, 10, max_depth=1)
+    assert time.monotonic() - started < 2  # the marker ended the pipelined wait
+    assert full.value.depth == 1
+    assert get_redis().lrange(queueing.pending_key(model_id), 0, -1) == [b"already-waiting"]
+    assert not get_redis().exists(reply)
+
+
+def test_moved_epoch_pushes_nothing_and_names_the_current_one(route, blocking):
+    model_id, reply = str(uuid.uuid4()), reply_key("job", uuid.uuid4())
+    now = cache_epoch.bump(get_redis())
+    started = time.monotonic()
+    with pytest.raises(Stale) as stale:
+        queueing.push_and_wait(blocking, route, model_id, "entry", reply, 10, expect_epoch=b"0")
+    assert time.monotonic() - started < 2
+    assert stale.value.epoch == now == cache_epoch.read(get_redis())
+    assert queueing.queue_depth(get_redis(), model_id) == 0
+    assert _sent_wakes(route) == 0 and not get_redis().exists(reply)
+    with pytest.raises(Stale):
+        queueing.push_jobs(get_redis(), route, model_id, ["entry"], expect_epoch=b"0")
+    assert queueing.push_jobs(get_redis(), route, model_id, ["entry"], expect_epoch=now) == 1
+
+
+def test_epoch_check_passes_before_the_first_bump(route, blocking):
+    """No bump yet: the key is missing and reads as b"", which a request may have assumed."""
+    model_id = str(uuid.uuid4())
+    assert queueing.push_jobs(get_redis(), route, model_id, ["entry"], expect_epoch=b"") == 1
+
+
+def test_no_time_left_pushes_without_waiting(route, blocking):
+    model_id, reply = str(uuid.uuid4()), reply_key("job", uuid.uuid4())
+    assert queueing.push_and_wait(blocking, route, model_id, "entry", reply, 0) is None
+    assert queueing.queue_depth(get_redis(), model_id) == 1
+
+
+def test_timeout_without_reply_returns_none(route, blocking):
+    model_id, reply = str(uuid.uuid4()), reply_key("job", uuid.uuid4())
+    started = time.monotonic()
+    assert queueing.push_and_wait(blocking, route, model_id, "entry", reply, 0.3) is None
+    assert 0.25 < time.monotonic() - started < 3
+    assert queueing.queue_depth(get_redis(), model_id) == 1  # still queued, for a later drainer
+
+
+def test_further_slots_are_woken_only_past_a_batch_each(route):
+    wide = queueing.Route(route.producer, route.queue, slots=3, batch_size=2)
+    model_id = str(uuid.uuid4())
+    queueing.push_jobs(get_redis(), wide, model_id, ["a", "b"])
+    assert _sent_wakes(route) == 1  # slot 0 only: two entries are one batch
+    queueing.push_jobs(get_redis(), wide, model_id, ["c", "d", "e"])
+    assert _sent_wakes(route) == 3  # five waiting: slots 1 and 2 too
+    assert get_redis().exists(*(queueing.wake_key(model_id, s) for s in range(3))) == 3
