@@ -10,6 +10,7 @@ import uuid
 
 from celery.signals import before_task_publish
 from flask import Flask, Response, current_app, g, request
+from flask.sessions import SessionInterface
 
 from shared import logs
 from shared.errors import BadRequest, ValidationFailed
@@ -109,7 +110,19 @@ def _propagate_request_id(headers: dict | None = None, **_: object) -> None:
         headers.setdefault("request_id", request_id)
 
 
+class NoSessions(SessionInterface):
+    """The API keeps no cookie session (tokens and keys come in headers): Flask's default would
+    build a signing serializer and look for a cookie on every request for nothing."""
+
+    def open_session(self, app: Flask, request: object) -> None:
+        return None  # Flask then uses a NullSession, which is never saved
+
+    def save_session(self, app: Flask, session: object, response: Response) -> None:
+        return None
+
+
 def register(app: Flask) -> None:
+    app.session_interface = NoSessions()
     # First of all before-request hooks (flask-limiter registers one earlier), so that even a
     # request refused by another hook has an id, a start time and a log line.
     app.before_request_funcs.setdefault(None, []).insert(0, _assign_request_id)
