@@ -9,12 +9,15 @@ from typing import Any
 import orjson
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 
 from shared.config import Settings, get_settings
 
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
+_kept: PoolProxiedConnection | None = None  # see kept_execute
 
 
 def engine_options(settings: Settings) -> dict[str, Any]:
@@ -52,10 +55,10 @@ def get_engine() -> Engine:
 
 def dispose_engine() -> None:
     """Forget the pool inherited from a parent process (call after fork)."""
-    global _engine, _factory
+    global _engine, _factory, _kept
     if _engine is not None:
         _engine.dispose(close=False)
-    _engine = _factory = None
+    _engine = _factory = _kept = None  # the parent's: dropped, never closed from here
 
 
 @contextmanager
@@ -80,3 +83,54 @@ def autocommit() -> Iterator[Connection]:
     paths, which then cost one round trip instead of three (BEGIN, the statement, COMMIT)."""
     with get_engine().connect() as conn:
         yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def kept_execute(name: str, prepare: str, execute: str, params: tuple) -> list[dict[str, Any]]:
+    """Run one PREPAREd statement (`PREPARE name prepare`, then `execute` with params) on this
+    process's own autocommit connection, kept from one call to the next; returns its rows.
+
+    For the statements a worker runs once per batch, where a pool checkout (its pre-ping, the
+    reset on return) costs more than the statement: 0.35 ms against 0.05-0.1 ms for a one-row
+    INSERT here. Without the pre-ping a dead connection (the database restarted) shows as the
+    statement's error: the connection is then replaced and, if it was a kept one, the statement
+    runs once more. So only for statements that may run twice (fenced or conditional writes).
+    """
+    for retry in (False, True):
+        kept = _kept is not None
+        try:
+            return _run_kept(name, prepare, execute, params)
+        except DBAPIError as exc:
+            if retry or not kept or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _run_kept(name: str, prepare: str, execute: str, params: tuple) -> list[dict[str, Any]]:
+    global _kept
+    engine = get_engine()
+    if _kept is None:
+        _kept = engine.raw_connection()
+        _kept.driver_connection.autocommit = True
+    conn = _kept
+    cursor = conn.cursor()
+    try:
+        if name not in conn.info:  # lives as long as the DBAPI connection
+            cursor.execute(f"PREPARE {name} {prepare}")
+            conn.info[name] = True
+        cursor.execute(execute, params)
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    except BaseException as exc:
+        _kept = None
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+        gone = isinstance(exc, dbapi_error) and engine.dialect.is_disconnect(
+            exc, conn.driver_connection, cursor
+        )
+        conn.invalidate()
+        if isinstance(exc, dbapi_error):  # raised as SQLAlchemy raises it (OperationalError...)
+            raise DBAPIError.instance(
+                execute, params, exc, dbapi_error, connection_invalidated=gone
+            ) from exc
+        raise
+    finally:
+        cursor.close()

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from shared.db import kept_execute
 from shared.matrix import from_npy
 from workers.runtime import ModelRuntime
 
@@ -79,32 +79,38 @@ class ModelRef:
         return self.status == "ready" and not self.deleted
 
 
-_CLAIM = text(
-    """
-    UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
-                    worker = :worker
-    WHERE id = ANY(:ids) AND model_id = :model_id AND status IN ('queued', 'running')
+CLAIM_NAME = "mlsp_claim_jobs_v1"  # change with the statement: a connection keeps the old one
+_CLAIM = """(uuid[], uuid, text) AS
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(), worker = $3
+    WHERE id = ANY($1) AND model_id = $2 AND status IN ('queued', 'running')
     RETURNING id, attempts, inputs, input_matrix, return_probabilities
-    """
-).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+"""
 
 
-def claim_jobs(
-    session: Session | Connection, model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str
-) -> list[ClaimedJob]:
-    """Mark the jobs running and take a fencing token (the attempt number) for each.
+def claim_jobs(model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str) -> list[ClaimedJob]:
+    """Mark the jobs running and take a fencing token (the attempt number) for each: one
+    prepared statement, committed by itself, on the worker's kept connection (db.kept_execute).
+    Safe to run twice: a second claim supersedes the first (attempts + 1).
 
     Jobs already finished or cancelled are skipped; a job left `running` by a dead worker is
     taken over, and the dead run's late write (if any) then fails its fence.
     """
-    rows = session.execute(_CLAIM, {"ids": job_ids, "model_id": model_id, "worker": worker})
-    return [ClaimedJob(r.id, r.attempts, _matrix(r), r.return_probabilities) for r in rows]
+    params = ([str(job_id) for job_id in job_ids], str(model_id), worker)
+    execute = f"EXECUTE {CLAIM_NAME} (%s::uuid[], %s, %s)"
+    return [_claimed(r) for r in kept_execute(CLAIM_NAME, _CLAIM, execute, params)]
 
 
-def _matrix(row: Any) -> np.ndarray:
-    if row.input_matrix is not None:
-        return from_npy(row.input_matrix)
-    return np.asarray(row.inputs, dtype=np.float64)  # a job queued before input_matrix existed
+def _claimed(row: dict[str, Any]) -> ClaimedJob:
+    matrix = _matrix(row["input_matrix"], row["inputs"])
+    return ClaimedJob(
+        uuid.UUID(str(row["id"])), row["attempts"], matrix, row["return_probabilities"]
+    )
+
+
+def _matrix(matrix: bytes | memoryview | None, inputs: Any) -> np.ndarray:
+    if matrix is not None:
+        return from_npy(matrix)
+    return np.asarray(inputs, dtype=np.float64)  # a job queued before input_matrix existed
 
 
 def load_model_ref(session: Session | Connection, model_id: uuid.UUID) -> ModelRef | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared import cache_epoch, inline_jobs
 from shared.config import get_settings
@@ -55,11 +55,11 @@ def run_jobs(
     mid = uuid.UUID(model_id)
     ids, carried = _split_entries(entries)
     epoch = cache_epoch.read(get_redis()) if epoch is None else epoch
-    claimed, ref = [], model_refs.cached(mid, epoch)
-    if ids or ref is None:
-        with autocommit() as conn:  # the claim is one statement: no transaction around it
-            claimed = inference.claim_jobs(conn, mid, ids, worker) if ids else []
-            ref = ref or model_refs.load(conn, mid, epoch)
+    claimed = inference.claim_jobs(mid, ids, worker) if ids else []
+    ref = model_refs.cached(mid, epoch)
+    if ref is None:
+        with autocommit() as conn:
+            ref = model_refs.load(conn, mid, epoch)
     # Past this point no connection is held: inference can be slow.
     started = time.time()
     rows_of = {job_id: inline.claimed(j) for job_id, j in carried.items()}
@@ -108,7 +108,7 @@ def write_with_retry(
     while True:
         try:
             return results.write(outcomes, finished)
-        except OperationalError:
+        except (OperationalError, InterfaceError):  # unreachable, or the connection died
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("result write failed; retrying in %.1fs", delay)

@@ -1,11 +1,12 @@
 """A batch's one result write: the fenced UPDATE of claimed jobs and the conditional INSERT of
-inline jobs' rows, as one prepared statement run in autocommit.
+inline jobs' rows, as one prepared statement run in autocommit on the worker's kept connection.
 
 This write sits on the path of every prediction (the waiter is answered after it commits), so it
 is made as cheap as PostgreSQL allows: one statement (two data-modifying CTEs are still atomic)
 needs no BEGIN/COMMIT round trips in autocommit, and a statement PREPAREd once per connection is
-not parsed and planned again each batch. Measured on this machine for one row: 1.0 ms through a
-session, 0.5 ms in autocommit, 0.25 ms prepared.
+not parsed and planned again each batch, and the connection is kept between batches rather than
+checked out of the pool each time (shared/db.kept_execute). Measured on this machine for one row:
+1.0 ms through a session, 0.5 ms in autocommit, 0.25 ms prepared; a pool checkout added 0.35 ms.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from shared.db import autocommit
+from shared.db import kept_execute
 from workers import inline
 from workers.inference import UPDATE_RESULTS, Outcome
 
@@ -41,12 +42,7 @@ def write(
         return [], []
     updates = [o.as_record() for o in outcomes]
     params = (_json(updates), _json(finished))
-    with autocommit() as conn:
-        prepared = conn.connection.info  # lives as long as the DBAPI connection
-        if NAME not in prepared:
-            conn.exec_driver_sql(f"PREPARE {NAME} (text, text) AS {_STATEMENT}")
-            prepared[NAME] = True
-        rows = conn.exec_driver_sql(f"EXECUTE {NAME} (%s, %s)", params).mappings().all()
+    rows = kept_execute(NAME, f"(text, text) AS {_STATEMENT}", f"EXECUTE {NAME} (%s, %s)", params)
     updated = [_updated(r) for r in rows if r["kind"] == "updated"]
     attempts = {uuid.UUID(str(r["id"])): r["attempts"] for r in rows if r["kind"] == "inserted"}
     return updated, inline.written(finished, attempts)

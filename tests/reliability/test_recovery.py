@@ -235,3 +235,30 @@ def test_sigterm_lets_running_jobs_finish(user, tmp_path):
     with stack.worker():
         assert _wait_until(lambda: _all_final(len(ids)), 40), _status_counts()
     assert _status_counts() == {"succeeded": 30}
+
+
+@pytest.mark.usefixtures("worker")
+def test_worker_reconnects_after_the_database_drops_its_connections(client, user, tmp_path):
+    """Workers keep one connection for claims and result writes (no pre-ping): after the
+    database cuts it, the next batch reconnects and the jobs still finish at once."""
+    model_id = insert_ready_model(user, fit_classifier(), tmp_path)
+    predict, submit = f"/api/v1/models/{model_id}/predict", f"/api/v1/models/{model_id}/jobs"
+
+    def both_paths_succeed() -> None:
+        sync = client.post(predict, json={"inputs": [ROW]}, headers=user.headers)
+        assert sync.status_code == 200 and sync.json["status"] == "succeeded"
+        job = client.post(submit, json={"inputs": [ROW]}, headers=user.headers).json
+        polled = client.get(f"/api/v1/jobs/{job['id']}?wait=10", headers=user.headers)
+        assert polled.json["status"] == "succeeded"
+
+    both_paths_succeed()
+    with get_engine().connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    started = time.monotonic()
+    both_paths_succeed()
+    assert time.monotonic() - started < 8  # no timeout, no reaper: reconnected on the spot

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import ProgrammingError
 
 from shared import maintenance
-from shared.db import session_scope
+from shared.db import kept_execute, session_scope
 from shared.models import Job, MLModel, User
 from shared.store import get_store
 from tests.fixtures.models import dump, fit_classifier
@@ -92,10 +93,8 @@ def test_duplicate_delivery_writes_one_result(model_row):
 def test_stale_attempt_cannot_overwrite(model_row):
     """A run that lost its claim (another delivery took the job over) has its write refused."""
     (job_id,) = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]])
-    with session_scope() as s:
-        (old,) = inference.claim_jobs(s, model_row.id, [job_id], "dead")
-    with session_scope() as s:
-        (new,) = inference.claim_jobs(s, model_row.id, [job_id], "alive")
+    (old,) = inference.claim_jobs(model_row.id, [job_id], "dead")
+    (new,) = inference.claim_jobs(model_row.id, [job_id], "alive")
     runtime = SklearnRuntime(fit_classifier(), None)
     assert results.write(inference.predict_batch(runtime, [old], False), []) == ([], [])
     rows, _ = results.write(inference.predict_batch(runtime, [new], False), [])
@@ -107,7 +106,7 @@ def test_cancelled_job_is_skipped_and_late_result_discarded(model_row):
     a, b = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]] * 2)
     with session_scope() as s:
         s.execute(update(Job).where(Job.id == a).values(status="cancelled"))
-        (claimed_b,) = inference.claim_jobs(s, model_row.id, [a, b], "t")
+    (claimed_b,) = inference.claim_jobs(model_row.id, [a, b], "t")
     assert claimed_b.id == b
     with session_scope() as s:  # cancelled while running
         s.execute(update(Job).where(Job.id == b).values(status="cancelled"))
@@ -172,3 +171,41 @@ def test_purge_removes_only_deleted_past_grace(model_row, app):
     assert not store.exists(model_row.artifact_key)
     with session_scope() as s:
         assert s.scalar(select(MLModel.id).where(MLModel.id == model_row.id)) is not None
+
+
+def _cut_connections() -> int:
+    """Terminate every other session on the test database (what a database restart does)."""
+    with session_scope() as s:
+        return len(
+            s.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).all()
+        )
+
+
+def test_kept_connection_is_replaced_after_a_restart(model_row):
+    """Claims and result writes run on a connection the worker keeps (no pre-ping): when the
+    database drops it, the next statement notices, reconnects and runs once more."""
+    first, second = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]] * 2)
+    (claimed,) = inference.claim_jobs(model_row.id, [first], "t")
+    assert _cut_connections() >= 1
+    (claimed,) = inference.claim_jobs(model_row.id, [second], "t")
+    assert claimed.id == second
+    assert _cut_connections() >= 1
+    runtime = SklearnRuntime(fit_classifier(), None)
+    rows, _ = results.write(inference.predict_batch(runtime, [claimed], False), [])
+    assert [r["id"] for r in rows] == [second]
+    assert _job(second).status == "succeeded"
+
+
+def test_failed_statement_on_the_kept_connection_is_not_retried():
+    """Only a lost connection earns the second run; any other error is raised (as SQLAlchemy
+    raises it) and the next statement gets a clean connection."""
+    with pytest.raises(ProgrammingError):
+        kept_execute("mlsp_test_bad", "AS SELECT 1 / 0 FROM no_such_table", "EXECUTE x", ())
+    assert kept_execute("mlsp_test_ok", "AS SELECT 1 AS one", "EXECUTE mlsp_test_ok", ()) == [
+        {"one": 1}
+    ]
