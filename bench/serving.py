@@ -3,8 +3,9 @@
     python -m bench.serving [--seconds 8]
 
 Starts everything itself (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set):
-the baseline (gunicorn, 2 workers, model in-process), then our stack as the Procfile runs it
-(gunicorn gthread web + a 2-process Celery worker). Measures, for a 20-feature
+the baseline (gunicorn, 2 workers, model in-process) and our stack as the Procfile runs it
+(gunicorn gthread web + a 2-process Celery worker), all up at once so that each ratio is
+measured back to back. Measures, for a 20-feature
 LogisticRegression and a 100-tree RandomForest: single-row req/s and p50/p99 at 1 and 16
 connections (wrk); async submit-then-complete jobs/s; a 100,000-row job in rows/s against raw
 batched predict; and micro-batching on vs off. Prints one table of ratios to the baseline and
@@ -83,13 +84,17 @@ def _drop_database(server, name: str) -> None:
     server.dispose()
 
 
-def measure_baseline(env: dict[str, str], path: Path, seconds: int) -> dict:
+def start_baseline(stack: ExitStack, env: dict[str, str], path: Path) -> str:
+    """The in-process predictor for one model file; returns its predict URL."""
     port = free_port()
-    with gunicorn("bench.baseline_app:app", port, {**env, "BENCH_MODEL": str(path)},
-                  threads=None, name="baseline"):  # fmt: skip
-        wait_http(f"http://127.0.0.1:{port}/none")
-        url = f"http://127.0.0.1:{port}/predict"
-        return {c: wrk(url, {"inputs": [ROW]}, c, seconds) for c in (1, 16)}
+    stack.enter_context(gunicorn("bench.baseline_app:app", port, {**env, "BENCH_MODEL": str(path)},
+                                 threads=None, name=f"baseline-{path.stem}"))  # fmt: skip
+    wait_http(f"http://127.0.0.1:{port}/none")
+    return f"http://127.0.0.1:{port}/predict"
+
+
+def baseline(url: str, connections: int, seconds: int) -> dict:
+    return wrk(url, {"inputs": [ROW]}, connections, seconds)
 
 
 class Ours:
@@ -182,6 +187,9 @@ def say(*parts: object) -> None:
 
 
 def run(seconds: int) -> dict:
+    """Every server stays up for the whole run and each comparison is measured back to back
+    (baseline, then ours; batching on, then off): the machine's speed drifts within minutes,
+    so a ratio is only as good as the time between its two measurements."""
     models = fit_models()
     folder = Path(tempfile.mkdtemp(prefix="mlsp-bench-models-"))
     paths = {name: folder / f"{name}.joblib" for name in models}
@@ -190,42 +198,45 @@ def run(seconds: int) -> dict:
     big = np.random.default_rng(2).normal(size=(100_000, N_FEATURES))
     out: dict = {"baseline": {}, "ours": {}, "forced_sklearn": {}, "batching_off": {}}
     with ExitStack() as stack:
-        env = bench_env(services(stack), stack)
+        base = services(stack)
+        env = bench_env(base, stack)
+        base_urls = {name: start_baseline(stack, env, paths[name]) for name in models}
+        ours = start_ours(stack, env, "on")
+        ids = {name: ours.upload(name, paths[name]) for name in models}
+        # Batching off: a second web + worker with a database, key prefix and queue of its own.
+        off = start_ours(stack, {**bench_env(base, stack), "BATCH_MAX_JOBS": "1",
+                                 "BATCH_MAX_WAIT_MS": "0"}, "off")  # fmt: skip
+        off_ids = {name: off.upload(name, paths[name]) for name in models}
         for name in models:
-            out["baseline"][name] = measure_baseline(env, paths[name], seconds)
-            say("baseline", name, out["baseline"][name])
-        with ExitStack() as ours_stack:
-            ours = start_ours(ours_stack, env, "on")
-            ids = {name: ours.upload(name, paths[name]) for name in models}
-            for name in models:
-                ours.sync(ids[name], 16, 2)  # warm every worker process's cache
-                out["ours"][name] = {c: ours.sync(ids[name], c, seconds) for c in (1, 16)}
-                say("ours", name, out["ours"][name])
-            for name in models:  # the same calls with ONNX Runtime switched off
-                assert ours.force_runtime(ids[name], "sklearn") == "sklearn"
-                ours.sync(ids[name], 16, 2)
-                out["forced_sklearn"][name] = {c: ours.sync(ids[name], c, seconds) for c in (1, 16)}
-                say("forced sklearn", name, out["forced_sklearn"][name])
-                ours.force_runtime(ids[name], "auto")
-            # A model of its own: only this run's jobs count from first created to last finished.
-            async_id = ours.upload("logreg-async", paths["logreg"])
-            ours.sync(async_id, 16, 2)
-            out["async"] = ours.async_throughput(env, async_id, seconds)
-            say("async", out["async"])
-            out["big_job"] = {
-                name: {
-                    **ours.big_job(ids[name], big),
-                    "raw_rows_per_s": raw_batched(models[name], big),
-                }
-                for name in models
+            ours.sync(ids[name], 16, 2)  # warm every worker process's cache
+            off.sync(off_ids[name], 16, 2)
+            out["baseline"][name], out["ours"][name] = {}, {}
+            for c in (1, 16):
+                out["baseline"][name][c] = baseline(base_urls[name], c, seconds)
+                out["ours"][name][c] = ours.sync(ids[name], c, seconds)
+            out["batching_off"][name] = {16: off.sync(off_ids[name], 16, seconds)}
+            say(name, {k: out[k][name] for k in ("baseline", "ours", "batching_off")})
+        for name in models:  # the same calls with ONNX Runtime switched off
+            assert ours.force_runtime(ids[name], "sklearn") == "sklearn"
+            ours.sync(ids[name], 16, 2)
+            out["forced_sklearn"][name] = {}
+            for c in (1, 16):
+                out["forced_sklearn"][name][c] = ours.sync(ids[name], c, seconds)
+                out["forced_sklearn"][name][f"baseline_{c}"] = baseline(base_urls[name], c, seconds)
+            say("forced sklearn", name, out["forced_sklearn"][name])
+            ours.force_runtime(ids[name], "auto")
+        # A model of its own: only this run's jobs count from first created to last finished.
+        async_id = ours.upload("logreg-async", paths["logreg"])
+        ours.sync(async_id, 16, 2)
+        out["async"] = ours.async_throughput(env, async_id, seconds)
+        say("async", out["async"])
+        out["big_job"] = {
+            name: {
+                "raw_rows_per_s": raw_batched(models[name], big),
+                **ours.big_job(ids[name], big),
             }
-        with ExitStack() as off_stack:
-            off_env = {**env, "BATCH_MAX_JOBS": "1", "BATCH_MAX_WAIT_MS": "0"}
-            ours = start_ours(off_stack, off_env, "off")
-            for name in models:
-                ours.sync(ids[name], 16, 2)
-                out["batching_off"][name] = {16: ours.sync(ids[name], 16, seconds)}
-                say("batching off", name, out["batching_off"][name])
+            for name in models
+        }
     return out
 
 
@@ -245,7 +256,7 @@ def _model_lines(res: dict, name: str) -> list[str]:
         lines.append(_line(f"{name} sync c={c} req/s", f"{b['rps']:.0f}", f"{o['rps']:.0f}", ratio))
         lines.append(_line(f"{name} sync c={c} p50 / p99 ms", _latency(b), _latency(o)))
     for c in (1, 16):
-        b, f = res["baseline"][name][c], res["forced_sklearn"][name][c]
+        b, f = res["forced_sklearn"][name][f"baseline_{c}"], res["forced_sklearn"][name][c]
         ratio = f"{f['rps'] / b['rps']:.2f}"
         lines.append(
             _line(
