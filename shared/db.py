@@ -94,6 +94,7 @@ def kept_execute(name: str, prepare: str, execute: str, params: tuple) -> list[d
     INSERT here. Without the pre-ping a dead connection (the database restarted) shows as the
     statement's error: the connection is then replaced and, if it was a kept one, the statement
     runs once more. So only for statements that may run twice (fenced or conditional writes).
+    One connection per process, used by one thread: for prefork worker children, not the web.
     """
     for retry in (False, True):
         kept = _kept is not None
