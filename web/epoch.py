@@ -46,7 +46,7 @@ def check(found: bytes) -> None:
 
 
 def confirm() -> None:
-    """The assumed epoch passed its check (in a script): what follows may act on it."""
+    """The assumed epoch passed its check: what the request does next may rest on it."""
     g.epoch_confirmed = True
 
 
