@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from shared.schemas.common import PageQuery
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
 Number = float | int
-Row = list[Any] | dict[str, Any]
+# A row is a list of values or an object keyed by feature name. The schema says so, but only the
+# outer list is validated here: web/jobs/inputs.normalise_rows checks every row against the
+# model's input schema anyway, naming the row and column, and pydantic checking 100,000 rows
+# first cost 0.14 s of a 2 s request.
+_ROW_SCHEMA = {
+    "anyOf": [{"type": "array", "items": {}}, {"type": "object", "additionalProperties": True}]
+}
+Row = Annotated[Any, WithJsonSchema(_ROW_SCHEMA)]
 
 
 class PredictRequest(BaseModel):

@@ -274,6 +274,9 @@ BAD_INPUTS = {
     "nested list": {"inputs": [[1, 2, [3], 4]]},
     "objects without feature names": {"inputs": [{"a": 1}]},
     "not a list": {"inputs": "1,2,3,4"},
+    "rows of numbers, not lists": {"inputs": [1, 2, 3, 4]},
+    "row as a string": {"inputs": ["1,2,3,4"]},
+    "row null": {"inputs": [None]},
     "unknown field": {"inputs": [[1, 2, 3, 4]], "extra": 1},
     "probabilities of a model without": None,  # filled in the test (regressor)
 }
