@@ -94,6 +94,20 @@ def test_schema_matches_migrations(app):
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
 
 
+def test_job_matrices_are_stored_uncompressed(app):
+    """Measured values do not compress: PostgreSQL must not spend the time trying (0006)."""
+    from web.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        storage = conn.execute(
+            text(
+                "SELECT attstorage FROM pg_attribute"
+                " WHERE attrelid = 'jobs'::regclass AND attname = 'input_matrix'"
+            )
+        ).scalar()
+    assert storage == "e"  # EXTERNAL: out of line, never compressed
+
+
 def test_json_body_over_limit_is_413():
     from web import create_app
 
