@@ -262,3 +262,17 @@ def test_worker_reconnects_after_the_database_drops_its_connections(client, user
     started = time.monotonic()
     both_paths_succeed()
     assert time.monotonic() - started < 8  # no timeout, no reaper: reconnected on the spot
+
+
+def test_redis_down_answers_503_fast_and_creates_nothing(user, tmp_path):
+    """With Redis unreachable nothing can be queued (nor the cache epoch read): submit and sync
+    predict answer 503 with Retry-After at once, and no job row is left behind."""
+    model_id = insert_ready_model(user, fit_classifier(), tmp_path)
+    down = isolated(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0").client  # nothing listens
+    started = time.monotonic()
+    for path in (f"/api/v1/models/{model_id}/jobs", f"/api/v1/models/{model_id}/predict"):
+        resp = down.post(path, json={"inputs": [ROW]}, headers=user.headers)
+        assert resp.status_code == 503, (path, resp.json)
+        assert int(resp.headers["Retry-After"]) >= 1
+    assert time.monotonic() - started < 10  # the connect timeout, not a sync wait
+    assert _status_counts() == {}
