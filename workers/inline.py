@@ -61,8 +61,11 @@ def claimed(job: InlineJob) -> ClaimedJob:
 def split_stale(jobs: list[InlineJob], now: float) -> tuple[list[InlineJob], list[InlineJob]]:
     """(fresh, stale): nobody waits for a stale entry, and if a 202 was answered its id is
     queued as well (with attempt counting, so a job that kills workers cannot loop here)."""
-    fresh = [j for j in jobs if not j.stale(now)]
-    return fresh, [j for j in jobs if j.stale(now)]
+    fresh: list[InlineJob] = []
+    stale: list[InlineJob] = []
+    for job in jobs:
+        (stale if job.stale(now) else fresh).append(job)
+    return fresh, stale
 
 
 def records(

@@ -88,7 +88,8 @@ def _split_entries(entries: list[str]) -> tuple[list[uuid.UUID], dict[uuid.UUID,
     # A job whose waiter gave up is queued by id as well; if both meet here, the id (with its
     # row and attempt count) wins.
     known = set(ids)
-    return ids, {uuid.UUID(j.id): j for j in fresh if uuid.UUID(j.id) not in known}
+    carried = {uuid.UUID(j.id): j for j in fresh}
+    return ids, {job_id: j for job_id, j in carried.items() if job_id not in known}
 
 
 def _signal(written: list[dict[str, Any]], replied: list[dict[str, Any]]) -> None:
