@@ -8,7 +8,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000 \
     MODEL_STORE_DIR=/data/models
 
-# A real home: gunicorn (>= 27) keeps its control socket under ~/.gunicorn.
 RUN groupadd --system mlsp \
     && useradd --system --gid mlsp --create-home --home-dir /home/mlsp --shell /usr/sbin/nologin mlsp
 
@@ -36,6 +35,5 @@ USER mlsp
 VOLUME ["/data/models"]
 EXPOSE 8000
 
-# The web process, as in the Procfile. gthread: a request waiting for a prediction holds a thread,
-# not a process. /dev/shm for worker heartbeats: an overlayfs /tmp can stall them.
-CMD ["sh", "-c", "exec gunicorn -c web/gunicorn_conf.py --worker-class gthread --workers ${WEB_CONCURRENCY:-2} --threads ${WEB_THREADS:-16} --bind ${HOST:-0.0.0.0}:${PORT:-8000} --timeout 75 --graceful-timeout 30 --worker-tmp-dir /dev/shm 'web:create_app()'"]
+# The web process, as in the Procfile (granian; HOST, PORT, WEB_CONCURRENCY, WEB_THREADS).
+CMD ["python", "-m", "web.serve"]

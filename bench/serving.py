@@ -4,7 +4,7 @@
 
 Starts everything itself (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set):
 the baseline (gunicorn, 2 workers, model in-process) and our stack as the Procfile runs it
-(gunicorn gthread web + a 2-process Celery worker), all up at once so that each ratio is
+(granian web, 2 x 16 threads, + a 2-process Celery worker), all up at once so that each ratio is
 measured back to back. Measures, for a 20-feature
 LogisticRegression and a 100-tree RandomForest: single-row req/s and p50/p99 at 1 and 16
 connections (wrk); async submit-then-complete jobs/s; a 100,000-row job in rows/s against raw
@@ -34,7 +34,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import create_engine, make_url, text
 
-from bench.stack import BIN, ROOT, celery_worker, free_port, gunicorn, wait_http, wrk
+from bench.stack import BIN, ROOT, celery_worker, free_port, gunicorn, wait_http, web_server, wrk
 
 N_FEATURES = 20
 ROW = [round(float(v), 4) for v in np.random.default_rng(1).normal(size=N_FEATURES)]
@@ -88,7 +88,7 @@ def start_baseline(stack: ExitStack, env: dict[str, str], path: Path) -> str:
     """The in-process predictor for one model file; returns its predict URL."""
     port = free_port()
     stack.enter_context(gunicorn("bench.baseline_app:app", port, {**env, "BENCH_MODEL": str(path)},
-                                 threads=None, name=f"baseline-{path.stem}"))  # fmt: skip
+                                 name=f"baseline-{path.stem}"))  # fmt: skip
     wait_http(f"http://127.0.0.1:{port}/none")
     return f"http://127.0.0.1:{port}/predict"
 
@@ -170,7 +170,7 @@ class Ours:
 
 def start_ours(stack: ExitStack, env: dict[str, str], name: str) -> Ours:
     port = free_port()
-    stack.enter_context(gunicorn("web:create_app()", port, env, threads=16, name=f"web-{name}"))
+    stack.enter_context(web_server(port, env, name=f"web-{name}"))
     stack.enter_context(celery_worker(env, f"worker-{name}"))
     wait_http(f"http://127.0.0.1:{port}/api/v1/health/live")
     return Ours(f"http://127.0.0.1:{port}")

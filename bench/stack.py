@@ -56,12 +56,18 @@ def process(cmd: list[str], env: dict[str, str], log_name: str):
         log.close()
 
 
-def gunicorn(app: str, port: int, env: dict[str, str], *, threads: int | None, name: str):
+def gunicorn(app: str, port: int, env: dict[str, str], *, name: str):
+    """The baseline's server: gunicorn with 2 sync workers, as the issue defines it."""
     cmd = [str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
            "--timeout", "120", "--log-level", "warning"]  # fmt: skip
-    if threads:
-        cmd += ["--worker-class", "gthread", "--threads", str(threads)]
     return process([*cmd, app], env, name)
+
+
+def web_server(port: int, env: dict[str, str], name: str):
+    """Our web process as the Procfile runs it (web/serve.py: granian, 2 x 16 threads)."""
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
+           "WEB_THREADS": "16"}  # fmt: skip
+    return process([str(BIN / "python"), "-m", "web.serve"], env, name)
 
 
 def celery_worker(env: dict[str, str], name: str, concurrency: int = 2):

@@ -40,6 +40,13 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Web server processes and request threads in each (web/serve.py): a sync prediction holds
+    # its thread while it waits, so threads bound how many wait at once per process.
+    web_concurrency: int = Field(2, ge=1)
+    web_threads: int = Field(16, ge=1)
+    # Behind a reverse proxy: the addresses (or CIDR networks, comma-separated; `*` for any)
+    # whose X-Forwarded-For / X-Forwarded-Proto are believed. Empty: the peer is the client.
+    forwarded_allow_ips: str = ""
     flower_port: int = 5555
     flower_basic_auth: str = ""
 

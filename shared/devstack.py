@@ -379,7 +379,7 @@ def base_env(data_dir: Path) -> dict[str, str]:
     if dotenv.is_file():
         for key, value in parse_dotenv(dotenv.read_text()).items():
             env.setdefault(key, value)
-    # Console scripts may be started without activating the venv: find flask/celery/gunicorn.
+    # Console scripts may be started without activating the venv: find flask, celery, python.
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
     env.setdefault("MODEL_STORE_DIR", str((data_dir / "models").resolve()))

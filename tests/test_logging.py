@@ -100,6 +100,24 @@ def test_slow_requests_warn(caplog):
     assert record.levelno == logging.WARNING and record.slow is True
 
 
+def test_client_address_from_a_trusted_proxy_only(caplog):
+    """X-Forwarded-For names the client only when the peer is in FORWARDED_ALLOW_IPS: anyone
+    else could pick the address their per-IP rate limit is counted under."""
+    from web import create_app
+
+    app = create_app(Settings(FORWARDED_ALLOW_IPS="10.0.0.0/8, 127.0.0.1"))
+    plain = create_app(Settings())
+    caplog.set_level(logging.DEBUG)  # after the factories, which set the root logger's level
+    forwarded = {"X-Forwarded-For": "203.0.113.9, 10.0.0.2"}
+    for peer in ("10.0.0.2", "192.0.2.1"):
+        app.test_client().get("/api/v1/health/live", headers=forwarded,
+                              environ_base={"REMOTE_ADDR": peer})  # fmt: skip
+    plain.test_client().get("/api/v1/health/live", headers=forwarded,
+                            environ_base={"REMOTE_ADDR": "127.0.0.1"})  # fmt: skip
+    seen = [r.remote_addr for r in _request_records(caplog)]
+    assert seen == ["203.0.113.9", "192.0.2.1", "127.0.0.1"]
+
+
 def _json_lines(path) -> list[dict]:
     entries = []
     for line in path.read_text(errors="replace").splitlines():

@@ -1,7 +1,7 @@
-"""The whole system as the Procfile runs it (honcho: gunicorn web, celery worker, Flower), driven
+"""The whole system as the Procfile runs it (honcho: granian web, celery worker, Flower), driven
 over real HTTP: readiness with a worker counted, Flower seeing the worker, the queue and the
-prediction's task, one prediction through every process, and Prometheus metrics summed across
-gunicorn workers and across the Celery worker's children."""
+prediction's task, one prediction through every process, Prometheus metrics summed across web
+processes and across the Celery worker's children, and the web process stopping gracefully."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.models import dump, fit_classifier
+from tests.fixtures.api import create_api_key
+from tests.fixtures.models import dump, fit_classifier, insert_ready_model
 from tests.fixtures.services import free_port, log_path
 
 pytestmark = pytest.mark.e2e
@@ -94,16 +96,21 @@ def test_health_counts_the_worker(stack):
     assert body["checks"]["workers"] >= 1
 
 
+def _queue_names(worker: dict) -> set[str]:
+    return {q["name"] for q in worker.get("active_queues") or []}
+
+
 def test_flower_lists_worker_and_queue(stack):
     _ready_with_worker(stack["api"])
     assert requests.get(f"{stack['flower']}/api/workers", timeout=5).status_code == 401
     deadline = time.monotonic() + 30
-    while True:
+    while True:  # the stack's own worker (the test session's may be on the same broker)
         workers = _wait_http(f"{stack['flower']}/api/workers?refresh=1", 10, FLOWER_AUTH).json()
-        if workers or time.monotonic() > deadline:
+        serving = [w for w in workers.values() if _queue_names(w) & {stack["queue"]}]
+        if serving or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert workers, "Flower sees no worker"
+    assert serving, f"Flower sees no worker on {stack['queue']}: {list(workers)}"
     names: list[str] = []
     while stack["queue"] not in names and time.monotonic() < deadline + 30:
         queues = requests.get(
@@ -116,7 +123,7 @@ def test_flower_lists_worker_and_queue(stack):
 
 @pytest.fixture(scope="module")
 def prediction(stack, tmp_path_factory) -> dict:
-    """One user, one model, one sync prediction through gunicorn, Redis and the worker."""
+    """One user, one model, one sync prediction through the web server, Redis and the worker."""
     api = stack["api"] + "/api/v1"
     creds = {"email": "stack@example.com", "password": "stack-password-1"}
     assert requests.post(f"{api}/auth/register", json=creds, timeout=5).status_code == 201
@@ -161,10 +168,10 @@ def _total(samples, name: str, **labels) -> float:
     return sum(v for (n, lbls), v in samples.items() if n == name and wanted <= set(lbls))
 
 
-def test_web_metrics_sum_every_gunicorn_worker(stack, prediction):
+def test_web_metrics_sum_every_web_process(stack, prediction):
     route = "/api/v1/health/live"
     before = _total(_scrape(f"{stack['api']}/metrics"), "mlsp_http_requests_total", route=route)
-    for _ in range(10):  # two gunicorn workers: the answers are spread over both
+    for _ in range(10):  # two web processes: the answers are spread over both
         requests.get(f"{stack['api']}{route}", timeout=5)
     samples = _scrape(f"{stack['api']}/metrics")
     assert _total(samples, "mlsp_http_requests_total", route=route) == before + 10
@@ -202,3 +209,36 @@ def test_flower_shows_the_prediction_task(stack, prediction):
     assert "mlsp.validate_model" in names
     assert names & {"mlsp.drain_model", "mlsp.predict_jobs"}, names
     assert all(t["state"] == "SUCCESS" for t in mine)
+
+
+def test_web_answers_requests_in_flight_when_stopped(client, user, tmp_path):
+    """SIGTERM (a deploy, `docker stop`) while a sync prediction is waiting: the request still
+    gets its answer (here 202 with the job, as no worker serves this queue), then the process
+    exits cleanly and has removed its metrics directory."""
+    model_id = insert_ready_model(user, fit_classifier(), tmp_path)
+    key = create_api_key(client, user)["key"]
+    port, metrics = free_port(), tmp_path / "metrics"
+    env = {
+        **os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_THREADS": "2",
+        "DEFAULT_QUEUE": f"{os.environ['DEFAULT_QUEUE']}-stop", "METRICS_DIR": str(metrics),
+    }  # fmt: skip
+    with open(log_path("web-stop"), "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "web.serve"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_http(f"{base}/api/v1/health/live", 30)
+            assert len(list(metrics.iterdir())) == 1
+            pending = ThreadPoolExecutor(1).submit(
+                requests.post, f"{base}/api/v1/models/{model_id}/predict?timeout=3",
+                json={"inputs": [[5.1, 3.5, 1.4, 0.2]]}, headers={"X-API-Key": key}, timeout=20,
+            )  # fmt: skip
+            time.sleep(1)
+            proc.send_signal(signal.SIGTERM)
+            resp = pending.result()
+            assert resp.status_code == 202 and resp.json()["status"] == "queued"
+            assert proc.wait(15) == 0
+            assert list(metrics.iterdir()) == []
+        finally:
+            if proc.poll() is None:
+                proc.kill()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify, redirect
 from flask_cors import CORS
+from granian.utils.proxies import wrap_wsgi_with_proxy_headers
 
 from shared.celery_config import create_producer
 from shared.config import Settings, get_settings
@@ -37,6 +38,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_blueprints(app)
     register_docs(app)
     register_metrics(app)
+    if settings.forwarded_allow_ips:
+        # The client's address (request logs, per-IP rate limits) from a trusted proxy's header.
+        app.wsgi_app = wrap_wsgi_with_proxy_headers(app.wsgi_app, settings.forwarded_allow_ips)
     return app
 
 

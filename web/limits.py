@@ -10,7 +10,7 @@ from shared.redis_client import PREFIX
 
 
 def client_ip() -> str:
-    # Behind a proxy, run gunicorn with --forwarded-allow-ips so remote_addr is the client's.
+    # Behind a proxy, FORWARDED_ALLOW_IPS names it, so remote_addr is the client's (web/__init__).
     return request.remote_addr or "unknown"
 
 
