@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 from flask import Flask, g, request
 from flask_limiter import Limiter
 
@@ -48,12 +52,33 @@ def limits_off() -> bool:
     return not _settings().rate_limit_enabled
 
 
-# Off for this app: skip the limiter's whole evaluation (resolving every limit of the request)
-# rather than evaluating limits that are each exempt.
+# Belt and braces: an app with limits off never reaches the limiter (see `limit`), but if a
+# route did, its limits are skipped rather than counted.
 limiter.request_filter(limits_off)
 
 
+def limit(value: Callable[[], str], **options: Any) -> Callable:
+    """flask-limiter's `limit`, not even consulted when the app has limits off.
+
+    Off, flask-limiter would still identify the request, resolve every limit of the route and
+    only then find them exempt: ~12% of a sync prediction's web CPU, measured. Off is a real
+    deployment (an API gateway doing the limiting), so it costs nothing here."""
+
+    def decorate(view: Callable) -> Callable:
+        limited = limiter.limit(value, **options)(view)
+
+        @wraps(view)  # the same qualified name, which is how flask-limiter finds its limits
+        def route(*args: Any, **kwargs: Any) -> Any:
+            return view(*args, **kwargs) if limits_off() else limited(*args, **kwargs)
+
+        return route
+
+    return decorate
+
+
 def register_limiter(app: Flask, settings: Settings) -> None:
+    if not settings.rate_limit_enabled:
+        return  # no hooks on this app: its routes bypass the limiter (`limit`)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
     # A Redis outage must not take the API down with it: limits are then not enforced.
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True

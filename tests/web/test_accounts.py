@@ -240,6 +240,22 @@ def test_login_rate_limit_trips_with_retry_after():
     assert resp.json["error"]["code"] == "rate_limited"
 
 
+def test_limits_off_in_one_app_while_on_in_another():
+    """The limiter object is shared by every app in a process: an app with RATE_LIMIT_ENABLED
+    off neither counts nor answers 429 (no X-RateLimit headers: the limiter never ran), while
+    an app with them on in the same process still trips."""
+    limited = create_app(
+        Settings(RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH="2/minute")
+    ).test_client()
+    free = create_app(Settings(RATE_LIMIT_ENABLED=False, RATE_LIMIT_AUTH="2/minute")).test_client()
+    body = {"email": "both@example.com", "password": "wrong-password"}
+    answers = [app.post("/api/v1/auth/login", json=body) for app in (free, limited) * 3]
+    codes = [r.status_code for r in answers]
+    assert codes == [401, 401, 401, 401, 401, 429]
+    assert not any("X-RateLimit-Limit" in r.headers for r in answers[0::2])
+    assert all(r.headers["X-RateLimit-Limit"] == "2" for r in answers[1::2])
+
+
 def test_second_user_can_register_after_first(client):
     a = register_and_login(client)
     b = register_and_login(client)

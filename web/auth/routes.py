@@ -18,14 +18,14 @@ from web.auth.guard import current, login_required
 from web.auth.passwords import hash_password, needs_rehash, verify_password
 from web.auth.tokens import issue_tokens, revoke, revoke_session
 from web.extensions import db, spec
-from web.limits import auth_limit, limiter, limits_off
+from web.limits import auth_limit, limit
 from web.openapi import AUTH, PROTECTED_ERRORS, errors
 
 bp = Blueprint("auth", __name__)
 
 
 @bp.post("/register")
-@limiter.limit(auth_limit, exempt_when=limits_off)
+@limit(auth_limit)
 @spec.validate(
     json=Credentials, resp=Response(HTTP_201=UserOut, HTTP_409=ErrorResponse), tags=["auth"]
 )
@@ -55,7 +55,7 @@ def _check_login(body: LoginIn) -> User:
 
 
 @bp.post("/login")
-@limiter.limit(auth_limit, exempt_when=limits_off)
+@limit(auth_limit)
 @spec.validate(
     json=LoginIn, resp=Response(HTTP_200=TokenPair, HTTP_401=ErrorResponse), tags=["auth"]
 )

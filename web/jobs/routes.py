@@ -16,7 +16,7 @@ from shared.signals import signal_done
 from web.auth.guard import current, login_required
 from web.extensions import app_redis_url, spec
 from web.jobs import service, sync
-from web.limits import caller_key, limiter, limits_off, predict_limit
+from web.limits import caller_key, limit, predict_limit
 from web.openapi import AUTH, PROTECTED_ERRORS, errors
 from web.pagination import page_of
 from web.registry.cache import ServingModel, owned_model
@@ -42,7 +42,7 @@ def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, np.ndarray, bool]:
 
 @models_bp.post("/<uuid:model_id>/jobs")
 @login_required(assume_epoch=True)
-@limiter.limit(predict_limit, key_func=caller_key, exempt_when=limits_off)
+@limit(predict_limit, key_func=caller_key)
 @spec.validate(
     json=PredictRequest,
     resp=Response(HTTP_202=JobOut, HTTP_200=JobOut, **_SUBMIT_ERRORS),
@@ -59,7 +59,7 @@ def submit(model_id: uuid.UUID):
 
 @models_bp.post("/<uuid:model_id>/predict")
 @login_required(assume_epoch=True)
-@limiter.limit(predict_limit, key_func=caller_key, exempt_when=limits_off)
+@limit(predict_limit, key_func=caller_key)
 @spec.validate(
     json=PredictRequest,
     query=PredictQuery,

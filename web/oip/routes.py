@@ -17,7 +17,7 @@ from shared.schemas.oip import InferenceRequest
 from web.auth.guard import login_required
 from web.health import dependencies_ok
 from web.jobs import service, sync
-from web.limits import caller_key, limiter, limits_off, predict_limit
+from web.limits import caller_key, limit, predict_limit
 from web.oip import tensors
 from web.oip.errors import oip_error, register_oip_errors
 from web.oip.models import metadata, resolve
@@ -79,7 +79,7 @@ def model_ready(name: str, version: str | None):
 @bp.post("/models/<name>/infer", defaults=_NO_VERSION)
 @bp.post("/models/<name>/versions/<version>/infer")
 @login_required(assume_epoch=True)
-@limiter.limit(predict_limit, key_func=caller_key, exempt_when=limits_off)
+@limit(predict_limit, key_func=caller_key)
 def infer(name: str, version: str | None):
     """Run the model on one input tensor and answer its output tensors."""
     model = resolve(name, version)
