@@ -2,8 +2,8 @@
 request id, task id and job fields of whatever is being handled attached to each record.
 
 Web and workers both call `configure_logging`; what is being handled is bound with `bind()`
-(a context variable, so gunicorn's threads and Celery's tasks never see each other's ids).
-Nothing here imports Flask or Celery, so gunicorn's master can load the formatter too.
+(a context variable, so the web server's threads and Celery's tasks never see each other's ids).
+Nothing here imports Flask or Celery, so the web server's master can load the formatter too.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where prometheus-client's multiprocess mode keeps its per-process files.
 
-gunicorn workers and Celery prefork children are separate processes; each writes its samples to
+Web server processes and Celery prefork children are separate processes; each writes its samples to
 files in PROMETHEUS_MULTIPROC_DIR and the process that serves /metrics sums them. The directory
 must be chosen before any metric object exists (prometheus_client picks its value class at
 import; see `_switch_value_class` for when it was imported too early) and must start empty
@@ -20,7 +20,7 @@ ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def prepare(base: Path, role: str) -> Path:
-    """Give this process tree (a gunicorn master, a Celery worker) an empty directory of its
+    """Give this process tree (the web server's master, a Celery worker) an empty directory of its
     own — `<base>/<role>-<pid>` unless PROMETHEUS_MULTIPROC_DIR names one — and export it."""
     explicit = os.environ.get(ENV)
     path = Path(explicit) if explicit else base / f"{role}-{os.getpid()}"
@@ -74,7 +74,7 @@ def _alive(pid: int) -> bool:
 
 
 def mark_dead(pid: int) -> None:
-    """Drop a finished child's live-gauge files (gunicorn `child_exit`, Celery child shutdown)."""
+    """Drop a finished child's live-gauge files (Celery child shutdown)."""
     if os.environ.get(ENV):
         from prometheus_client import multiprocess
 

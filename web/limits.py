@@ -61,8 +61,8 @@ def limit(value: Callable[[], str], **options: Any) -> Callable:
     """flask-limiter's `limit`, not even consulted when the app has limits off.
 
     Off, flask-limiter would still identify the request, resolve every limit of the route and
-    only then find them exempt: ~12% of a sync prediction's web CPU, measured. Off is a real
-    deployment (an API gateway doing the limiting), so it costs nothing here."""
+    only then find them exempt: ~9% of the web's Python time per sync prediction (py-spy).
+    Off is a real deployment (an API gateway doing the limiting), so it costs nothing here."""
 
     def decorate(view: Callable) -> Callable:
         limited = limiter.limit(value, **options)(view)

@@ -1,7 +1,7 @@
 """Prometheus metrics of the web tier, served at `/metrics` on the server root (API.md).
 
-Under gunicorn every worker process counts for itself; with PROMETHEUS_MULTIPROC_DIR set (by
-web/gunicorn_conf.py) the files of all of them are summed at scrape time, so whichever worker
+Every web server process counts for itself; with PROMETHEUS_MULTIPROC_DIR set (by
+web/serve.py) the files of all of them are summed at scrape time, so whichever process
 answers the scrape reports the whole server. Queue depths are read from Redis at scrape time.
 """
 

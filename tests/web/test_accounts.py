@@ -97,7 +97,7 @@ def test_expired_access_token_is_401(app, client, user):
 
 
 def test_refresh_rotates_and_logout_revokes_across_processes(client, user):
-    """Two app instances share only Redis and PostgreSQL, like two gunicorn workers."""
+    """Two app instances share only Redis and PostgreSQL, like two web server processes."""
     other = create_app().test_client()
     refreshed = other.post(
         "/api/v1/auth/refresh", headers={"Authorization": f"Bearer {user.refresh_token}"}
