@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from shared import cache_epoch, queueing
 from shared.cache_epoch import Stale
@@ -122,3 +123,29 @@ def test_further_slots_are_woken_only_past_a_batch_each(route):
     queueing.push_jobs(get_redis(), wide, model_id, ["c", "d", "e"])
     assert _sent_wakes(route) == 3  # five waiting: slots 1 and 2 too
     assert get_redis().exists(*(queueing.wake_key(model_id, s) for s in range(3))) == 3
+
+
+def test_wait_survives_a_flushed_script_cache(route, blocking):
+    """After a Redis restart or SCRIPT FLUSH the push script is reloaded and the entry pushed
+    once: the failed EVALSHA's BLPOP, blocked behind it, is dropped with its connection."""
+    get_redis().script_flush()
+    model_id, reply = str(uuid.uuid4()), reply_key("job", uuid.uuid4())
+    worker = _answer_next(model_id, reply, b"answer")
+    started = time.monotonic()
+    assert queueing.push_and_wait(blocking, route, model_id, "entry", reply, 10) == b"answer"
+    worker.join()
+    assert time.monotonic() - started < 5
+    assert queueing.queue_depth(get_redis(), model_id) == 0  # pushed once, taken once
+
+
+def test_script_error_surfaces_at_once_and_the_pool_stays_usable(route, blocking):
+    model_id, reply = str(uuid.uuid4()), reply_key("job", uuid.uuid4())
+    get_redis().set(queueing.pending_key(model_id), "not a list")  # LLEN fails in the script
+    started = time.monotonic()
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        queueing.push_and_wait(blocking, route, model_id, "entry", reply, 10)
+    assert time.monotonic() - started < 2  # not the BLPOP's 10 s
+    get_redis().delete(queueing.pending_key(model_id))
+    worker = _answer_next(model_id, reply, b"after")
+    assert queueing.push_and_wait(blocking, route, model_id, "entry", reply, 5) == b"after"
+    worker.join()
