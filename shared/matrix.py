@@ -8,14 +8,26 @@ worker (0.7 s). The same matrix as bytes goes in in 0.3 s and out in 0.1 s, exac
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
 
+_FLOAT64 = np.lib.format.dtype_to_descr(np.dtype(np.float64))
+
 
 def to_npy(rows: np.ndarray) -> bytes:
+    """The bytes `np.save` writes, built from a header cached per shape: every job, sync or not,
+    stores its rows, and `np.save` spends ~20 µs formatting the header of a one-row matrix."""
+    matrix = np.ascontiguousarray(rows, dtype=np.float64)
+    return _header(matrix.shape) + matrix.tobytes()
+
+
+@functools.lru_cache(maxsize=256)
+def _header(shape: tuple[int, ...]) -> bytes:
     out = io.BytesIO()
-    np.save(out, np.ascontiguousarray(rows, dtype=np.float64), allow_pickle=False)
+    header = {"descr": _FLOAT64, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(out, header)
     return out.getvalue()
 
 
