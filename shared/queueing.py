@@ -14,13 +14,13 @@ still `queued` (or `running` past its deadline) from the jobs table.
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
 from celery import Celery
-from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from shared.cache_epoch import EPOCH_KEY, Stale
@@ -128,10 +128,7 @@ def queue_depth(client: redis.Redis, model_id: str) -> int:
 
 def depth_and_epoch(client: redis.Redis, model_id: str) -> tuple[int, bytes]:
     """The model's queue depth and the cache epoch, in one round trip."""
-    pipe = client.pipeline(transaction=False)
-    pipe.llen(pending_key(model_id))
-    pipe.get(EPOCH_KEY)
-    depth, epoch = pipe.execute()
+    depth, epoch = _roundtrip(client, ("LLEN", pending_key(model_id)), ("GET", EPOCH_KEY))
     return int(depth), _bytes(epoch)
 
 
@@ -176,10 +173,10 @@ def push_jobs(
     depth, woke = 0, []
     for start in range(0, len(items), _PUSH_CHUNK):
         first = start == 0
-        reply = _script(client, _PUSH)(
-            keys=_push_keys(route, model_id),
-            args=_push_args(route, max_depth if first else 0, expect_epoch if first else None,
-                            False, items[start : start + _PUSH_CHUNK]),
+        (reply,) = _run_script(
+            client, _PUSH, _push_keys(route, model_id),
+            _push_args(route, max_depth if first else 0, expect_epoch if first else None,
+                       False, items[start : start + _PUSH_CHUNK]),
         )  # fmt: skip
         depth, slots = _pushed(reply)
         woke += slots
@@ -212,11 +209,7 @@ def push_and_wait(
     deadline = time.monotonic() + timeout_s
     keys = _push_keys(route, model_id, reply_key)
     args = _push_args(route, max_depth, expect_epoch, True, [entry])
-    try:
-        reply, got = _push_then_blpop(client, keys, args, reply_key, timeout_s)
-    except NoScriptError:  # Redis restarted or flushed its scripts: load it and go again
-        client.script_load(_PUSH)
-        reply, got = _push_then_blpop(client, keys, args, reply_key, timeout_s)
+    reply, got = _run_script(client, _PUSH, keys, args, ("BLPOP", reply_key, timeout_s))
     _, woke = _pushed(reply)  # raises QueueFull / Stale: the BLPOP took the marker
     if not woke:
         return None if got is None else got[1]
@@ -224,33 +217,6 @@ def push_and_wait(
     left = deadline - time.monotonic()
     got = client.blpop([reply_key], timeout=left) if left > 0 else None
     return None if got is None else got[1]
-
-
-def _push_then_blpop(
-    client: redis.Redis, keys: list[str], args: list, reply_key: str, timeout_s: float
-) -> tuple[list, list | None]:
-    """EVALSHA of the push script and the BLPOP, written together on one pooled connection.
-
-    What a redis-py Pipeline would send, without its per-call machinery (a third of the
-    round trip's Python time in a sync predict) and without its retry, which after a dropped
-    connection would send the push a second time. If the script fails (NOSCRIPT, out of
-    memory) the BLPOP behind it is already blocked on the connection: closing the connection
-    is what cancels it."""
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        sha = _registered(client, _PUSH).sha
-        conn.send_packed_command(conn.pack_commands([
-            ("EVALSHA", sha, len(keys), *keys, *args), ("BLPOP", reply_key, timeout_s),
-        ]))  # fmt: skip
-        reply = conn.read_response()
-        got = conn.read_response()
-    except BaseException:
-        conn.disconnect()
-        raise
-    finally:
-        pool.release(conn)
-    return reply, got
 
 
 def _push_keys(route: Route, model_id: str, reply_key: str | None = None) -> list[str]:
@@ -282,18 +248,44 @@ def _wake(client: redis.Redis, route: Route, model_id: str, slots: list[int]) ->
         _send_wake(client, route, model_id, slot)
 
 
-_scripts: dict[str, Script] = {}
+@functools.cache
+def _sha(source: str) -> str:
+    # How Redis names a loaded script (SCRIPT LOAD's answer), computed here: no round trip.
+    return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
 
-def _registered(client: redis.Redis, source: str) -> Script:
-    if source not in _scripts:
-        _scripts[source] = client.register_script(source)
-    return _scripts[source]
+def _roundtrip(client: redis.Redis, *commands: tuple) -> list:
+    """Commands written together on one pooled connection, their replies read in order: what a
+    redis-py Pipeline sends, without its per-call machinery (objects, observability hooks: a
+    third of a sync predict's Redis time in the web's Python) and without its retry, which after
+    a dropped connection sends everything again (a push twice). An error reply raises after the
+    connection is closed, which also cancels a blocking command queued behind it (the BLPOP of
+    a push that failed would otherwise wait out its timeout)."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command(conn.pack_commands(commands))
+        return [conn.read_response() for _ in commands]
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
 
 
-def _script(client: redis.Redis, source: str) -> Callable[..., list[int]]:
-    """A registered script (EVALSHA: the source is sent once per server, not per call)."""
-    return functools.partial(_registered(client, source), client=client)
+def _run_script(
+    client: redis.Redis, source: str, keys: list[str], args: list, *then: tuple
+) -> list:
+    """EVALSHA of a script (its source goes to Redis once, not per call), with `then` commands
+    sent behind it in the same round trip; replies of all. After a Redis restart or a SCRIPT
+    FLUSH (NOSCRIPT) the script is loaded and the round trip sent again, so `then` must be safe
+    to send twice (a BLPOP is: the first one was cancelled with its connection)."""
+    call = ("EVALSHA", _sha(source), len(keys), *keys, *args)
+    try:
+        return _roundtrip(client, call, *then)
+    except NoScriptError:
+        client.script_load(source)
+        return _roundtrip(client, call, *then)
 
 
 def _send_wake(client: redis.Redis, route: Route, model_id: str, slot: int) -> None:
@@ -323,7 +315,7 @@ class Batch:
 def lease_batch(client: redis.Redis, model_id: str, token: str, n: int) -> Batch:
     """Take up to n ids (appending to this task's lease)."""
     keys = [pending_key(model_id), lease_key(model_id, token), LEASES, EPOCH_KEY]
-    return _batch(_script(client, _LEASE)(keys=keys, args=[n, time.time()]))
+    return _batch(_run_script(client, _LEASE, keys, [n, time.time()])[0])
 
 
 def next_batch(client: redis.Redis, model_id: str, token: str, slot: int, n: int) -> Batch:
@@ -331,7 +323,7 @@ def next_batch(client: redis.Redis, model_id: str, token: str, slot: int, n: int
     more ids: what a drainer does between batches, in one round trip."""
     keys = [lease_key(model_id, token), pending_key(model_id), LEASES, wake_key(model_id, slot),
             EPOCH_KEY]  # fmt: skip
-    return _batch(_script(client, _NEXT)(keys=keys, args=[n, time.time(), WAKE_TTL_S]))
+    return _batch(_run_script(client, _NEXT, keys, [n, time.time(), WAKE_TTL_S])[0])
 
 
 def _batch(reply: list) -> Batch:
@@ -353,11 +345,10 @@ def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) 
     key = lease_key(model_id, token)
     # One round trip: the lease is registered as soon as the job arrives, not after another
     # exchange (an empty lease registered on timeout is dropped by the next release or restore).
-    pipe = client.pipeline(transaction=False)
-    pipe.blmove(pending_key(model_id), key, timeout_s, "LEFT", "RIGHT")
-    pipe.zadd(LEASES, {key: time.time()})
-    pipe.get(EPOCH_KEY)
-    got, _, epoch = pipe.execute()
+    got, _, epoch = _roundtrip(
+        client, ("BLMOVE", pending_key(model_id), key, "LEFT", "RIGHT", timeout_s),
+        ("ZADD", LEASES, time.time(), key), ("GET", EPOCH_KEY),
+    )  # fmt: skip
     if got is None:
         client.zrem(LEASES, key)
         return Batch([], _bytes(epoch))
@@ -366,10 +357,7 @@ def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) 
 
 def release_lease(client: redis.Redis, model_id: str, token: str) -> None:
     key = lease_key(model_id, token)
-    pipe = client.pipeline(transaction=False)
-    pipe.delete(key)
-    pipe.zrem(LEASES, key)
-    pipe.execute()
+    _roundtrip(client, ("DEL", key), ("ZREM", LEASES, key))
 
 
 def restore_lease(client: redis.Redis, key: str) -> int:

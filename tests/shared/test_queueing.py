@@ -149,3 +149,30 @@ def test_script_error_surfaces_at_once_and_the_pool_stays_usable(route, blocking
     worker = _answer_next(model_id, reply, b"after")
     assert queueing.push_and_wait(blocking, route, model_id, "entry", reply, 5) == b"after"
     worker.join()
+
+
+def test_lease_cycle_moves_ids_and_registers_their_lease(route):
+    """A drainer's round trips: lease, linger for one more, finish and lease the next, release.
+    Every id is in exactly one place at any time (the pending list or this task's lease)."""
+    client, model_id, token = get_redis(), str(uuid.uuid4()), uuid.uuid4().hex
+    lease = queueing.lease_key(model_id, token)
+    queueing.push_jobs(client, route, model_id, ["a", "b", "c"])
+    assert queueing.lease_batch(client, model_id, token, 2).entries == ["a", "b"]
+    assert client.lrange(lease, 0, -1) == [b"a", b"b"] and client.zscore(queueing.LEASES, lease)
+
+    batch = queueing.next_batch(client, model_id, token, 0, 5)  # a and b are written: dropped
+    assert batch.entries == ["c"] and client.lrange(lease, 0, -1) == [b"c"]
+    assert queueing.next_batch(client, model_id, token, 0, 5).entries == []
+    assert client.zscore(queueing.LEASES, lease) is None
+
+    threading.Timer(0.2, lambda: client.rpush(queueing.pending_key(model_id), "d")).start()
+    got = queueing.await_one(client, model_id, token, 5)
+    assert got.entries == ["d"] and client.lrange(lease, 0, -1) == [b"d"]
+    assert client.zscore(queueing.LEASES, lease) is not None
+    queueing.release_lease(client, model_id, token)
+    assert not client.exists(lease) and client.zscore(queueing.LEASES, lease) is None
+
+    started = time.monotonic()
+    assert queueing.await_one(client, model_id, token, 0.2).entries == []  # nothing came
+    assert time.monotonic() - started >= 0.15
+    assert client.zscore(queueing.LEASES, lease) is None
