@@ -362,7 +362,8 @@ def release_lease(client: redis.Redis, model_id: str, token: str) -> None:
 
 def restore_lease(client: redis.Redis, key: str) -> int:
     """Put a lease's ids back at the head of their model's list."""
-    return int(client.eval(_RESTORE, 3, key, pending_key(model_of_lease(key)), LEASES))
+    keys = [key, pending_key(model_of_lease(key)), LEASES]
+    return int(_run_script(client, _RESTORE, keys, [])[0])
 
 
 def restore_expired_leases(client: redis.Redis, ttl_s: float) -> int:
