@@ -176,3 +176,20 @@ def test_lease_cycle_moves_ids_and_registers_their_lease(route):
     assert queueing.await_one(client, model_id, token, 0.2).entries == []  # nothing came
     assert time.monotonic() - started >= 0.15
     assert client.zscore(queueing.LEASES, lease) is None
+
+
+def test_a_dead_drainers_lease_goes_back_to_the_head_in_order(route):
+    client, model_id, token = get_redis(), str(uuid.uuid4()), uuid.uuid4().hex
+    lease = queueing.lease_key(model_id, token)
+    queueing.push_jobs(client, route, model_id, ["a", "b", "c"])
+    assert queueing.lease_batch(client, model_id, token, 2).entries == ["a", "b"]
+    queueing.restore_expired_leases(client, 60)  # (other tests' dead leases may go back too)
+    assert client.lrange(lease, 0, -1) == [b"a", b"b"]  # still young: left alone
+    client.zadd(queueing.LEASES, {lease: time.time() - 120})
+    assert queueing.restore_expired_leases(client, 60) >= 2
+    assert client.lrange(queueing.pending_key(model_id), 0, -1) == [b"a", b"b", b"c"]
+    assert not client.exists(lease) and client.zscore(queueing.LEASES, lease) is None
+    client.script_flush()  # the restore script reloads itself after a Redis restart
+    queueing.lease_batch(client, model_id, token, 1)
+    assert queueing.restore_lease(client, lease) == 1
+    assert queueing.queue_depth(client, model_id) == 3
