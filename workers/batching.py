@@ -1,8 +1,8 @@
 """Drain a model's pending list in micro-batches (the body of the `drain_model` task).
 
 Under load jobs accumulate while a batch predicts, so the next lease picks up many at once;
-when a lease comes back small, waiting BATCH_MAX_WAIT_MS lets a few more arrive first. A task
-drains for at most DRAIN_BUDGET_S and then hands the flag to a fresh task, so one hot model
+when a lease comes back small, BATCH_MAX_WAIT_MS (off by default) can let a few more arrive. A
+task drains for at most DRAIN_BUDGET_S and then hands the flag to a fresh task, so one hot model
 cannot hold a worker process forever and a shutdown never waits long.
 """
 
