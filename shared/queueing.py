@@ -25,7 +25,7 @@ from redis.exceptions import NoScriptError
 
 from shared.cache_epoch import EPOCH_KEY, Stale
 from shared.celery_config import DRAIN_MODEL
-from shared.redis_client import MAX_BLOCK_S, PREFIX
+from shared.redis_client import MAX_BLOCK_S, PREFIX, roundtrip
 
 WAKE_TTL_S = 10  # refreshed after every batch; a dead drainer blocks wake-ups this long at most
 LEASES = f"{PREFIX}leases"  # sorted set: lease key -> time it was taken
@@ -128,7 +128,7 @@ def queue_depth(client: redis.Redis, model_id: str) -> int:
 
 def depth_and_epoch(client: redis.Redis, model_id: str) -> tuple[int, bytes]:
     """The model's queue depth and the cache epoch, in one round trip."""
-    depth, epoch = _roundtrip(client, ("LLEN", pending_key(model_id)), ("GET", EPOCH_KEY))
+    depth, epoch = roundtrip(client, ("LLEN", pending_key(model_id)), ("GET", EPOCH_KEY))
     return int(depth), _bytes(epoch)
 
 
@@ -254,25 +254,6 @@ def _sha(source: str) -> str:
     return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
 
-def _roundtrip(client: redis.Redis, *commands: tuple) -> list:
-    """Commands written together on one pooled connection, their replies read in order: what a
-    redis-py Pipeline sends, without its per-call machinery (objects, observability hooks: a
-    third of a sync predict's Redis time in the web's Python) and without its retry, which after
-    a dropped connection sends everything again (a push twice). An error reply raises after the
-    connection is closed, which also cancels a blocking command queued behind it (the BLPOP of
-    a push that failed would otherwise wait out its timeout)."""
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_packed_command(conn.pack_commands(commands))
-        return [conn.read_response() for _ in commands]
-    except BaseException:
-        conn.disconnect()
-        raise
-    finally:
-        pool.release(conn)
-
-
 def _run_script(
     client: redis.Redis, source: str, keys: list[str], args: list, *then: tuple
 ) -> list:
@@ -282,10 +263,10 @@ def _run_script(
     to send twice (a BLPOP is: the first one was cancelled with its connection)."""
     call = ("EVALSHA", _sha(source), len(keys), *keys, *args)
     try:
-        return _roundtrip(client, call, *then)
+        return roundtrip(client, call, *then)
     except NoScriptError:
         client.script_load(source)
-        return _roundtrip(client, call, *then)
+        return roundtrip(client, call, *then)
 
 
 def _send_wake(client: redis.Redis, route: Route, model_id: str, slot: int) -> None:
@@ -345,7 +326,7 @@ def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) 
     key = lease_key(model_id, token)
     # One round trip: the lease is registered as soon as the job arrives, not after another
     # exchange (an empty lease registered on timeout is dropped by the next release or restore).
-    got, _, epoch = _roundtrip(
+    got, _, epoch = roundtrip(
         client, ("BLMOVE", pending_key(model_id), key, "LEFT", "RIGHT", timeout_s),
         ("ZADD", LEASES, time.time(), key), ("GET", EPOCH_KEY),
     )  # fmt: skip
@@ -357,7 +338,7 @@ def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) 
 
 def release_lease(client: redis.Redis, model_id: str, token: str) -> None:
     key = lease_key(model_id, token)
-    _roundtrip(client, ("DEL", key), ("ZREM", LEASES, key))
+    roundtrip(client, ("DEL", key), ("ZREM", LEASES, key))
 
 
 def restore_lease(client: redis.Redis, key: str) -> int:

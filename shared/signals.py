@@ -10,7 +10,7 @@ the database.
 from __future__ import annotations
 
 from shared.config import get_settings
-from shared.redis_client import MAX_BLOCK_S, PREFIX, client_for
+from shared.redis_client import MAX_BLOCK_S, PREFIX, client_for, roundtrip
 
 SIGNAL_TTL_S = 300
 
@@ -21,23 +21,23 @@ def reply_key(kind: str, ident: object) -> str:
 
 
 def signal_done(kind: str, idents: list, url: str | None = None) -> None:
-    """Wake everyone waiting on these objects (one pipeline for a whole batch)."""
-    pipe = client_for(url or get_settings().redis_url).pipeline(transaction=False)
-    for ident in idents:
-        key = reply_key(kind, ident)
-        pipe.rpush(key, 1)
-        pipe.expire(key, SIGNAL_TTL_S)
-    pipe.execute()
+    """Wake everyone waiting on these objects (one round trip for a whole batch)."""
+    _push(url, {reply_key(kind, ident): b"1" for ident in idents})
 
 
 def send_replies(kind: str, replies: dict[str, bytes], url: str | None = None) -> None:
     """Signal done with a payload each (the finished job object)."""
-    pipe = client_for(url or get_settings().redis_url).pipeline(transaction=False)
-    for ident, payload in replies.items():
-        key = reply_key(kind, ident)
-        pipe.rpush(key, payload)
-        pipe.expire(key, SIGNAL_TTL_S)
-    pipe.execute()
+    _push(url, {reply_key(kind, ident): payload for ident, payload in replies.items()})
+
+
+def _push(url: str | None, payloads: dict[str, bytes]) -> None:
+    # Once per batch on a worker's path to the next batch: written straight to one connection
+    # (redis_client.roundtrip), not through a Pipeline object.
+    commands = []
+    for key, payload in payloads.items():
+        commands += [("RPUSH", key, payload), ("EXPIRE", key, SIGNAL_TTL_S)]
+    if commands:
+        roundtrip(client_for(url or get_settings().redis_url), *commands)
 
 
 def wait_done(kind: str, ident: object, timeout_s: float, url: str | None = None) -> bool:
@@ -48,8 +48,5 @@ def wait_done(kind: str, ident: object, timeout_s: float, url: str | None = None
     key = reply_key(kind, ident)
     if client.blpop([key], timeout=min(timeout_s, MAX_BLOCK_S)) is None:
         return False
-    pipe = client.pipeline(transaction=False)
-    pipe.rpush(key, 1)  # leave it for the next waiter
-    pipe.expire(key, SIGNAL_TTL_S)
-    pipe.execute()
+    roundtrip(client, ("RPUSH", key, 1), ("EXPIRE", key, SIGNAL_TTL_S))  # for the next waiter
     return True
