@@ -3,6 +3,7 @@ object store can replace the local filesystem when workers move to other hosts."
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -91,4 +92,10 @@ class LocalArtifactStore(ArtifactStore):
 
 def get_store() -> ArtifactStore:
     """The configured store (local filesystem at MODEL_STORE_DIR)."""
-    return LocalArtifactStore(get_settings().model_store_dir)
+    return _local_store(get_settings().model_store_dir)
+
+
+@functools.lru_cache(maxsize=8)
+def _local_store(root: Path) -> LocalArtifactStore:
+    # A worker asks for the store once per batch: its mkdir is a syscall not worth repeating.
+    return LocalArtifactStore(root)

@@ -10,6 +10,7 @@ first, in the main process, before any child forks.
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
@@ -85,13 +86,17 @@ def observe_jobs(batch_size: int, finished: Iterable[dict[str, Any]]) -> None:
     m = worker_metrics()
     if batch_size:
         m.batch_size.observe(batch_size)
+    histograms = (m.queue_time, "queue_ms"), (m.inference_time, "inference_ms"), (
+        m.total_time, "total_ms")  # fmt: skip
+    statuses: collections.Counter[str] = collections.Counter()
     for job in finished:
-        m.jobs_finished.labels(job["status"]).inc()
-        timings = (m.queue_time, "queue_ms"), (m.inference_time, "inference_ms")
-        for histogram, key in (*timings, (m.total_time, "total_ms")):
+        statuses[job["status"]] += 1
+        for histogram, key in histograms:
             value = _seconds(job.get(key))
             if value is not None:
                 histogram.observe(max(value, 0.0))
+    for status, count in statuses.items():  # once per status, not per job: a batch has many
+        m.jobs_finished.labels(status).inc(count)
 
 
 def jobs_finished(status: str, count: int) -> None:

@@ -60,7 +60,9 @@ def finished_rows(ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
 
 def log_job(model_id: str, row: dict[str, Any]) -> None:
     """One line per finished job; WARNING when it failed."""
+    level = logging.WARNING if row["status"] == "failed" else logging.INFO
+    if not log.isEnabledFor(level):
+        return  # a line per job: its fields are not worth building for nobody
     fields = {"job_id": str(row["id"]), "model_id": str(model_id)}
     fields |= {key: row.get(key) for key in _LOGGED}
-    level = logging.WARNING if row["status"] == "failed" else logging.INFO
     log.log(level, "job %s %s", fields["job_id"], row["status"], extra=fields)
