@@ -182,6 +182,23 @@ def raw_batched(model, rows: np.ndarray) -> float:
     return len(rows) / (time.perf_counter() - started)
 
 
+BIG_RUNS = 3
+
+
+def big_job_compared(ours: Ours, model_id: str, model, rows: np.ndarray) -> dict:
+    """The 100,000-row job against raw batched predict, both warmed up the same way and taken
+    as the median of BIG_RUNS: a job this size runs on the worker's big-batch runtime (scikit-
+    learn, not the ONNX session the single-row calls warmed), whose first load is a cache miss,
+    and one 2-second measurement on this machine swings by a third."""
+    raw_batched(model, rows)
+    ours.big_job(model_id, rows)
+    raw = sorted(raw_batched(model, rows) for _ in range(BIG_RUNS))[BIG_RUNS // 2]
+    runs = sorted((ours.big_job(model_id, rows) for _ in range(BIG_RUNS)),
+                  key=lambda run: run["rows_per_s"])  # fmt: skip
+    return {"raw_rows_per_s": raw, **runs[BIG_RUNS // 2],
+            "runs_rows_per_s": [run["rows_per_s"] for run in runs]}  # fmt: skip
+
+
 def say(*parts: object) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
@@ -231,11 +248,7 @@ def run(seconds: int) -> dict:
         out["async"] = ours.async_throughput(env, async_id, seconds)
         say("async", out["async"])
         out["big_job"] = {
-            name: {
-                "raw_rows_per_s": raw_batched(models[name], big),
-                **ours.big_job(ids[name], big),
-            }
-            for name in models
+            name: big_job_compared(ours, ids[name], models[name], big) for name in models
         }
     return out
 
