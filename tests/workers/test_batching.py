@@ -1,0 +1,97 @@
+"""The drain loop (workers/batching.py) against a real Redis: what a batch takes, and the
+straggler wait that BATCH_MAX_WAIT_MS turns on (off by default)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from shared import queueing
+from shared.config import Settings, get_settings
+from shared.redis_client import get_redis
+from workers import batching
+
+
+def _settings(**overrides: float) -> Settings:
+    # No linger: the drain returns as soon as the list is empty.
+    return get_settings().model_copy(update={"drain_linger_ms": 0, **overrides})
+
+
+@pytest.fixture
+def model_id():
+    model = str(uuid.uuid4())
+    yield model
+    get_redis().delete(queueing.pending_key(model), queueing.wake_key(model, 0))
+
+
+def _push(model_id: str, *entries: str) -> None:
+    get_redis().rpush(queueing.pending_key(model_id), *entries)
+
+
+def _drain(model_id: str, settings: Settings, on_batch: Callable[[], None] = lambda: None):
+    """The batches a drain predicted, each a list of entries, and its report."""
+    batches: list[list[str]] = []
+
+    def run_batch(_model: str, entries: list[str], _epoch: bytes) -> None:
+        batches.append(entries)
+        on_batch()
+
+    report = batching.drain(get_redis(), settings, model_id, 0, f"t-{uuid.uuid4().hex}",
+                            run_batch, hand_off=lambda: None)  # fmt: skip
+    return batches, report
+
+
+def test_a_batch_takes_what_waits_and_the_next_one_what_came_meanwhile(model_id):
+    _push(model_id, "a", "b", "c")
+    arrived = []
+
+    def one_more_while_predicting() -> None:
+        if not arrived:
+            arrived.append(True)
+            _push(model_id, "d")
+
+    batches, report = _drain(model_id, _settings(), one_more_while_predicting)
+    assert batches == [["a", "b", "c"], ["d"]]
+    assert (report.batches, report.jobs) == (2, 4)
+    assert not get_redis().llen(queueing.pending_key(model_id))
+
+
+def test_batch_max_jobs_caps_a_batch(model_id):
+    _push(model_id, *"abcde")
+    batches, _ = _drain(model_id, _settings(batch_max_jobs=2))
+    assert batches == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def _late_push(model_id: str, entry: str, after_s: float) -> threading.Thread:
+    thread = threading.Timer(after_s, _push, args=(model_id, entry))
+    thread.start()
+    return thread
+
+
+def test_without_a_straggler_wait_a_late_job_is_not_waited_for(model_id):
+    _push(model_id, "a", "b")
+    late = _late_push(model_id, "c", 0.3)
+    batches, _ = _drain(model_id, _settings(batch_max_wait_ms=0))
+    late.join()
+    assert batches == [["a", "b"]]  # drained and done before "c" came
+    assert get_redis().lrange(queueing.pending_key(model_id), 0, -1) == [b"c"]
+
+
+def test_straggler_wait_lets_a_late_job_join_the_batch(model_id):
+    _push(model_id, "a", "b")
+    late = _late_push(model_id, "c", 0.05)
+    batches, _ = _drain(model_id, _settings(batch_max_wait_ms=300))
+    late.join()
+    assert batches == [["a", "b", "c"]]
+
+
+def test_a_lone_job_is_not_made_to_wait_for_company(model_id):
+    _push(model_id, "a")
+    started = time.monotonic()
+    batches, _ = _drain(model_id, _settings(batch_max_wait_ms=2000))
+    assert batches == [["a"]]
+    assert time.monotonic() - started < 1
