@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -299,12 +299,16 @@ def lease_batch(client: redis.Redis, model_id: str, token: str, n: int) -> Batch
     return _batch(_run_script(client, _LEASE, keys, [n, time.time()])[0])
 
 
-def next_batch(client: redis.Redis, model_id: str, token: str, slot: int, n: int) -> Batch:
+def next_batch(
+    client: redis.Redis, model_id: str, token: str, slot: int, n: int, then: Sequence[tuple] = ()
+) -> Batch:
     """Finish the current lease (its jobs are written), keep the wake flag, and lease up to n
-    more ids: what a drainer does between batches, in one round trip."""
+    more ids: what a drainer does between batches, in one round trip, which also carries `then`
+    (the finished batch's done-signals; sent twice if Redis lost the script, which a list of
+    signals tolerates)."""
     keys = [lease_key(model_id, token), pending_key(model_id), LEASES, wake_key(model_id, slot),
             EPOCH_KEY]  # fmt: skip
-    return _batch(_run_script(client, _NEXT, keys, [n, time.time(), WAKE_TTL_S])[0])
+    return _batch(_run_script(client, _NEXT, keys, [n, time.time(), WAKE_TTL_S], *then)[0])
 
 
 def _batch(reply: list) -> Batch:

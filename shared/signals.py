@@ -9,6 +9,8 @@ the database.
 
 from __future__ import annotations
 
+import redis
+
 from shared.config import get_settings
 from shared.redis_client import MAX_BLOCK_S, PREFIX, client_for, roundtrip
 
@@ -22,22 +24,39 @@ def reply_key(kind: str, ident: object) -> str:
 
 def signal_done(kind: str, idents: list, url: str | None = None) -> None:
     """Wake everyone waiting on these objects (one round trip for a whole batch)."""
-    _push(url, {reply_key(kind, ident): b"1" for ident in idents})
+    send_commands(_client(url), done_commands(kind, idents))
 
 
 def send_replies(kind: str, replies: dict[str, bytes], url: str | None = None) -> None:
     """Signal done with a payload each (the finished job object)."""
-    _push(url, {reply_key(kind, ident): payload for ident, payload in replies.items()})
+    send_commands(_client(url), reply_commands(kind, replies))
 
 
-def _push(url: str | None, payloads: dict[str, bytes]) -> None:
-    # Once per batch on a worker's path to the next batch: written straight to one connection
-    # (redis_client.roundtrip), not through a Pipeline object.
-    commands = []
+def done_commands(kind: str, idents: list) -> list[tuple]:
+    """The Redis commands of `signal_done`, for a caller that sends them with its own."""
+    return _pushes({reply_key(kind, ident): b"1" for ident in idents})
+
+
+def reply_commands(kind: str, replies: dict[str, bytes]) -> list[tuple]:
+    """The Redis commands of `send_replies`, for a caller that sends them with its own."""
+    return _pushes({reply_key(kind, ident): payload for ident, payload in replies.items()})
+
+
+def _pushes(payloads: dict[str, bytes]) -> list[tuple]:
+    commands: list[tuple] = []
     for key, payload in payloads.items():
         commands += [("RPUSH", key, payload), ("EXPIRE", key, SIGNAL_TTL_S)]
+    return commands
+
+
+def send_commands(client: redis.Redis, commands: list[tuple]) -> None:
+    """Send signal commands in one round trip (straight to one connection, no Pipeline)."""
     if commands:
-        roundtrip(client_for(url or get_settings().redis_url), *commands)
+        roundtrip(client, *commands)
+
+
+def _client(url: str | None) -> redis.Redis:
+    return client_for(url or get_settings().redis_url)
 
 
 def wait_done(kind: str, ident: object, timeout_s: float, url: str | None = None) -> bool:

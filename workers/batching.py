@@ -8,6 +8,7 @@ cannot hold a worker process forever and a shutdown never waits long.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import redis
 from shared import queueing
 from shared.config import Settings
 from shared.inline_jobs import entry_id
+from shared.signals import send_commands
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,9 @@ class DrainReport:
     job_ids: list[str] = field(default_factory=list)
 
 
-# (model id, leased entries, the cache epoch read with them)
-RunBatch = Callable[[str, list[str], bytes], object]
+# (model id, leased entries, the cache epoch read with them, a list to put the batch's
+# done-signals in: they go to Redis in the round trip that leases the next batch)
+RunBatch = Callable[[str, list[str], bytes, list[tuple]], object]
 
 
 def drain(
@@ -62,19 +65,25 @@ def drain(
                 batch = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
                 continue
             return report
+        signals: list[tuple] = []
         try:
-            run_batch(model_id, ids, batch.epoch)
+            run_batch(model_id, ids, batch.epoch, signals)
         except BaseException:
-            # Not done: the ids go back to the head of the list for whoever drains next.
+            # Not done: the ids go back to the head of the list for whoever drains next. Any
+            # job already written (the rerun will not write it again) still wakes its waiter.
+            with contextlib.suppress(redis.RedisError):
+                send_commands(client, signals)
             queueing.restore_lease(client, queueing.lease_key(model_id, token))
             raise
         report.batches += 1
         report.jobs += len(ids)
         report.job_ids += [entry_id(e) for e in ids[: SHOWN_IDS - len(report.job_ids)]]
         if time.monotonic() > deadline:
+            send_commands(client, signals)
             _hand_off(client, model_id, slot, token, hand_off, report)
             return report
-        batch = queueing.next_batch(client, model_id, token, slot, settings.batch_max_jobs)
+        batch = queueing.next_batch(client, model_id, token, slot, settings.batch_max_jobs,
+                                    then=signals)  # fmt: skip
 
 
 def _hand_off(

@@ -18,7 +18,7 @@ from shared.config import get_settings
 from shared.db import autocommit
 from shared.inline_jobs import InlineJob
 from shared.redis_client import get_redis
-from shared.signals import send_replies, signal_done
+from shared.signals import done_commands, reply_commands, send_commands
 from shared.store import get_store
 from workers import inference, inline, model_refs, results, telemetry
 from workers.cache import ModelCache
@@ -46,11 +46,17 @@ class BatchReport:
 
 
 def run_jobs(
-    model_id: str, entries: list[str], worker: str = HOSTNAME, epoch: bytes | None = None
+    model_id: str,
+    entries: list[str],
+    worker: str = HOSTNAME,
+    epoch: bytes | None = None,
+    signals: list[tuple] | None = None,
 ) -> BatchReport:
     """Process queue entries of one model (job ids, and inline jobs carrying their rows); safe to
     call twice with the same entries (conditional writes). `epoch`: the cache epoch, if the
-    caller read it along with the entries (it is read here otherwise)."""
+    caller read it along with the entries (it is read here otherwise). `signals`: where to put
+    the done-signals and replies (Redis commands) for the caller to send, instead of sending
+    them here."""
     settings = get_settings()
     mid = uuid.UUID(model_id)
     ids, carried = _split_entries(entries)
@@ -71,7 +77,11 @@ def run_jobs(
     finished = inline.records(rows_of, carried, outcomes, started, worker) if ref else []
     queued = [o for o in outcomes if o.id not in carried]
     written, replied = write_with_retry(queued, finished, settings.result_write_retry_s)
-    _signal(written, replied)
+    commands = _signals(written, replied)
+    if signals is None:
+        send_commands(get_redis(), commands)
+    else:
+        signals += commands
     telemetry.record_batch(model_id, len(outcomes), written + replied)  # after the waiters
     hit = outcomes[0].cache_hit if outcomes else None
     n_failed = sum(o.status == "failed" for o in outcomes)
@@ -92,11 +102,11 @@ def _split_entries(entries: list[str]) -> tuple[list[uuid.UUID], dict[uuid.UUID,
     return ids, {job_id: j for job_id, j in carried.items() if job_id not in known}
 
 
-def _signal(written: list[dict[str, Any]], replied: list[dict[str, Any]]) -> None:
-    if written:
-        signal_done("job", [row["id"] for row in written])
-    if replied:
-        send_replies("job", {str(row["id"]): inline.reply(row) for row in replied})
+def _signals(written: list[dict[str, Any]], replied: list[dict[str, Any]]) -> list[tuple]:
+    """Wake-ups for the waiters of written jobs, the job itself for those of inline ones."""
+    return done_commands("job", [row["id"] for row in written]) + reply_commands(
+        "job", {str(row["id"]): inline.reply(row) for row in replied}
+    )
 
 
 def write_with_retry(

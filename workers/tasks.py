@@ -91,8 +91,8 @@ def drain_model(self, model_id: str, slot: int = 0) -> dict:
     return {"model_id": model_id, "jobs": report.jobs, "job_ids": report.job_ids}
 
 
-def _run(model_id: str, job_ids: list[str], epoch: bytes) -> None:
-    report = jobs.run_jobs(model_id, job_ids, epoch=epoch)
+def _run(model_id: str, job_ids: list[str], epoch: bytes, signals: list[tuple]) -> None:
+    report = jobs.run_jobs(model_id, job_ids, epoch=epoch, signals=signals)
     log.info(
         "batch model=%s size=%d claimed=%d written=%d failed=%d cache_hit=%s",
         model_id, len(job_ids), report.claimed, report.written, report.failed, report.cache_hit,

@@ -13,6 +13,7 @@ import pytest
 from shared import queueing
 from shared.config import Settings, get_settings
 from shared.redis_client import get_redis
+from shared.signals import done_commands, reply_key
 from workers import batching
 
 
@@ -33,11 +34,13 @@ def _push(model_id: str, *entries: str) -> None:
 
 
 def _drain(model_id: str, settings: Settings, on_batch: Callable[[], None] = lambda: None):
-    """The batches a drain predicted, each a list of entries, and its report."""
+    """The batches a drain predicted, each a list of entries, and its report. Each batch signals
+    done:job:<entry> for each of its entries, as the prediction pipeline does."""
     batches: list[list[str]] = []
 
-    def run_batch(_model: str, entries: list[str], _epoch: bytes) -> None:
+    def run_batch(_model: str, entries: list[str], _epoch: bytes, signals: list) -> None:
         batches.append(entries)
+        signals += done_commands("job", entries)
         on_batch()
 
     report = batching.drain(get_redis(), settings, model_id, 0, f"t-{uuid.uuid4().hex}",
@@ -95,3 +98,37 @@ def test_a_lone_job_is_not_made_to_wait_for_company(model_id):
     batches, _ = _drain(model_id, _settings(batch_max_wait_ms=2000))
     assert batches == [["a"]]
     assert time.monotonic() - started < 1
+
+
+def test_a_batch_signals_its_waiters_with_the_next_lease_and_after_the_last(model_id):
+    _push(model_id, "a", "b", "c")
+    keys = [reply_key("job", e) for e in "abc"]
+    get_redis().delete(*keys)
+    seen_after_first: list[int] = []
+
+    def check() -> None:  # while the second batch runs, the first one's signals are out
+        if len(seen_after_first) == 0:
+            seen_after_first.append(0)
+            return
+        seen_after_first.append(int(get_redis().exists(*keys[:2])))
+
+    batches, _ = _drain(model_id, _settings(batch_max_jobs=2), check)
+    assert batches == [["a", "b"], ["c"]]
+    assert seen_after_first == [0, 2]
+    assert get_redis().exists(*keys) == 3  # the last batch's went with the final (empty) lease
+    assert all(0 < get_redis().ttl(k) <= 300 for k in keys)
+    get_redis().delete(*keys)
+
+
+def test_a_failing_batch_still_signals_what_it_wrote_and_puts_its_lease_back(model_id):
+    _push(model_id, "a", "b")
+
+    def run_batch(_model: str, entries: list[str], _epoch: bytes, signals: list) -> None:
+        signals += done_commands("job", entries[:1])  # "a" was written, then the batch failed
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        batching.drain(get_redis(), _settings(), model_id, 0, "t-fail", run_batch, lambda: None)
+    assert get_redis().lpop(reply_key("job", "a")) == b"1"
+    assert get_redis().lrange(queueing.pending_key(model_id), 0, -1) == [b"a", b"b"]
+    get_redis().delete(reply_key("job", "a"))
