@@ -2,9 +2,10 @@
 
 One round trip, no polling. A waiter that receives the signal puts it back so that every other
 waiter (several long-polls on one job) wakes too; the list expires on its own. A sync predict's
-signal carries the finished job itself (`send_replies`; the waiter blocks on `reply_key` in the
-round trip that queues the job, shared/queueing.push_and_wait), so it answers without reading
-the database.
+signal carries the finished job itself (`reply_commands`; the waiter blocks on `reply_key` in
+the round trip that queues the job, shared/queueing.push_and_wait), so it answers without
+reading the database. A drainer sends its batch's signals in the round trip that leases the
+next batch (workers/batching.py); `signal_done` sends them on their own.
 """
 
 from __future__ import annotations
@@ -27,18 +28,13 @@ def signal_done(kind: str, idents: list, url: str | None = None) -> None:
     send_commands(_client(url), done_commands(kind, idents))
 
 
-def send_replies(kind: str, replies: dict[str, bytes], url: str | None = None) -> None:
-    """Signal done with a payload each (the finished job object)."""
-    send_commands(_client(url), reply_commands(kind, replies))
-
-
 def done_commands(kind: str, idents: list) -> list[tuple]:
     """The Redis commands of `signal_done`, for a caller that sends them with its own."""
     return _pushes({reply_key(kind, ident): b"1" for ident in idents})
 
 
 def reply_commands(kind: str, replies: dict[str, bytes]) -> list[tuple]:
-    """The Redis commands of `send_replies`, for a caller that sends them with its own."""
+    """Done-signals with a payload each (the finished job object), as Redis commands."""
     return _pushes({reply_key(kind, ident): payload for ident, payload in replies.items()})
 
 

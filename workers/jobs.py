@@ -82,7 +82,8 @@ def run_jobs(
         send_commands(get_redis(), commands)
     else:
         signals += commands
-    telemetry.record_batch(model_id, len(outcomes), written + replied)  # after the waiters
+    # After the waiters' signals, or (drains) just before the caller sends them.
+    telemetry.record_batch(model_id, len(outcomes), written + replied)
     hit = outcomes[0].cache_hit if outcomes else None
     n_failed = sum(o.status == "failed" for o in outcomes)
     return BatchReport(len(claimed), len(written) + len(replied), n_failed, hit)
