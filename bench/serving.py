@@ -6,11 +6,10 @@ Starts everything itself (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_UR
 the baseline (gunicorn, 2 workers, model in-process) and our stack as the Procfile runs it
 (granian web, 2 x 16 threads, + a 2-process Celery worker), all up at once so that each ratio is
 measured back to back (the sync figures: the median of 3 back-to-back pairs). Measures, for a
-20-feature
-LogisticRegression and a 100-tree RandomForest: single-row req/s and p50/p99 at 1 and 16
-connections (wrk); async submit-then-complete jobs/s; a 100,000-row job in rows/s against raw
-batched predict; and micro-batching on vs off. Prints one table of ratios to the baseline and
-writes bench/results/serving.json.
+20-feature LogisticRegression and a 100-tree RandomForest: single-row req/s and p50/p99 at 1
+and 16 connections (wrk); async submit-then-complete jobs/s; a 100,000-row job in rows/s
+against raw batched predict; and micro-batching on vs off. Prints one table of ratios to the
+baseline and writes bench/results/serving.json.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -102,11 +102,15 @@ PAIRS = 3
 def side_by_side(base: Callable[[], dict], ours: Callable[[], dict]) -> tuple[dict, dict]:
     """PAIRS back-to-back measurements (baseline, then ours); the pair with the median ratio,
     all ratios kept. One pair alone moved by a fifth between runs on this machine."""
-    pairs = sorted(
-        ((base(), ours()) for _ in range(PAIRS)), key=lambda p: p[1]["rps"] / p[0]["rps"]
-    )
-    b, o = pairs[PAIRS // 2]
-    return b, {**o, "pair_ratios": [round(p[1]["rps"] / p[0]["rps"], 3) for p in pairs]}
+    pairs = [(base(), ours()) for _ in range(PAIRS)]
+    b, o = median_by(pairs, lambda p: p[1]["rps"] / p[0]["rps"])
+    ratios = sorted(round(p[1]["rps"] / p[0]["rps"], 3) for p in pairs)
+    return b, {**o, "pair_ratios": ratios}
+
+
+def median_by(items: list, key: Callable) -> Any:
+    """The middle item by `key` (an odd count: one real measurement, not an average)."""
+    return sorted(items, key=key)[len(items) // 2]
 
 
 def baseline(url: str, connections: int, seconds: int) -> dict:
@@ -208,11 +212,11 @@ def big_job_compared(ours: Ours, model_id: str, model, rows: np.ndarray) -> dict
     and one 2-second measurement on this machine swings by a third."""
     raw_batched(model, rows)
     ours.big_job(model_id, rows)
-    raw = sorted(raw_batched(model, rows) for _ in range(BIG_RUNS))[BIG_RUNS // 2]
-    runs = sorted((ours.big_job(model_id, rows) for _ in range(BIG_RUNS)),
-                  key=lambda run: run["rows_per_s"])  # fmt: skip
-    return {"raw_rows_per_s": raw, **runs[BIG_RUNS // 2],
-            "runs_rows_per_s": [run["rows_per_s"] for run in runs]}  # fmt: skip
+    raw = median_by([raw_batched(model, rows) for _ in range(BIG_RUNS)], float)
+    runs = [ours.big_job(model_id, rows) for _ in range(BIG_RUNS)]
+    median = median_by(runs, lambda run: run["rows_per_s"])
+    return {"raw_rows_per_s": raw, **median,
+            "runs_rows_per_s": sorted(run["rows_per_s"] for run in runs)}  # fmt: skip
 
 
 def say(*parts: object) -> None:
