@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me-0123456789"  # noqa: S105 - the value production refuses
+MIN_SECRET_CHARS = 32  # README: production refuses shorter secrets
 
 
 class Settings(BaseSettings):
@@ -88,6 +89,17 @@ class Settings(BaseSettings):
     rate_limit_predict: str = "600/minute"
     rate_limit_auth: str = "10/minute"
     cors_origins: str = ""
+    # Web tier protection (issue 18)
+    rate_limit_upload: str = "30/hour"  # per user, on model uploads
+    rate_limit_health: str = "60/minute"  # per client IP, on the detailed /api/v1/health
+    # Requests that wait (long-poll, sync predict, OIP infer, upload validation) hold a request
+    # thread: per web process, at most this many per user, and MAX_WAITS in all (0: WEB_THREADS
+    # - 4, at least 1), so that threads stay free for everything else.
+    max_waits_per_user: int = Field(8, ge=1)
+    max_waits: int = Field(0, ge=0)
+    # /api/v1/health's worker count comes from a background ping this often (web/worker_count.py).
+    health_workers_refresh_s: float = Field(10, gt=0)
+    worker_metrics_host: str = "127.0.0.1"  # the worker's Prometheus exporter's address
     db_pool_size: int = Field(10, ge=1)
     db_connect_timeout_s: int = Field(3, ge=1)
 
@@ -103,13 +115,31 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if not self.jwt_secret_key:
             self.jwt_secret_key = self.secret_key
-        if self.env == "production" and DEV_SECRET in (self.secret_key, self.jwt_secret_key):
-            raise ValueError(
-                "SECRET_KEY/JWT_SECRET_KEY must be set in production (MLSP_ENV=production)"
-            )
         if self.task_time_limit_s <= self.task_soft_time_limit_s:
             raise ValueError("TASK_TIME_LIMIT_S must exceed TASK_SOFT_TIME_LIMIT_S")
         return self
+
+    def require_web_secrets(self) -> None:
+        """In production, refuse the development secret and any under MIN_SECRET_CHARS.
+
+        Called by the web app factory, the only tier that signs anything: workers, beat and
+        Flower run without SECRET_KEY/JWT_SECRET_KEY in their environment (Procfile, compose)."""
+        if self.env != "production":
+            return
+        for name, value in (
+            ("SECRET_KEY", self.secret_key),
+            ("JWT_SECRET_KEY", self.jwt_secret_key),
+        ):
+            if value == DEV_SECRET or len(value) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"{name} must be set to a secret of at least {MIN_SECRET_CHARS} characters "
+                    "in production (MLSP_ENV=production)"
+                )
+
+    @property
+    def wait_slots(self) -> int:
+        """Concurrent waits allowed per web process (MAX_WAITS, or WEB_THREADS - 4)."""
+        return self.max_waits or max(1, self.web_threads - 4)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -42,6 +43,7 @@ PREFERRED_REDIS_PORT = 6390
 REDIS_START_TIMEOUT_S = 10.0
 CHILD_STOP_TIMEOUT_S = 10.0
 SERVICE_PROCESSES = ("web", "worker", "beat", "flower")  # `web` first: honcho gives it PORT
+FLOWER_AUTH_FILE = "flower-auth"  # under the data directory: user:password, mode 0600
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -391,6 +393,20 @@ def base_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+def flower_credentials(data_dir: Path) -> str:
+    """The development Flower login (`admin:<random>`), generated once and kept under data_dir:
+    Flower can revoke tasks and stop workers, so it never runs open, not even locally."""
+    path = data_dir / FLOWER_AUTH_FILE
+    if path.is_file() and (saved := path.read_text().strip()):
+        return saved
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = f"admin:{secrets.token_urlsafe(18)}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
 @contextmanager
 def embedded_services(data_dir: Path = Path(".mlsp")) -> Iterator[dict[str, str]]:
     """Start what DATABASE_URL/REDIS_URL do not point at; yield the environment for children."""
@@ -418,7 +434,8 @@ def _display_host(host: str) -> str:
 def _banner(env: dict[str, str]) -> str:
     host = _display_host(env.get("HOST", "127.0.0.1"))
     port, flower_port = env.get("PORT", "8000"), env.get("FLOWER_PORT", "5555")
-    auth = " (basic auth)" if env.get("FLOWER_BASIC_AUTH") else ""
+    user, _, password = env.get("FLOWER_BASIC_AUTH", "").partition(",")[0].partition(":")
+    auth = f"  (user {user}, password {password})" if password else ""
     return "\n".join(
         [
             "",
@@ -444,6 +461,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     commands = _procfile_commands(procfile)
     with embedded_services(Path(args.data_dir)) as env:
         env.setdefault("PORT", "8000")
+        env.setdefault("FLOWER_BASIC_AUTH", flower_credentials(Path(args.data_dir)))
         _say(f"release: {commands['release']}")
         code = run_child(commands["release"], env)
         if _signals.received is not None:

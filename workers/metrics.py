@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.config import get_settings
 from workers.cache import CacheStats, ModelCache
 
 log = logging.getLogger(__name__)
@@ -133,11 +134,13 @@ def exposition_registry() -> Any:
     return registry
 
 
-def start_exporter(port: int, host: str = "0.0.0.0") -> Any | None:
+def start_exporter(port: int, host: str | None = None) -> Any | None:
     """Serve /metrics on `port` from this (main) process; None (and a warning) if it cannot bind,
-    e.g. a second worker on the same host: a busy port must not stop the worker."""
+    e.g. a second worker on the same host: a busy port must not stop the worker. The address is
+    WORKER_METRICS_HOST (loopback unless the operator opens it, e.g. to a compose network)."""
     from prometheus_client import start_http_server
 
+    host = host or get_settings().worker_metrics_host
     try:
         server, _thread = start_http_server(port, addr=host, registry=exposition_registry())
     except OSError as exc:
