@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     # Sync predictions up to this many rows travel with their rows and get their row written by
     # the worker (shared/inline_jobs.py); larger ones, and 0 here, write the row first.
     sync_inline_max_rows: int = Field(1000, ge=0)
+    # Worker limits (issue 18)
+    # Children per worker (the Procfile's --concurrency); MAX_DRAINS_PER_OWNER defaults to one
+    # fewer, so one owner's models can never hold every child (unset: that; 0: no cap).
+    worker_concurrency: int = Field(2, ge=1)
+    max_drains_per_owner: int | None = Field(None, ge=0)
+    # RLIMIT_AS of each worker child (0: none). A child's address space right after its imports
+    # measured 562 MiB (VmSize; RSS 210 MiB): thread stacks and allocator arenas, not memory
+    # used. 4 GiB leaves room for a full model cache and a large batch.
+    worker_memory_limit_mb: int = Field(4096, ge=0)
+    # Celery's worker_max_memory_per_child: a child past this RSS after a task is replaced (0: off).
+    worker_max_memory_per_child_mb: int = Field(2048, ge=0)
 
     # Compiled inference: serve through ONNX Runtime only when it gives scikit-learn's answers.
     onnx_enabled: bool = True
@@ -84,6 +95,12 @@ class Settings(BaseSettings):
     onnx_max_model_mb: float = Field(64, gt=0)
     # Calls over more rows use scikit-learn where the upload has it (workers/runtime_select.py).
     onnx_max_batch_rows: int = Field(5000, ge=0)  # ~0.25 s of conversion per MB (RandomForest)
+
+    # The validation sandbox (workers/sandbox.py): what reading one upload may take. Memory is
+    # on top of the sandbox's own address space after its imports.
+    validation_memory_mb: int = Field(1024, ge=64)
+    validation_cpu_s: int = Field(40, ge=1)
+    validation_timeout_s: float = Field(45, gt=0)
 
     rate_limit_enabled: bool = True
     rate_limit_predict: str = "600/minute"
@@ -140,6 +157,18 @@ class Settings(BaseSettings):
     def wait_slots(self) -> int:
         """Concurrent waits allowed per web process (MAX_WAITS, or WEB_THREADS - 4)."""
         return self.max_waits or max(1, self.web_threads - 4)
+
+    @property
+    def drains_per_owner(self) -> int:
+        """Drain tasks one owner's models may run at once (0: no cap)."""
+        if self.max_drains_per_owner is not None:
+            return self.max_drains_per_owner
+        return max(1, self.worker_concurrency - 1)
+
+    @property
+    def validation_wall_s(self) -> float:
+        """The sandbox's wall clock: VALIDATION_TIMEOUT_S, kept inside the task's soft limit."""
+        return max(1.0, min(self.validation_timeout_s, self.task_soft_time_limit_s - 2))
 
     @property
     def max_upload_bytes(self) -> int:

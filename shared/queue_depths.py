@@ -2,6 +2,8 @@
 
 Read at scrape/probe time (health, /metrics), so it must stay cheap however many keys Redis
 holds: one bounded SCAN for the `mlsp:pending:*` lists, then one pipelined LLEN round trip.
+Both endpoints are unauthenticated, so only aggregates leave here: a model id names a tenant's
+model (issue 18), and the per-model figures stay inside Redis.
 """
 
 from __future__ import annotations
@@ -13,18 +15,19 @@ import redis
 from shared.queueing import PENDING_PREFIX
 
 PENDING_PATTERN = f"{PENDING_PREFIX}*"
-MAX_MODELS = 200  # per-model series reported; the total still counts every list seen
 SCAN_COUNT = 1000
 MAX_SCAN_CALLS = 50  # about 50,000 keys looked at, a few milliseconds
 
 
 @dataclass
 class QueueDepths:
-    """Celery queue lengths by name, and pending job ids by model id."""
+    """Celery queue lengths by name; pending job ids in all per-model lists, how many lists hold
+    any, and the longest one (a hot model shows without naming it)."""
 
     celery: dict[str, int] = field(default_factory=dict)
-    pending: dict[str, int] = field(default_factory=dict)
     pending_total: int = 0
+    pending_models: int = 0
+    pending_max: int = 0
     truncated: bool = False
 
 
@@ -49,12 +52,5 @@ def read_depths(client: redis.Redis, celery_queues: list[str]) -> QueueDepths:
         pipe.llen(name)
     lengths = [int(n) for n in pipe.execute()]
     celery = dict(zip(celery_queues, lengths[: len(celery_queues)], strict=True))
-    by_model = {
-        key.removeprefix(PENDING_PREFIX): n
-        for key, n in zip(keys, lengths[len(celery_queues) :], strict=True)
-        if n
-    }
-    biggest = dict(sorted(by_model.items(), key=lambda kv: -kv[1])[:MAX_MODELS])
-    return QueueDepths(
-        celery, biggest, sum(by_model.values()), truncated or len(by_model) > MAX_MODELS
-    )
+    pending = [n for n in lengths[len(celery_queues) :] if n]
+    return QueueDepths(celery, sum(pending), len(pending), max(pending, default=0), truncated)

@@ -1,4 +1,9 @@
-"""Health probes: liveness, readiness (database + broker) and a detailed report."""
+"""Health probes: liveness, readiness (database + broker) and a detailed report.
+
+All three are unauthenticated: none makes a broker round trip that a burst of requests could
+pile up on (the worker count comes from web/worker_count.py), and the report gives aggregates
+only (no model ids) and is rate limited per client IP (RATE_LIMIT_HEALTH).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,11 @@ from shared.schemas.common import ErrorResponse
 from shared.schemas.health import Checks, Health, Liveness
 from web.errors import error_response
 from web.extensions import app_redis, db, spec
+from web.limits import health_limit, limit
+from web.worker_count import WorkerCount
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
-
-WORKER_PING_TIMEOUT_S = 0.5
-HEALTH_MAX_MODELS = 20  # /metrics has more; this is a glance
 
 
 def _database_ok() -> bool:
@@ -45,30 +49,22 @@ def dependencies_ok() -> bool:
 
 
 def _live_workers() -> int:
-    producer = current_app.extensions["celery_producer"]
-    try:
-        replies = producer.control.ping(timeout=WORKER_PING_TIMEOUT_S) or []
-    except Exception:
-        log.warning("health: worker ping failed", exc_info=True)
-        return 0
-    return len(replies)
+    """The last background count (web/worker_count.py): never a broker call in the request."""
+    extensions = current_app.extensions
+    if "mlsp_worker_count" not in extensions:  # setdefault: one counter even if two race here
+        extensions.setdefault("mlsp_worker_count", WorkerCount(extensions["mlsp_settings"]))
+    return extensions["mlsp_worker_count"].get()
 
 
 def _queue_depths() -> dict[str, int]:
-    """The Celery queue, the per-model pending lists (`pending:<model id>`, largest first) and
-    their sum (`pending`)."""
+    """The Celery queue by name and the job ids pending in all models' lists (`pending`)."""
     queue = current_app.extensions["mlsp_settings"].default_queue
     try:
         depths = read_depths(app_redis(), [queue])
     except Exception:
         log.warning("health: queue depth read failed", exc_info=True)
         return {}
-    per_model = list(depths.pending.items())[:HEALTH_MAX_MODELS]
-    return (
-        depths.celery
-        | {"pending": depths.pending_total}
-        | {f"pending:{model_id}": n for model_id, n in per_model}
-    )
+    return depths.celery | {"pending": depths.pending_total}
 
 
 @bp.get("/live")
@@ -94,6 +90,7 @@ def _not_ready():
 
 
 @bp.get("")
+@limit(health_limit)
 @spec.validate(resp=Response(HTTP_200=Health, HTTP_503=Health), tags=["health"])
 def health():
     """Database, broker, live worker count and queue depths."""

@@ -1,4 +1,5 @@
-"""Rate limits (flask-limiter, Redis storage): per user on predictions, per IP on auth."""
+"""Rate limits (flask-limiter, Redis storage): per user on predictions and uploads, per IP on
+auth and the detailed health report."""
 
 from __future__ import annotations
 
@@ -38,6 +39,14 @@ def predict_limit() -> str:
 
 def auth_limit() -> str:
     return _settings().rate_limit_auth
+
+
+def upload_limit() -> str:
+    return _settings().rate_limit_upload
+
+
+def health_limit() -> str:
+    return _settings().rate_limit_health
 
 
 def _settings() -> Settings:

@@ -2,7 +2,8 @@
 
 Every web server process counts for itself; with PROMETHEUS_MULTIPROC_DIR set (by
 web/serve.py) the files of all of them are summed at scrape time, so whichever process
-answers the scrape reports the whole server. Queue depths are read from Redis at scrape time.
+answers the scrape reports the whole server. Queue depths are read from Redis at scrape time,
+as aggregates: the endpoint has no auth, and a model id label would list tenants' models.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def job_submitted(count: int = 1) -> None:
 
 
 class QueueDepthCollector(Collector):
-    """Celery queue lengths and per-model pending lists, read from Redis when scraped."""
+    """Celery queue lengths and the per-model pending lists in aggregate, read when scraped."""
 
     def __init__(self, queues: list[str]) -> None:
         self.queues = queues
@@ -84,16 +85,15 @@ def _depth_families(depths):
     )
     for name, n in depths.celery.items():
         celery.add_metric([name], n)
-    per_model = GaugeMetricFamily(
-        "mlsp_model_pending_jobs",
-        "Job ids waiting in a model's pending list (the largest lists only)",
-        labels=["model_id"],
-    )
-    for model_id, n in depths.pending.items():
-        per_model.add_metric([model_id], n)
     total = GaugeMetricFamily("mlsp_pending_jobs", "Job ids waiting in all per-model lists")
     total.add_metric([], depths.pending_total)
-    return [celery, per_model, total]
+    models = GaugeMetricFamily("mlsp_pending_models", "Models with job ids waiting")
+    models.add_metric([], depths.pending_models)
+    longest = GaugeMetricFamily(
+        "mlsp_pending_jobs_max", "Job ids waiting in the longest per-model list (a hot model)"
+    )
+    longest.add_metric([], depths.pending_max)
+    return [celery, total, models, longest]
 
 
 def _process_registry() -> CollectorRegistry:
