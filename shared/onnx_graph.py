@@ -3,7 +3,10 @@
 Parsing a protobuf runs no code from the file, so the web tier may call this to refuse a bad
 `.onnx` upload with a 422 before anything is stored; workers call it again before creating an
 InferenceSession. Only standard operators are admitted: a custom domain needs a native operator
-library, and external data would make the runtime read other files from disk.
+library, and external data would make the runtime read other files from disk. Control flow and
+operators whose output size is computed from the data are refused too: they are how a
+300-byte graph loops forever or allocates gigabytes (the runtime itself refuses malformed
+tree ensembles, e.g. a node that points back at its parent).
 """
 
 from __future__ import annotations
@@ -20,6 +23,15 @@ CLASSES_PROP = "mlsp.classes"  # metadata written by our converter: the estimato
 INPUT_DTYPES = {TensorProto.FLOAT: "float32", TensorProto.DOUBLE: "float64"}
 _LABEL_TYPES = {TensorProto.INT64, TensorProto.STRING, TensorProto.INT32}
 _CLASS_ATTRS = ("classlabels_int64s", "classlabels_strings", "classlabels_ints")
+# Loops and branches run a subgraph a number of times the input can choose.
+CONTROL_FLOW = frozenset({"Loop", "Scan", "If", "SequenceMap"})
+# Operators whose output size is given by tensors (input indices): refused unless those tensors
+# are constants of the file, since a value computed from the request could ask for any size.
+SIZE_INPUTS: dict[str, tuple[int, ...]] = {
+    "ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "Range": (0, 1, 2), "OneHot": (1,),
+    "Pad": (1,), "Resize": (2, 3), "Upsample": (1,), "CenterCropPad": (1,),
+}  # fmt: skip
+MAX_NODES = 100_000  # counted before any other walk: far above any converted tabular model
 
 
 class OnnxGraphError(ValueError):
@@ -43,7 +55,9 @@ def parse(data: bytes) -> ModelProto:
 
 def check(model: ModelProto) -> None:
     """Raise OnnxGraphError unless the graph uses standard operators only, keeps every tensor
-    inside the file, has outputs, and takes one 2-D float/double input."""
+    inside the file, has no control flow or data-sized allocation, has outputs, and takes one
+    2-D float/double input."""
+    _check_size(model.graph)
     bad = sorted({o.domain for o in model.opset_import} - STANDARD_DOMAINS)
     bad += sorted({n.domain for n in _nodes(model.graph)} - STANDARD_DOMAINS - set(bad))
     if bad:
@@ -52,9 +66,32 @@ def check(model: ModelProto) -> None:
         raise OnnxGraphError("model-local functions are not allowed")
     if any(_is_external(t) for t in _tensors(model.graph)):
         raise OnnxGraphError("tensors with external data are not allowed: embed all weights")
+    _check_operators(model.graph)
     if not model.graph.output:
         raise OnnxGraphError("the graph has no outputs")
     input_spec(model)
+
+
+def _check_size(graph: GraphProto) -> None:
+    count = 0
+    for count, _ in enumerate(_nodes(graph), start=1):
+        if count > MAX_NODES:
+            raise OnnxGraphError(f"the graph has more than {MAX_NODES} nodes")
+
+
+def _check_operators(graph: GraphProto) -> None:
+    """No loops or branches, and every data-sized allocation sized by a constant of the file."""
+    constants = {"", *(t.name for t in graph.initializer)}  # "": an optional input left out
+    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    for node in _nodes(graph):
+        if node.op_type in CONTROL_FLOW:
+            raise OnnxGraphError(f"control flow operators are not allowed: {node.op_type}")
+        sizes = [node.input[i] for i in SIZE_INPUTS.get(node.op_type, ()) if i < len(node.input)]
+        if any(name not in constants for name in sizes):
+            raise OnnxGraphError(
+                f"{node.op_type} sized by a computed tensor is not allowed: its size must be a"
+                " constant of the file"
+            )
 
 
 def input_spec(model: ModelProto) -> tuple[int, str]:
@@ -123,9 +160,18 @@ def _tensors(graph: GraphProto) -> Iterator[TensorProto]:
             yield from (sparse.values, sparse.indices)
         for node in g.node:
             for attr in node.attribute:
-                if attr.HasField("t"):
-                    yield attr.t
-                yield from attr.tensors
+                yield from _attribute_tensors(attr)
+
+
+def _attribute_tensors(attr: AttributeProto) -> Iterator[TensorProto]:
+    """Every tensor an attribute holds, dense or sparse (a sparse value's tensors can point at
+    external files just as well)."""
+    if attr.HasField("t"):
+        yield attr.t
+    yield from attr.tensors
+    sparse = [attr.sparse_tensor] if attr.HasField("sparse_tensor") else []
+    for value in [*sparse, *attr.sparse_tensors]:
+        yield from (value.values, value.indices)
 
 
 def _is_external(tensor: TensorProto) -> bool:
