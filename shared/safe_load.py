@@ -6,20 +6,27 @@ loading of uploaded joblib/pickle files"). So the joblib loader admits an exact 
 ``(module, name)`` globals and refuses BUILD on classes, functions and modules (which would let a
 file monkey-patch an allowed class for every later model in the process).
 
-This is not memory safety: a crafted ``Tree`` can still crash ``predict``. Load and predict only in
-worker processes.
+Memory is bounded while reading: every read of the (decompressed) stream counts against a byte
+budget, so a 1 KB bz2 file cannot expand to gigabytes and a pickle cannot ask for a 4 GB bytes
+object in one read. skops files are walked node by node against the same exact list (skops' own
+defaults trust every scikit-learn estimator and numpy ufuncs as callables).
+
+This is not memory safety: a crafted ``Tree`` can still crash ``predict``; workers/audit.py
+checks their structure after loading. Load and predict only in worker processes, first in the
+validation sandbox (workers/sandbox.py).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import io
 import pickle
 import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
@@ -110,29 +117,49 @@ _RENAMED_MODULES: dict[str, str] = (
     else {}
 )
 
-# Types skops refuses by default that the model zoo needs. Never extend this from
-# `get_untrusted_types(file)`: that trusts whatever the uploaded file names.
-SKOPS_TRUSTED: list[str] = [
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.neighbors._kd_tree.KDTree",
-    "sklearn.neighbors._ball_tree.BallTree",
-    "sklearn.metrics._dist_metrics.EuclideanDistance64",
-    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-]
+# What a skops file may hold besides ALLOWED_GLOBALS: the containers and values skops writes
+# itself. Every node of the file's tree must be of a kind in _SKOPS_NODES and name a type here or
+# in ALLOWED_GLOBALS: skops' own defaults (every scikit-learn estimator, numpy and scipy ufuncs
+# as callables) are never trusted.
+_SKOPS_VALUES: frozenset[tuple[str, str]] = _flatten(
+    {
+        "builtins": "dict list tuple str int float bool NoneType slice bytes bytearray",
+        "collections": "OrderedDict",
+        "numpy": "ndarray bool_ float16 float32 float64 int8 int16 int32 int64 uint8 uint16 "
+        "uint32 uint64 str_ object_",
+        "numpy.random._generator": "Generator",
+        "numpy.random.mtrand": "RandomState",
+    }
+)
+# FunctionNode, MethodNode, PartialNode, OperatorFuncNode and DefaultDictNode hold callables and
+# are never admitted; a generic ReduceNode would call a constructor named by the file.
+_SKOPS_NODES = frozenset(
+    {
+        "CachedNode", "DictNode", "DTypeNode", "JsonNode", "ListNode", "LossNode", "NdArrayNode",
+        "ObjectNode", "RandomGeneratorNode", "RandomStateNode", "SliceNode", "TreeNode",
+        "TupleNode", "TypeNode", "BytesNode",
+    }
+)  # fmt: skip
+_SKOPS_MAX_NODES = 1_000_000
+
+# What a model may expand to while it is read (decompressed stream, arrays): the sandbox's memory
+# limit is the hard bound; this one gives a clear error well before it.
+MAX_LOADED_BYTES = 1 << 30
 
 _PICKLE_HEADERS = (b"\x80\x03", b"\x80\x04", b"\x80\x05")
 # joblib.compressor's magic numbers (gzip, bz2, xz, lzma, lz4); zlib is checked separately because
 # its one-byte joblib prefix (0x78, "x") would match plain text.
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00", b"\x04\x22\x4d\x18")
 _ZIP_MAGIC = b"PK\x03\x04"
+_ONNX_START = b"\x08"  # protobuf field 1 (ModelProto.ir_version), varint
 
 
 def detect_format(head: bytes, filename: str | None) -> str | None:
     """Guess the model format from the first bytes of a file (16 are enough) and its name.
 
     Returns "joblib" (pickle protocol >= 3, or a joblib-compressed file), "skops" (a zip file),
-    "onnx" (by extension only: ONNX protobuf has no magic number) or None. Pickle protocols 0-2 are
+    "onnx" (by extension, and the first field every ONNX writer puts first: ir_version; the
+    graph itself is parsed only in the validation sandbox) or None. Pickle protocols 0-2 are
     None on purpose: they need globals (`copy_reg._reconstructor`) that are not allowed.
     """
     if head.startswith(_PICKLE_HEADERS) or head.startswith(_COMPRESSED_MAGIC):
@@ -141,7 +168,7 @@ def detect_format(head: bytes, filename: str | None) -> str | None:
         return "joblib"
     if head.startswith(_ZIP_MAGIC):
         return "skops"
-    if filename and filename.lower().endswith(".onnx"):
+    if filename and filename.lower().endswith(".onnx") and head.startswith(_ONNX_START):
         return "onnx"
     return None
 
@@ -175,6 +202,54 @@ def _check_build_target(stack: list[Any]) -> None:
         module = getattr(target, "__module__", None)
         qualified = f"{module}.{label}" if module else label
         raise UnsafeModelError(f"model file tries to set attributes of {qualified}")
+
+
+class _CappedReader(io.RawIOBase):
+    """A read-only view of a stream that refuses to hand out more than `budget` bytes in all.
+
+    The check comes before the read: a pickle's BINBYTES8 or an array header can declare any
+    length, and the underlying reader would allocate all of it before finding the stream short.
+    """
+
+    def __init__(self, inner: IO[bytes], budget: int) -> None:
+        self._inner = inner
+        self.budget = self.remaining = budget
+
+    def readable(self) -> bool:
+        return True
+
+    def _take(self, size: int) -> None:
+        if size > self.remaining:
+            raise _too_large(self.budget)
+        self.remaining -= size
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        self._take(len(view))
+        data = self._inner.read(len(view))
+        view[: len(data)] = data
+        self.remaining += len(view) - len(data)  # short read at the end: give back the rest
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.remaining
+            data = self._inner.read(size + 1)
+            self._take(len(data))
+            return data
+        self._take(size)
+        data = self._inner.read(size)
+        self.remaining += size - len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = self.remaining + 1 if size is None or size < 0 else min(size, self.remaining + 1)
+        line = self._inner.readline(limit)
+        self._take(len(line))
+        return line
+
+    def peek(self, size: int = 0) -> bytes:
+        return self._inner.peek(size) if hasattr(self._inner, "peek") else b""
 
 
 class _Restricted:
@@ -215,11 +290,27 @@ class _SafeNumpyArrayWrapper(NumpyArrayWrapper):
         if not isinstance(dtype, np.dtype):
             raise ModelLoadError("malformed array record in joblib file")
         if not dtype.hasobject:
+            _check_array_size(self, dtype, unpickler.file_handle)
             return super().read_array(unpickler, ensure_native_byte_order)
         array = _SafeInnerUnpickler(unpickler.file_handle).load()
         if not isinstance(array, np.ndarray):
             raise ModelLoadError("malformed object array in joblib file")
         return _ensure_native_byte_order(array) if ensure_native_byte_order else array
+
+
+def _check_array_size(wrapper: NumpyArrayWrapper, dtype: np.dtype, stream: Any) -> None:
+    """The array's declared size must fit in what is left of the budget: joblib allocates the
+    whole array before reading a byte of it."""
+    shape = getattr(wrapper, "shape", None)
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise ModelLoadError("malformed array record in joblib file")
+    size = dtype.itemsize * int(np.prod(shape, dtype=object))
+    if isinstance(stream, _CappedReader) and size > stream.remaining:
+        raise _too_large(stream.budget)
+
+
+def _too_large(budget: int) -> ModelLoadError:
+    return ModelLoadError(f"model file expands past the loading limit ({budget >> 20} MB)")
 
 
 def _check_pickle_protocol(fobj: BinaryIO) -> None:
@@ -233,65 +324,110 @@ def _check_pickle_protocol(fobj: BinaryIO) -> None:
     raise ModelLoadError("not a joblib/pickle file (protocol 3 or later)")
 
 
-def load_joblib(path: Path) -> object:
-    """Load a joblib (plain or compressed) or pickle (protocol >= 3) file restrictively.
+def load_joblib(source: Path | bytes, max_bytes: int = MAX_LOADED_BYTES) -> object:
+    """Load a joblib (plain or compressed) or pickle (protocol >= 3) file restrictively, from a
+    path or from the file's bytes.
 
     Raises UnsafeModelError for a forbidden global or a BUILD on a class, function or module;
-    ModelLoadError for anything else that goes wrong.
+    ModelLoadError for anything else that goes wrong, including a stream that expands past
+    `max_bytes`.
     """
-    filename = str(path)
     try:
-        with (
-            open(filename, "rb") as raw,
-            _validate_fileobject_and_memmap(raw, filename) as (fobj, _),
-        ):
+        with _open(source) as raw, _validate_fileobject_and_memmap(raw, "model") as (fobj, _):
             if isinstance(fobj, str):  # joblib < 0.10 "ZF" format: side files loaded via np.load
                 raise ModelLoadError("joblib files older than 0.10 are not supported")
             _check_pickle_protocol(fobj)
-            return _SafeUnpickler(filename, fobj, ensure_native_byte_order=True).load()
+            capped = _CappedReader(fobj, max_bytes)
+            return _SafeUnpickler("model", capped, ensure_native_byte_order=True).load()
     except ModelLoadError:
         raise
+    except MemoryError:
+        raise ModelLoadError("model file needs more memory than the loading limit") from None
     except Exception as exc:
         raise ModelLoadError(f"cannot read joblib/pickle file: {_error_text(exc)}") from exc
 
 
-def load_skops(path: Path) -> object:
-    """Load a skops file, trusting only SKOPS_TRUSTED beyond skops' own defaults."""
-    import skops.io
-    from skops.io.exceptions import UntrustedTypesFoundException
+def _open(source: Path | bytes) -> IO[bytes]:
+    if isinstance(source, bytes):
+        return io.BufferedReader(io.BytesIO(source))  # type: ignore[arg-type]
+    return open(source, "rb")
+
+
+def load_skops(source: Path | bytes) -> object:
+    """Load a skops file whose every node is of an admitted kind and type (see _SKOPS_NODES)."""
+    from zipfile import ZipFile
+
+    from skops.io._audit import get_tree
+    from skops.io._utils import read_schema
 
     try:
-        return skops.io.load(path, trusted=SKOPS_TRUSTED)
-    except UntrustedTypesFoundException as exc:
-        raise UnsafeModelError(f"skops file uses untrusted types: {_untrusted(path, exc)}") from exc
+        with _open(source) as raw, ZipFile(raw) as archive:
+            schema, context = read_schema(archive)
+            tree = get_tree(schema, context, trusted=[])
+            _check_skops_tree(tree)
+            return tree.construct()
+    except ModelLoadError:
+        raise
+    except MemoryError:
+        raise ModelLoadError("model file needs more memory than the loading limit") from None
     except Exception as exc:
         raise ModelLoadError(f"cannot read skops file: {_error_text(exc)}") from exc
 
 
-def _untrusted(path: Path, exc: Exception) -> str:
-    # The exception keeps the names only inside its message; ask skops again just to name them.
-    import skops.io
+def _check_skops_tree(root: Any) -> None:
+    """Walk every node once (the tree may share nodes) against the exact lists."""
+    from skops.io._audit import Node
 
-    try:
-        names = [n for n in skops.io.get_untrusted_types(file=path) if n not in SKOPS_TRUSTED]
-    except Exception:
-        return str(exc).split("\n", 1)[0]
-    return ", ".join(names)
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(seen) > _SKOPS_MAX_NODES:
+            raise ModelLoadError("skops file has too many objects")
+        _check_skops_node(node)
+        for child in node.children.values():
+            values = child.values() if isinstance(child, dict) else child
+            for value in values if isinstance(child, list | dict) else [child]:
+                if isinstance(value, Node):
+                    stack.append(value)
+                elif isinstance(value, type):
+                    _check_skops_type(value.__module__, value.__name__)
 
 
-def load_model(path: Path, fmt: str) -> object:
-    """Load a model file of format `fmt` ("joblib" or "skops"; see detect_format)."""
+def _check_skops_node(node: Any) -> None:
+    kind = type(node).__name__
+    if kind not in _SKOPS_NODES:
+        raise UnsafeModelError(
+            f"skops file holds a {kind} ({node.module_name}.{node.class_name}): not allowed"
+        )
+    if kind != "DTypeNode":  # named after the dtype it rebuilds from an empty array
+        _check_skops_type(node.module_name, node.class_name)
+
+
+def _check_skops_type(module: str, name: str) -> None:
+    pair = (module, name)
+    if pair not in ALLOWED_GLOBALS and pair not in _SKOPS_VALUES:
+        raise UnsafeModelError(f"skops file uses a type that is not allowed: {module}.{name}")
+
+
+def load_model(source: Path | bytes, fmt: str) -> object:
+    """Load a model file (a path or its bytes) of format `fmt` ("joblib" or "skops"; see
+    detect_format)."""
     if fmt == "joblib":
-        return load_joblib(path)
+        return load_joblib(source)
     if fmt == "skops":
-        return load_skops(path)
+        return load_skops(source)
     if fmt == "onnx":
         raise ModelLoadError("ONNX models are not loaded by shared.safe_load")
     raise ModelLoadError(f"unsupported model format {fmt!r}")
 
 
-def load_with_warnings(loader: Callable[[Path], object], path: Path) -> tuple[object, list[str]]:
-    """Call `loader(path)` and return the object with the warnings it raised, as short strings.
+def load_with_warnings(
+    loader: Callable[[Any], object], source: Path | bytes
+) -> tuple[object, list[str]]:
+    """Call `loader(source)` and return the object with the warnings it raised, as short strings.
 
     scikit-learn warns (InconsistentVersionWarning) when a file was pickled by another version;
     those become one line per version pair, e.g. "pickled with scikit-learn 1.5.0, running 1.9.1
@@ -300,7 +436,7 @@ def load_with_warnings(loader: Callable[[Path], object], path: Path) -> tuple[ob
     # catch_warnings is process-global: fine in prefork workers, not across threads.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # else the registry hides repeats of an earlier warning
-        obj = loader(path)
+        obj = loader(source)
     return obj, _summarize_warnings([w.message for w in caught])
 
 

@@ -50,7 +50,6 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from shared import safe_load
 from shared.safe_load import (
     ALLOWED_GLOBALS,
-    SKOPS_TRUSTED,
     ModelLoadError,
     UnsafeModelError,
     detect_format,
@@ -189,12 +188,30 @@ def test_allowed_globals_are_what_the_zoo_needs_plus_documented_extras(zoo_files
                    for module, name in ALLOWED_GLOBALS)  # fmt: skip
 
 
-def test_skops_trusted_list_is_what_the_zoo_needs(zoo_files):
-    needed = set()
+def test_skops_values_list_is_what_the_zoo_needs_beyond_allowed_globals(zoo_files):
+    """Every extra type admitted for skops files is one the zoo's files use (or a documented
+    builtin/numpy value type): the list cannot grow unnoticed."""
+    from zipfile import ZipFile
+
+    from skops.io._audit import get_tree
+    from skops.io._utils import read_schema
+
+    used: set[tuple[str, str]] = set()
     for (_, kind), path in zoo_files.items():
         if kind == "skops":
-            needed.update(skops.io.get_untrusted_types(file=path))
-    assert needed == set(SKOPS_TRUSTED)
+            with ZipFile(path) as archive:
+                tree = get_tree(*read_schema(archive), trusted=[])
+            stack = [tree]
+            while stack:
+                node = stack.pop()
+                used.add((node.module_name, node.class_name))
+                for child in node.children.values():
+                    items = child.values() if isinstance(child, dict) else child
+                    stack.extend(c for c in (items if isinstance(child, list | dict) else [child])
+                                 if hasattr(c, "children"))  # fmt: skip
+    extra = used - ALLOWED_GLOBALS
+    assert extra <= safe_load._SKOPS_VALUES, sorted(extra - safe_load._SKOPS_VALUES)
+    assert {("numpy.random.mtrand", "RandomState"), ("builtins", "dict")} <= extra
 
 
 # --- format detection and broken files ------------------------------------------------------
@@ -453,6 +470,9 @@ def test_skops_untrusted_type_is_refused(tmp_path):
     path = tmp_path / "evil.skops"
     skops.io.dump(Pipeline([("run", FunctionTransformer(func=os.system))]), path)
     assert detect_format(path.read_bytes()[:16], path.name) == "skops"
+    with pytest.raises(UnsafeModelError, match=r"FunctionTransformer|posix\.system"):
+        load_model(path, "skops")
+    skops.io.dump({"call": os.system}, path)  # a bare function, not hidden in an estimator
     with pytest.raises(UnsafeModelError, match=r"posix\.system"):
         load_model(path, "skops")
 
