@@ -1,9 +1,10 @@
 """Compile a validated scikit-learn model to ONNX, and keep the result only if it is equivalent.
 
-Runs inside model validation. Each candidate conversion (input dtype) is tried in turn; the first
-one whose answers match scikit-learn's on the probe rows is stored beside the original as
-`<model id>.onnx`. Anything else -- no converter, a runtime that rejects the graph, one differing
-label -- keeps scikit-learn, with the reason recorded for the model's owner.
+Runs inside model validation (in its sandbox). Each candidate conversion (input dtype) is tried in
+turn; the first one whose answers match scikit-learn's on the probe rows is returned, and the
+worker stores it beside the original as `<model id>.onnx`. Anything else -- no converter, a
+runtime that rejects the graph, one differing label -- keeps scikit-learn, with the reason
+recorded for the model's owner.
 """
 
 from __future__ import annotations
@@ -49,11 +50,19 @@ class Candidate:
 
 @dataclass
 class Compiled:
-    """The ONNX artifact to serve (None: scikit-learn stays) and what was found, for
-    models.info["onnx"]."""
+    """The ONNX model to serve (None: scikit-learn stays) and what was found, for
+    models.info["onnx"]; `stored` once the worker has saved it."""
 
-    stored: Stored | None
+    data: bytes | None
     info: dict[str, Any] = field(default_factory=dict)
+    stored: Stored | None = None
+
+    def save(self, model_id: uuid.UUID | str) -> Compiled:
+        """Store the model as `<model id>.onnx` (when there is one) and record where."""
+        if self.data is not None:
+            self.stored = get_store().save(f"{model_id}.onnx", io.BytesIO(self.data))
+            self.info |= {"sha256": self.stored.sha256, "size_bytes": self.stored.size_bytes}
+        return self
 
     @property
     def reason(self) -> str:
@@ -61,14 +70,13 @@ class Compiled:
 
 
 def compile_model(
-    model_id: uuid.UUID | str,
     estimator: Any,
     meta: dict[str, Any],
     sample: list[Any] | None,
     settings: Settings,
     size_bytes: int = 0,
 ) -> Compiled:
-    """Convert, probe, compare; store `<model id>.onnx` when equivalent. Never raises."""
+    """Convert, probe, compare; the ONNX model's bytes when equivalent. Never raises."""
     if not settings.onnx_enabled:
         return Compiled(None, {"status": "disabled", "reason": "ONNX compilation is off"})
     limit_mb = settings.onnx_max_model_mb
@@ -77,12 +85,12 @@ def compile_model(
         return Compiled(None, {"status": "skipped", "reason": reason})
     started = time.perf_counter()
     try:
-        compiled = _try_candidates(str(model_id), estimator, meta, sample, settings)
+        compiled = _try_candidates(estimator, meta, sample, settings)
     except SoftTimeLimitExceeded:
         reason = "kept scikit-learn: ONNX conversion ran out of the validation time limit"
         compiled = Compiled(None, {"status": "fallback", "reason": reason})
     except Exception as exc:  # a bug here must not fail a model scikit-learn can serve
-        log.warning("ONNX compilation of %s crashed", model_id, exc_info=True)
+        log.warning("ONNX compilation of %s crashed", meta.get("estimator"), exc_info=True)
         reason = f"kept scikit-learn: ONNX compilation failed ({_short(exc)})"
         compiled = Compiled(None, {"status": "fallback", "reason": reason})
     compiled.info["seconds"] = round(time.perf_counter() - started, 3)
@@ -90,7 +98,7 @@ def compile_model(
 
 
 def _try_candidates(
-    model_id: str, estimator: Any, meta: dict[str, Any], sample: Any, settings: Settings
+    estimator: Any, meta: dict[str, Any], sample: Any, settings: Settings
 ) -> Compiled:
     n, names = meta["input_schema"]["n_features"], meta["input_schema"].get("feature_names")
     reference = SklearnRuntime(estimator, names)
@@ -108,25 +116,22 @@ def _try_candidates(
             failures.append(f"{candidate.label}: {_short(exc)}")
             continue
         if verdict.equivalent:
-            return _store(model_id, data, candidate, verdict)
+            return _found(data, candidate, verdict)
         failures.append(f"{candidate.label}: {verdict.reason}")
     reason = "kept scikit-learn, no equivalent ONNX model (" + "; ".join(failures) + ")"
     return Compiled(None, {"status": "fallback", "reason": reason, "probe_rows": len(rows)})
 
 
-def _store(model_id: str, data: bytes, candidate: Candidate, verdict: Verdict) -> Compiled:
-    stored = get_store().save(f"{model_id}.onnx", io.BytesIO(data))
+def _found(data: bytes, candidate: Candidate, verdict: Verdict) -> Compiled:
     reason = f"ONNX Runtime ({candidate.label}) matches scikit-learn: {verdict.reason}"
     return Compiled(
-        stored,
+        data,
         {
             "status": "compiled",
             "reason": reason,
             "tensor_type": candidate.dtype,
             "probe_rows": verdict.rows,
             "max_diff": verdict.max_diff,
-            "sha256": stored.sha256,
-            "size_bytes": stored.size_bytes,
         },
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-from pathlib import Path
 from typing import Any
 
 import onnx
@@ -16,11 +15,12 @@ from workers.introspect import SmokePredictError
 from workers.onnx_runtime import OnnxRuntime
 
 
-def inspect_onnx(path: Path, sample: list[Any] | None) -> dict[str, Any]:
-    """The same description validation records for scikit-learn models, read from the graph;
-    raises ModelLoadError (bad graph) or SmokePredictError (it cannot predict)."""
+def inspect_onnx(data: bytes, sample: list[Any] | None) -> dict[str, Any]:
+    """The same description validation records for scikit-learn models, read from the graph of
+    the file's bytes; raises ModelLoadError (bad graph) or SmokePredictError (it cannot
+    predict)."""
     try:
-        runtime = OnnxRuntime.load(path)
+        runtime = OnnxRuntime.from_bytes(data)
     except OnnxGraphError as exc:
         raise ModelLoadError(str(exc)) from exc
     except Exception as exc:  # onnxruntime refuses what it cannot run (unknown op, bad types)

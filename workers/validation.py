@@ -1,31 +1,37 @@
-"""Validate an uploaded model in a worker: load it safely, describe it, smoke-predict it.
+"""Validate an uploaded model in a worker: the file is read only inside the validation sandbox
+(workers/sandbox.py); this side sends it there, stores the compiled ONNX model it answers with,
+and records the outcome.
 
-The web tier never deserialises an upload; everything that touches the file's contents is here.
+The web tier never deserialises an upload; everything that touches the file's contents is there.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
+import re
 import uuid
 from typing import Any
 
 from sqlalchemy import func, select, update
 
-from shared.config import get_settings
+from shared.config import Settings, get_settings
 from shared.db import session_scope
 from shared.models import MLModel
 from shared.runtime_choice import choose_runtime
-from shared.safe_load import ModelLoadError, load_model, load_with_warnings
 from shared.store import get_store
-from workers.compile import compile_model
-from workers.introspect import NotAModelError, SmokePredictError, describe, smoke_predict
-from workers.onnx_upload import inspect_onnx
-from workers.runtime import SklearnRuntime
+from workers.compile import Compiled
+from workers.inspection import COMPILE_SETTINGS
+from workers.sandbox import Limits, SandboxError, get_sandbox
 
 log = logging.getLogger(__name__)
 
-_EXPECTED = (ModelLoadError, NotAModelError, SmokePredictError)
+MAX_ERROR = 300
+MAX_META_BYTES = 1 << 20
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+class ValidationRefused(Exception):
+    """The sandbox refused the file, or could not finish reading it."""
 
 
 def validate_model(model_id: str) -> str:
@@ -41,41 +47,68 @@ def validate_model(model_id: str) -> str:
         return "skipped"  # already validated (duplicate delivery) or deleted
     try:
         meta = inspect_artifact(row.artifact_key, row.format, row.sample, mid)
-    except _EXPECTED as exc:
-        return _record(mid, "failed", error=str(exc)[:1000])
-    except Exception as exc:  # a broken file can raise anything while it is being read
-        log.warning("validation of %s crashed", model_id, exc_info=True)
-        return _record(mid, "failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
+    except ValidationRefused as exc:
+        return _record(mid, "failed", error=str(exc))
+    except SandboxError as exc:
+        log.warning("validation of %s: %s", model_id, exc)
+        return _record(mid, "failed", error="validation could not finish: try the upload again")
     return _record(mid, "ready", meta=meta)
 
 
 def inspect_artifact(
     key: str, fmt: str, sample: list[Any] | None, model_id: uuid.UUID | None = None
 ) -> dict[str, Any]:
-    """Load through the allow-list, describe, and predict a zero row (and the sample, if any);
-    with a model id, also try compiling it to an equivalent ONNX model (meta["compiled"])."""
-    path = get_store().local_path(key)
-    if fmt == "onnx":
-        return inspect_onnx(path, sample)
-    estimator, warnings = load_with_warnings(functools.partial(load_model, fmt=fmt), path)
-    meta = describe(estimator)
-    smoke_predict(estimator, meta["input_schema"])
-    if sample:
-        _predict_sample(estimator, meta["input_schema"], sample)
-    meta["warnings"] = warnings
-    if model_id is not None:
-        size = path.stat().st_size
-        meta["compiled"] = compile_model(model_id, estimator, meta, sample, get_settings(), size)
+    """The sandbox's description of the artifact (meta["compiled"]: the ONNX model it compiled,
+    stored as `<model id>.onnx` when a model id is given). Raises ValidationRefused."""
+    settings = get_settings()
+    artifact = get_store().local_path(key).read_bytes()
+    request = {"format": fmt, "sample": sample, "compile": compile_request(settings)}
+    limits = Limits(
+        settings.validation_memory_mb, settings.validation_cpu_s, settings.validation_wall_s
+    )
+    answer, onnx = get_sandbox().run(request, artifact, limits, settings.max_upload_bytes)
+    if not answer.get("ok"):
+        raise ValidationRefused(clean_text(answer.get("error")))
+    meta = _checked_meta(answer.get("meta"))
+    info = meta.pop("onnx", None)
+    if isinstance(info, dict):  # scikit-learn models: the compiler's outcome
+        compiled = Compiled(onnx or None, info)
+        meta["compiled"] = compiled.save(model_id) if model_id is not None else compiled
     return meta
 
 
-def _predict_sample(estimator: Any, input_schema: dict[str, Any], sample: list[Any]) -> None:
-    names = input_schema.get("feature_names")
-    rows = [[r[n] for n in names] if isinstance(r, dict) and names else r for r in sample]
-    try:
-        SklearnRuntime(estimator, names).predict(rows)
-    except Exception as exc:
-        raise SmokePredictError(f"model failed to predict the attached sample: {exc}") from exc
+def compile_request(settings: Settings) -> dict[str, Any]:
+    """The settings the sandbox's compiler needs, and its share of the wall clock."""
+    values = {name: getattr(settings, name) for name in COMPILE_SETTINGS}
+    return values | {"budget_s": settings.validation_wall_s * 0.6}
+
+
+def clean_text(text: Any, limit: int = MAX_ERROR) -> str:
+    """A message derived from a file, fit to store and show: printable, one line, capped (the
+    database refuses NUL, and a file must not fill its owner's screen)."""
+    line = _UNPRINTABLE.sub(" ", str(text or "validation failed")).strip()
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _checked_meta(meta: Any) -> dict[str, Any]:
+    """The sandbox's answer is the file's word: the keys recorded must be there, of their
+    types, and every string in it storable."""
+    if not isinstance(meta, dict) or len(repr(meta)) > MAX_META_BYTES:
+        raise ValidationRefused("validation answered an unusable description")
+    for key, kind in (("input_schema", dict), ("output_schema", dict), ("framework", str)):
+        if not isinstance(meta.get(key), kind):
+            raise ValidationRefused("validation answered an unusable description")
+    return _storable(meta)
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def _record(

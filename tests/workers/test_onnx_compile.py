@@ -28,7 +28,7 @@ SETTINGS = Settings()
 
 def _compile(model):
     meta = describe(model)
-    return meta, compile_model(uuid.uuid4(), model, meta, None, SETTINGS)
+    return meta, compile_model(model, meta, None, SETTINGS).save(uuid.uuid4())
 
 
 def _runtimes(model, compiled):
@@ -86,9 +86,9 @@ def test_unconvertible_estimator_falls_back_with_reason():
 def test_disabled_and_oversized_models_are_not_compiled():
     model = zoo.CLASSIFIERS["logistic_regression"]()
     meta = describe(model)
-    off = compile_model("m", model, meta, None, Settings(ONNX_ENABLED="false"))
+    off = compile_model(model, meta, None, Settings(ONNX_ENABLED="false"))
     assert off.stored is None and off.info["status"] == "disabled"
-    big = compile_model("m", model, meta, None, Settings(ONNX_MAX_MODEL_MB=1), 2 << 20)
+    big = compile_model(model, meta, None, Settings(ONNX_MAX_MODEL_MB=1), 2 << 20)
     assert big.stored is None and "ONNX_MAX_MODEL_MB" in big.reason
 
 

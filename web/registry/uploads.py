@@ -51,28 +51,7 @@ def sniff_format(upload: FileStorage) -> str:
             "Unsupported model file: expected a joblib/pickle (protocol 3+), skops or .onnx file",
             details={"filename_ignored": True},
         )
-    if fmt == "onnx":
-        check_onnx(upload)
     return fmt
-
-
-def check_onnx(upload: FileStorage) -> None:
-    """Parse the graph (protobuf only: nothing in it runs) and refuse custom operator domains,
-    external data or an unusable input with a 422 before anything is stored or enqueued.
-    Holds the file in memory for the parse (at most MAX_UPLOAD_MB)."""
-    from shared import onnx_graph  # imports onnx: only ONNX uploads pay for it
-
-    settings = current_app.extensions["mlsp_settings"]
-    data = upload.stream.read(settings.max_upload_bytes + 1)
-    upload.stream.seek(0)
-    if len(data) > settings.max_upload_bytes:
-        raise PayloadTooLarge(f"Model file exceeds MAX_UPLOAD_MB ({settings.max_upload_mb:g} MB)")
-    try:
-        onnx_graph.check(onnx_graph.parse(data))
-    except onnx_graph.NotOnnxError as exc:
-        raise UnsupportedFormat(str(exc)) from None
-    except onnx_graph.OnnxGraphError as exc:
-        raise ValidationFailed(str(exc), code="invalid_onnx_model") from None
 
 
 def parse_sample(raw: str | None) -> list[Any] | None:

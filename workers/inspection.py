@@ -1,0 +1,76 @@
+"""What the validation sandbox does with an upload: load it through the allow-list, audit it,
+describe it, predict a probe row and the attached sample, and try compiling it to ONNX.
+
+Runs only inside the sandbox's child (workers/sandbox_child.py): it takes the file's bytes and the
+few settings it needs in the request, and returns JSON-safe metadata plus the compiled ONNX bytes;
+storing them is the worker's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shared.config import Settings
+from shared.onnx_graph import OnnxGraphError
+from shared.safe_load import ModelLoadError, load_model, load_with_warnings
+from workers.audit import audit_model, check_classes
+from workers.compile import compile_model
+from workers.introspect import NotAModelError, SmokePredictError, describe, smoke_predict
+from workers.onnx_upload import inspect_onnx
+from workers.runtime import SklearnRuntime
+
+EXPECTED = (ModelLoadError, NotAModelError, SmokePredictError, OnnxGraphError)
+# Settings the compiler reads; the sandbox gets their values in the request, never the rest.
+COMPILE_SETTINGS = ("onnx_enabled", "onnx_proba_atol", "onnx_regression_rtol", "onnx_max_model_mb")
+
+
+def inspect_upload(request: dict[str, Any], artifact: bytes) -> tuple[dict[str, Any], bytes]:
+    """(meta, compiled ONNX bytes or b"") for one upload; raises one of EXPECTED when refused."""
+    fmt, sample = request["format"], request.get("sample")
+    if fmt == "onnx":
+        return inspect_onnx(artifact, sample), b""
+    estimator, warnings = load_with_warnings(functools.partial(load_model, fmt=fmt), artifact)
+    audit_model(estimator)
+    meta = describe(estimator)
+    if meta["output_schema"]["classes"] is not None:
+        check_classes(getattr(estimator, "classes_", None))
+    smoke_predict(estimator, meta["input_schema"])
+    if sample:
+        predict_sample(estimator, meta["input_schema"], sample)
+    meta["warnings"] = warnings
+    settings = Settings(**{name: request["compile"][name] for name in COMPILE_SETTINGS})
+    with _time_budget(float(request["compile"]["budget_s"])):
+        compiled = compile_model(estimator, meta, sample, settings, len(artifact))
+    meta["onnx"] = compiled.info
+    return meta, compiled.data or b""
+
+
+def predict_sample(estimator: Any, input_schema: dict[str, Any], sample: list[Any]) -> None:
+    names = input_schema.get("feature_names")
+    rows = [[r[n] for n in names] if isinstance(r, dict) and names else r for r in sample]
+    try:
+        SklearnRuntime(estimator, names).predict(rows)
+    except Exception as exc:
+        raise SmokePredictError(f"model failed to predict the attached sample: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _time_budget(seconds: float) -> Iterator[None]:
+    """Raise SoftTimeLimitExceeded in the block after `seconds`: the compiler then keeps
+    scikit-learn instead of the whole validation running out of time."""
+
+    def expire(*_: object) -> None:
+        raise SoftTimeLimitExceeded("ONNX compilation budget spent")
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
