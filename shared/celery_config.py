@@ -14,6 +14,7 @@ from shared.config import Settings, get_settings
 VALIDATE_MODEL = "mlsp.validate_model"
 DRAIN_MODEL = "mlsp.drain_model"
 REAP_JOBS = "mlsp.reap_jobs"
+REAP_MODELS = "mlsp.reap_models"
 EXPIRE_JOBS = "mlsp.expire_jobs"
 PRUNE_HISTORY = "mlsp.prune_history"
 PURGE_ARTIFACTS = "mlsp.purge_artifacts"
@@ -23,6 +24,7 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     """Periodic housekeeping (the `beat` process): one beat per deployment."""
     return {
         "reap-stuck-jobs": {"task": REAP_JOBS, "schedule": settings.job_reaper_interval_s},
+        "reap-stuck-models": {"task": REAP_MODELS, "schedule": 60.0},
         "expire-queued-jobs": {"task": EXPIRE_JOBS, "schedule": 30.0},
         "prune-job-history": {"task": PRUNE_HISTORY, "schedule": 3600.0},
         "purge-deleted-artifacts": {"task": PURGE_ARTIFACTS, "schedule": 3600.0},
@@ -49,6 +51,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # One message per child at a time: with late acks a prefetched message waits in a
         # worker's buffer while its visibility timeout runs, and cannot go to an idle worker.
         "worker_prefetch_multiplier": 1,
+        # A soft recycle (KiB of RSS, checked after each task); the hard cap is each child's
+        # RLIMIT_AS (workers/lifecycle.py, WORKER_MEMORY_LIMIT_MB).
+        "worker_max_memory_per_child": settings.worker_max_memory_per_child_mb * 1024 or None,
         # Events feed Flower's task views.
         "worker_send_task_events": True,
         "task_send_sent_event": True,

@@ -30,17 +30,35 @@ from shared.redis_client import MAX_BLOCK_S, PREFIX, roundtrip
 WAKE_TTL_S = 10  # refreshed after every batch; a dead drainer blocks wake-ups this long at most
 LEASES = f"{PREFIX}leases"  # sorted set: lease key -> time it was taken
 
+# A suspect entry (one whose batch died: shared by _LEASE and _NEXT) is leased alone, and a
+# batch stops before one; the entries not taken go back to the head in order. Costs a scan of
+# the few entries leased, and a push back only when a suspect is among them.
+_ALONE = """
+local function alone(ids, pending)
+  local keep = #ids
+  for i = 1, #ids do
+    if string.byte(ids[i], 1) == 33 then keep = (i == 1) and 1 or (i - 1) break end
+  end
+  for i = #ids, keep + 1, -1 do redis.call('LPUSH', pending, ids[i]) end
+  return {unpack(ids, 1, keep)}
+end
+"""
+
 # Move up to N ids from the pending list into a lease list, recording when it was taken. The
 # reply starts with the cache epoch (KEYS[4]), which the batch's model lookup needs anyway.
-_LEASE = """
+_LEASE = (
+    _ALONE
+    + """
 local epoch = redis.call('GET', KEYS[4]) or ''
 local ids = redis.call('LPOP', KEYS[1], ARGV[1])
 if not ids then return {epoch} end
+ids = alone(ids, KEYS[1])
 redis.call('RPUSH', KEYS[2], unpack(ids))
 redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
 table.insert(ids, 1, epoch)
 return ids
 """
+)
 
 # Checks, push and wake flags in one round trip. KEYS: pending list, cache epoch, reply list,
 # wake flags of slots 0..n-1. ARGV: max depth (0: no limit), wake TTL, batch size, check the
@@ -76,7 +94,9 @@ _PUSH_CHUNK = 1000  # entries per script call (Lua's unpack has a stack limit)
 
 # After a batch: drop its lease, keep the wake flag, and lease the next ids (one round trip).
 # KEYS: lease, pending list, leases zset, wake flag, cache epoch. ARGV: n, now, wake TTL.
-_NEXT = """
+_NEXT = (
+    _ALONE
+    + """
 local epoch = redis.call('GET', KEYS[5]) or ''
 redis.call('DEL', KEYS[1])
 redis.call('EXPIRE', KEYS[4], ARGV[3])
@@ -85,11 +105,13 @@ if not ids then
   redis.call('ZREM', KEYS[3], KEYS[1])
   return {epoch}
 end
+ids = alone(ids, KEYS[2])
 redis.call('RPUSH', KEYS[1], unpack(ids))
 redis.call('ZADD', KEYS[3], ARGV[2], KEYS[1])
 table.insert(ids, 1, epoch)
 return ids
 """
+)
 
 # Put one lease's ids back at the head of its model's pending list, keeping their order.
 _RESTORE = """
@@ -103,7 +125,56 @@ return #ids
 """
 
 
+# A lease whose task died: who put it back and why. KEYS: lease, pending list, leases zset,
+# deaths hash. Its cause is what the worker's main process recorded (`mark_dead`: "time" for a
+# hard time limit; the drainer itself for a batch that raised), else "lost" (the process died,
+# cause unknown). An entry already suspect (it ran alone), or the only entry of a batch that did
+# not merely lose its worker, is set aside (returned, not requeued): no further run. Every
+# other entry goes back to the head, in order, as a suspect: it runs alone next time, so one
+# poison job cannot take the honest jobs of its batch down with it. Returns {cause, {set aside},
+# {requeued}}.
+_RECOVER = """
+local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+local cause = redis.call('HGET', KEYS[4], KEYS[1]) or 'lost'
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
+redis.call('HDEL', KEYS[4], KEYS[1])
+local aside, back = {}, {}
+for i = #ids, 1, -1 do
+  if string.byte(ids[i], 1) == 33 or (#ids == 1 and cause ~= 'lost') then
+    table.insert(aside, 1, ids[i])
+  else
+    redis.call('LPUSH', KEYS[2], '!' .. ids[i])
+    table.insert(back, 1, ids[i])
+  end
+end
+return {cause, aside, back}
+"""
+
+# One owner's running drain tasks (a sorted set: task id -> when it started). KEYS: the set.
+# ARGV: task id, now, ttl (a dead task's entry lapses), cap. Returns 1 when the task may run.
+_OWNER_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])))
+  return 1
+end
+return 0
+"""
+
 PENDING_PREFIX = f"{PREFIX}pending:"
+DEATHS = f"{PREFIX}lease-deaths"  # hash: lease key -> why its task died ("time")
+SUSPECT = "!"  # prefix of an entry whose batch died: it runs alone (see _RECOVER)
+
+
+def suspect(entry: str) -> bool:
+    return entry.startswith(SUSPECT)
+
+
+def plain(entry: str) -> str:
+    """The entry without its suspect mark."""
+    return entry.removeprefix(SUSPECT)
 
 
 def pending_key(model_id: str) -> str:
@@ -269,6 +340,12 @@ def _run_script(
         return roundtrip(client, call, *then)
 
 
+def wake(client: redis.Redis, route: Route, model_id: str) -> None:
+    """Start a drainer for entries put back in the list (if none holds the first slot)."""
+    if client.set(wake_key(model_id, 0), 1, nx=True, ex=WAKE_TTL_S):
+        _send_wake(client, route, model_id, 0)
+
+
 def _send_wake(client: redis.Redis, route: Route, model_id: str, slot: int) -> None:
     try:
         route.producer.send_task(
@@ -351,10 +428,35 @@ def restore_lease(client: redis.Redis, key: str) -> int:
     return int(_run_script(client, _RESTORE, keys, [])[0])
 
 
-def restore_expired_leases(client: redis.Redis, ttl_s: float) -> int:
-    """Leases older than ttl_s belong to dead tasks: put their ids back."""
+@dataclass
+class Recovered:
+    """A dead lease put back: why its task died, and the entries set aside (not requeued)."""
+
+    model_id: str
+    cause: str
+    set_aside: list[str]
+    requeued: list[str]
+
+
+def mark_dead(client: redis.Redis, model_id: str, token: str, cause: str) -> None:
+    """Record why a drain task died (its lease is recovered by the reaper or its redelivery)."""
+    client.hset(DEATHS, lease_key(model_id, token), cause)
+
+
+def recover_lease(client: redis.Redis, key: str) -> Recovered:
+    """Put back the lease of a task that died mid-batch (see _RECOVER): entries that may
+    have killed it are set aside, the others requeued at the head as suspects."""
+    keys = [key, pending_key(model_of_lease(key)), LEASES, DEATHS]
+    cause, aside, back = _run_script(client, _RECOVER, keys, [])[0]
+    return Recovered(model_of_lease(key), _string(cause), [plain(_string(e)) for e in aside],
+                     [plain(_string(e)) for e in back])  # fmt: skip
+
+
+def dead_leases(client: redis.Redis, ttl_s: float) -> list[str]:
+    """Leases of dead tasks: older than ttl_s (no task outlives its hard time limit), or
+    recorded as killed by `mark_dead`."""
     stale = client.zrangebyscore(LEASES, "-inf", time.time() - ttl_s, start=0, num=100)
-    return sum(restore_lease(client, _string(k)) for k in stale)
+    return list(dict.fromkeys([_string(k) for k in stale + client.hkeys(DEATHS)]))
 
 
 def release_wake(client: redis.Redis, model_id: str, slot: int) -> bool:
@@ -364,6 +466,21 @@ def release_wake(client: redis.Redis, model_id: str, slot: int) -> bool:
     if not client.llen(pending_key(model_id)):
         return False
     return bool(client.set(wake_key(model_id, slot), 1, nx=True, ex=WAKE_TTL_S))
+
+
+def owner_key(owner_id: str) -> str:
+    return f"{PREFIX}owner-drains:{owner_id}"
+
+
+def take_owner_slot(client: redis.Redis, owner_id: str, token: str, cap: int, ttl_s: float) -> bool:
+    """Count this drain task among its owner's; False (nothing taken) when `cap` already run.
+    Entries older than ttl_s belong to dead tasks and lapse."""
+    args = [token, time.time(), ttl_s, cap]
+    return bool(_run_script(client, _OWNER_SLOT, [owner_key(owner_id)], args)[0])
+
+
+def free_owner_slot(client: redis.Redis, owner_id: str, token: str) -> None:
+    client.zrem(owner_key(owner_id), token)
 
 
 def keep_wake(client: redis.Redis, model_id: str, slot: int) -> None:

@@ -9,12 +9,15 @@ cannot hold a worker process forever and a shutdown never waits long.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared import queueing
 from shared.config import Settings
@@ -40,6 +43,11 @@ class DrainReport:
 RunBatch = Callable[[str, list[str], bytes, list[tuple]], object]
 
 
+# A batch that raised one of these was not at fault (an outage, or the task's time is up): its
+# entries go back as they were, and the task ends (tasks.drain_model retries outages).
+TRANSIENT = (redis.RedisError, OperationalError, InterfaceError, SoftTimeLimitExceeded)
+
+
 def drain(
     client: redis.Redis,
     settings: Settings,
@@ -48,13 +56,16 @@ def drain(
     token: str,
     run_batch: RunBatch,
     hand_off: Callable[[], None],
+    recover: Callable[[str], queueing.Recovered] | None = None,
 ) -> DrainReport:
-    """Lease → run → release until the list is empty or the time budget is spent."""
+    """Lease → run → release until the list is empty or the time budget is spent. `recover`
+    puts back a dead task's lease (workers/recovery.recover, which records what it sets
+    aside); by default the set-aside entries are only dropped."""
     report = DrainReport()
-    # A redelivered task (same id as the one that died) first puts its old lease back.
-    restored = queueing.restore_lease(client, queueing.lease_key(model_id, token))
-    if restored:
-        log.warning("drain %s: restored %d jobs from a dead run's lease", model_id, restored)
+    recover = recover or functools.partial(queueing.recover_lease, client)
+    # A redelivered task (same id as the one that died: its worker was lost) first puts its old
+    # lease back, each entry to run alone (shared/queueing.py _RECOVER).
+    recover(queueing.lease_key(model_id, token))
     deadline = time.monotonic() + settings.drain_budget_s
     batch = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
     while True:
@@ -67,12 +78,21 @@ def drain(
             return report
         signals: list[tuple] = []
         try:
-            run_batch(model_id, ids, batch.epoch, signals)
+            run_batch(model_id, [queueing.plain(e) for e in ids], batch.epoch, signals)
+        except Exception as exc:
+            _send_anyway(client, signals)
+            if isinstance(exc, TRANSIENT):
+                queueing.restore_lease(client, queueing.lease_key(model_id, token))
+                raise
+            # The batch itself is at fault: never back to the head as it was (issue 18).
+            _failed_batch(client, model_id, token, exc, recover)
+            batch = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
+            continue
         except BaseException:
-            # Not done: the ids go back to the head of the list for whoever drains next. Any
-            # job already written (the rerun will not write it again) still wakes its waiter.
-            with contextlib.suppress(redis.RedisError):
-                send_commands(client, signals)
+            # Not done (shutdown): the ids go back to the head of the list for whoever drains
+            # next. Any job already written (the rerun will not write it again) still wakes its
+            # waiter.
+            _send_anyway(client, signals)
             queueing.restore_lease(client, queueing.lease_key(model_id, token))
             raise
         report.batches += 1
@@ -84,6 +104,25 @@ def drain(
             return report
         batch = queueing.next_batch(client, model_id, token, slot, settings.batch_max_jobs,
                                     then=signals)  # fmt: skip
+
+
+def _send_anyway(client: redis.Redis, signals: list[tuple]) -> None:
+    with contextlib.suppress(redis.RedisError):
+        send_commands(client, signals)
+
+
+def _failed_batch(
+    client: redis.Redis,
+    model_id: str,
+    token: str,
+    exc: Exception,
+    recover: Callable[[str], queueing.Recovered],
+) -> None:
+    """A batch that raised: a lone entry is set aside (failed), several go back to run alone."""
+    cause = "out_of_memory" if isinstance(exc, MemoryError) else "error"
+    log.error("drain %s: batch raised %s: %s", model_id, type(exc).__name__, exc, exc_info=exc)
+    queueing.mark_dead(client, model_id, token, cause)
+    recover(queueing.lease_key(model_id, token))
 
 
 def _hand_off(

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from shared.config import get_settings
 from shared.db import kept_execute
 from shared.matrix import from_npy
 from workers.runtime import ModelRuntime
@@ -73,6 +74,7 @@ class ModelRef:
     size_bytes: int
     input_schema: dict[str, Any] | None
     extra: dict[str, Any] = field(default_factory=dict)
+    owner_id: uuid.UUID | None = None
 
     @property
     def servable(self) -> bool:
@@ -117,7 +119,8 @@ def load_model_ref(session: Session | Connection, model_id: uuid.UUID) -> ModelR
     row = session.execute(
         text(
             "SELECT id, status, deleted_at IS NOT NULL AS deleted, sha256, artifact_key, format,"
-            " size_bytes, input_schema, runtime, onnx_key, onnx_sha256, onnx_size_bytes"
+            " size_bytes, input_schema, runtime, onnx_key, onnx_sha256, onnx_size_bytes,"
+            " owner_id"
             " FROM models WHERE id = :id"
         ),
         {"id": model_id},
@@ -126,11 +129,18 @@ def load_model_ref(session: Session | Connection, model_id: uuid.UUID) -> ModelR
         return None
     # `extra`: the runtime the next job uses, the compiled ONNX artifact (workers/runtime_select).
     extra = {k: row._mapping[k] for k in ("runtime", "onnx_key", "onnx_sha256", "onnx_size_bytes")}
-    return ModelRef(*row[:8], extra=extra)
+    return ModelRef(*row[:8], extra=extra, owner_id=row.owner_id)
 
 
 def failed(job: ClaimedJob, code: str, message: str, **extra: Any) -> Outcome:
     return Outcome(job.id, job.attempts, "failed", error_code=code, error_message=message, **extra)
+
+
+def out_of_memory(job: ClaimedJob, **extra: Any) -> Outcome:
+    """A job whose prediction (or model) did not fit in the worker child's memory cap."""
+    limit = get_settings().worker_memory_limit_mb
+    return failed(job, "out_of_memory", f"prediction needed more memory than the worker's limit"
+                  f" (WORKER_MEMORY_LIMIT_MB={limit})", **extra)  # fmt: skip
 
 
 def predict_batch(runtime: ModelRuntime, jobs: list[ClaimedJob], cache_hit: bool) -> list[Outcome]:
@@ -152,6 +162,8 @@ def _predict_one(runtime: ModelRuntime, job: ClaimedJob, cache_hit: bool) -> Out
         return _predict_stacked(runtime, [job], cache_hit)[0]
     except SoftTimeLimitExceeded:
         raise
+    except MemoryError:
+        return out_of_memory(job, cache_hit=cache_hit, runtime=runtime.name)
     except Exception as exc:
         message = (
             f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

@@ -20,7 +20,7 @@ from shared.inline_jobs import InlineJob
 from shared.redis_client import get_redis
 from shared.signals import done_commands, reply_commands, send_commands
 from shared.store import get_store
-from workers import inference, inline, model_refs, results, telemetry
+from workers import inference, inline, model_refs, recovery, results, telemetry
 from workers.cache import ModelCache
 from workers.inference import ClaimedJob, ModelRef, Outcome
 from workers.runtime import ModelRuntime
@@ -59,7 +59,9 @@ def run_jobs(
     them here."""
     settings = get_settings()
     mid = uuid.UUID(model_id)
-    ids, carried = _split_entries(entries)
+    ids, carried, bad = _split_entries(model_id, entries)
+    if bad:  # set aside, never retried: a drain that raised on them would meet them again
+        recovery.set_aside(model_id, bad, "bad_queue_entry", "malformed queue entry", signals)
     epoch = cache_epoch.read(get_redis()) if epoch is None else epoch
     claimed = inference.claim_jobs(mid, ids, worker) if ids else []
     ref = model_refs.cached(mid, epoch)
@@ -68,7 +70,7 @@ def run_jobs(
             ref = model_refs.load(conn, mid, epoch)
     # Past this point no connection is held: inference can be slow.
     started = time.time()
-    rows_of = {job_id: inline.claimed(j) for job_id, j in carried.items()}
+    rows_of = _inline_rows(model_id, carried, signals)
     claimed += rows_of.values()
     runnable, poisoned = _split_poisoned(claimed, settings.job_max_attempts)
     outcomes = poisoned + _infer(ref, runnable, mid)
@@ -89,18 +91,50 @@ def run_jobs(
     return BatchReport(len(claimed), len(written) + len(replied), n_failed, hit)
 
 
-def _split_entries(entries: list[str]) -> tuple[list[uuid.UUID], dict[uuid.UUID, InlineJob]]:
-    ids = [uuid.UUID(e) for e in entries if not inline_jobs.is_inline(e)]
-    fresh, stale = inline.split_stale(
-        [inline_jobs.decode(e) for e in entries if inline_jobs.is_inline(e)], time.time()
-    )
+def _split_entries(
+    model_id: str, entries: list[str]
+) -> tuple[list[uuid.UUID], dict[uuid.UUID, InlineJob], list[str]]:
+    """(job ids, inline jobs by id, entries that are neither: malformed)."""
+    ids, jobs, bad = [], [], []
+    for entry in entries:
+        try:
+            if inline_jobs.is_inline(entry):
+                jobs.append(_inline_job(model_id, entry))
+            else:
+                ids.append(uuid.UUID(entry))
+        except (ValueError, TypeError):
+            bad.append(entry)
+    fresh, stale = inline.split_stale(jobs, time.time())
     if stale:
         log.warning("dropped %d inline jobs past their waiter's deadline", len(stale))
     # A job whose waiter gave up is queued by id as well; if both meet here, the id (with its
     # row and attempt count) wins.
     known = set(ids)
     carried = {uuid.UUID(j.id): j for j in fresh}
-    return ids, {job_id: j for job_id, j in carried.items() if job_id not in known}
+    return ids, {job_id: j for job_id, j in carried.items() if job_id not in known}, bad
+
+
+def _inline_rows(
+    model_id: str, carried: dict[uuid.UUID, InlineJob], signals: list[tuple] | None
+) -> dict[uuid.UUID, ClaimedJob]:
+    """Inline jobs with their rows as a matrix; one whose rows are not a numeric matrix is set
+    aside (and dropped from `carried`)."""
+    rows_of: dict[uuid.UUID, ClaimedJob] = {}
+    for job_id, job in list(carried.items()):
+        try:
+            rows_of[job_id] = inline.claimed(job)
+        except (ValueError, TypeError):
+            del carried[job_id]
+            recovery.set_aside(model_id, [job.encode()], "bad_queue_entry",
+                               "inputs are not a numeric matrix", signals)  # fmt: skip
+    return rows_of
+
+
+def _inline_job(model_id: str, entry: str) -> InlineJob:
+    job = inline_jobs.parse(entry)
+    if job.model_id != model_id:
+        raise ValueError("inline job of another model")
+    return job
 
 
 def _signals(written: list[dict[str, Any]], replied: list[dict[str, Any]]) -> list[tuple]:
@@ -168,6 +202,9 @@ def _infer_chunk(ref: ModelRef, chunk: list[ClaimedJob]) -> list[Outcome]:
         runtime, hit = _runtime(ref, sum(len(j.inputs) for j in chunk))
     except SoftTimeLimitExceeded:
         raise
+    except MemoryError:
+        log.warning("model %s does not fit in the worker's memory limit", ref.id)
+        return [inference.out_of_memory(j) for j in chunk]
     except Exception as exc:
         log.warning("model %s failed to load: %s", ref.id, exc)
         return [inference.failed(j, "model_load_failed", str(exc)[:500]) for j in chunk]

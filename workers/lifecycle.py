@@ -1,22 +1,27 @@
-"""Celery signal handlers for observability: JSON logging, a log context per task (task id,
-request id from the task's headers), and the worker's metrics exporter.
+"""Celery signal handlers: JSON logging, a log context per task (task id, request id from the
+task's headers), the worker's metrics exporter, each child's memory cap, and the record of a
+drain task killed at the hard time limit.
 
-Process model (prefork): `worker_init` and `worker_ready` run in the main process; task signals
-and `worker_process_shutdown` in the children that run task bodies.
+Process model (prefork): `worker_init` and `worker_ready` run in the main process, and so does
+`task_failure` for a hard time limit; `worker_process_init` (the memory cap), the other task
+signals and `worker_process_shutdown` in the children that run task bodies.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import resource
 from pathlib import Path
 from typing import Any
 
 from celery.signals import (
     setup_logging,
+    task_failure,
     task_postrun,
     task_prerun,
     worker_init,
+    worker_process_init,
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
@@ -58,6 +63,19 @@ def _stop_exporter(**_: Any) -> None:
         metrics_dir.remove(_state.pop("dir"))
 
 
+def _limit_memory(**_: Any) -> None:
+    """Each child's address space is capped (RLIMIT_AS, WORKER_MEMORY_LIMIT_MB): a prediction
+    that allocates past it gets a MemoryError, which fails its jobs (`out_of_memory`), instead of
+    the kernel's OOM killer taking a process (issue 18)."""
+    limit_mb = get_settings().worker_memory_limit_mb
+    if limit_mb:
+        limit = limit_mb * 1024 * 1024
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def _child_exit(**_: Any) -> None:
     # Its live gauges (cache size) must stop counting once the child is gone.
     metrics_dir.mark_dead(os.getpid())
@@ -87,15 +105,24 @@ def _sync_cache_metrics() -> None:
         log.warning("cache metrics update failed", exc_info=True)
 
 
+def _task_failed(**kwargs: Any) -> None:
+    # Main process: a drain task killed at the hard time limit marks its lease (issue 18).
+    from workers import recovery
+
+    recovery.mark_time_kill(**kwargs)
+
+
 def connect() -> None:
     """Attach the handlers (idempotent: dispatch uids)."""
     for signal, handler in (
         (setup_logging, _configure_logging),
         (worker_init, _prepare_metrics),
         (worker_ready, _start_exporter),
+        (worker_process_init, _limit_memory),
         (worker_shutdown, _stop_exporter),
         (worker_process_shutdown, _child_exit),
         (task_prerun, _task_started),
         (task_postrun, _task_finished),
+        (task_failure, _task_failed),
     ):
         signal.connect(handler, weak=False, dispatch_uid=f"mlsp-{handler.__name__}")

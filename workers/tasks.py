@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
+from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
-from shared import maintenance, queueing
+from shared import cache_epoch, maintenance, queueing
 from shared.celery_config import (
     DRAIN_MODEL,
     EXPIRE_JOBS,
     PRUNE_HISTORY,
     PURGE_ARTIFACTS,
     REAP_JOBS,
+    REAP_MODELS,
     VALIDATE_MODEL,
 )
 from shared.config import get_settings
-from shared.db import session_scope
+from shared.db import autocommit, session_scope
 from shared.redis_client import PREFIX, get_redis
 from shared.signals import signal_done
 from shared.store import get_store
-from workers import batching, jobs, metrics, validation
+from workers import batching, jobs, metrics, model_refs, recovery, validation
 from workers.celery_app import app
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,7 @@ def _lease_deadline() -> float:
 
 
 DRAIN_RETRIES = 30  # with backoff capped at 30 s: rides out a ~15 minute outage
+OWNER_WAIT_S = 0.5  # a drain over its owner's cap tries again after this
 
 
 @app.task(
@@ -57,6 +62,19 @@ def validate_model(model_id: str) -> None:
     signal_done("model", [model_id])
 
 
+@app.task(name=REAP_MODELS, ignore_result=True, soft_time_limit=60, time_limit=90)
+def reap_models() -> int:
+    """Send validation again for models stuck in `validating` (each send counts as a delivery,
+    so a file that kills its worker every time ends failed, never validating forever)."""
+    with session_scope() as session:
+        stuck = maintenance.find_stuck_models(session, _settings.model_stuck_after_s)
+    for model_id in stuck:
+        validate_model.apply_async(args=[str(model_id)], queue=_settings.default_queue)
+    if stuck:
+        log.warning("model reaper: sent validation again for %d stuck models", len(stuck))
+    return len(stuck)
+
+
 @app.task(
     name=DRAIN_MODEL,
     bind=True,
@@ -73,8 +91,23 @@ def drain_model(self, model_id: str, slot: int = 0) -> dict:
     def hand_off() -> None:
         drain_model.apply_async(args=[model_id, slot], queue=_settings.default_queue)
 
+    def recover(key: str) -> queueing.Recovered:
+        return recovery.recover(redis, key, _route())
+
+    owner = None
     try:
-        report = batching.drain(redis, _settings, model_id, slot, self.request.id, _run, hand_off)
+        owner = _take_owner_slot(redis, model_id, self.request.id)
+        if owner is False:
+            # The owner's other drains hold its share of the pool: come back in a moment, still
+            # holding this model's wake flag (no other drainer starts for it meanwhile).
+            recover(queueing.lease_key(model_id, self.request.id))  # if redelivered
+            queueing.keep_wake(redis, model_id, slot)
+            drain_model.apply_async(args=[model_id, slot], queue=_settings.default_queue,
+                                    countdown=OWNER_WAIT_S)  # fmt: skip
+            return {"model_id": model_id, "jobs": 0, "deferred": True}
+        report = batching.drain(
+            redis, _settings, model_id, slot, self.request.id, _run, hand_off, recover
+        )
     except (OperationalError, RedisError) as exc:
         # The database or Redis is down: the lease was put back; try again with backoff while
         # still holding the wake flag, so no other drainer starts meanwhile.
@@ -83,12 +116,33 @@ def drain_model(self, model_id: str, slot: int = 0) -> dict:
             "drain %s: dependency down (%s); retry in %ss", model_id, type(exc).__name__, countdown
         )
         raise self.retry(exc=exc, countdown=countdown, max_retries=DRAIN_RETRIES) from exc
+    finally:
+        if owner:
+            with contextlib.suppress(RedisError):
+                queueing.free_owner_slot(redis, owner, self.request.id)
     log.info(
         "drain model=%s slot=%d batches=%d jobs=%d", model_id, slot, report.batches, report.jobs
     )
     # Not stored (ignore_result), but carried by the task-succeeded event: Flower shows it, so an
     # operator can search for a job id there.
     return {"model_id": model_id, "jobs": report.jobs, "job_ids": report.job_ids}
+
+
+def _take_owner_slot(redis: Any, model_id: str, token: str) -> str | bool | None:
+    """Count this drain among its model owner's (MAX_DRAINS_PER_OWNER): the owner's id when
+    taken, False when the owner is at the cap, None when there is no cap (or no model)."""
+    cap = _settings.drains_per_owner
+    if not cap:
+        return None
+    mid, epoch = uuid.UUID(model_id), cache_epoch.read(redis)
+    ref = model_refs.cached(mid, epoch)
+    if ref is None:
+        with autocommit() as conn:
+            ref = model_refs.load(conn, mid, epoch)
+    if ref is None or ref.owner_id is None:
+        return None
+    owner = str(ref.owner_id)
+    return owner if queueing.take_owner_slot(redis, owner, token, cap, _lease_deadline()) else False
 
 
 def _run(model_id: str, job_ids: list[str], epoch: bytes, signals: list[tuple]) -> None:
@@ -99,22 +153,31 @@ def _run(model_id: str, job_ids: list[str], epoch: bytes, signals: list[tuple]) 
     )  # fmt: skip
 
 
+def _route() -> queueing.Route:
+    return queueing.Route(app, _settings.default_queue, _settings.drain_concurrency,
+                          _settings.batch_max_jobs)  # fmt: skip
+
+
 @app.task(name=REAP_JOBS, ignore_result=True, soft_time_limit=60, time_limit=90)
 def reap_jobs() -> int:
-    """Re-enqueue jobs the queue lost (Redis restarted empty) or whose worker died."""
+    """Recover the leases of dead drain tasks (killed for time: at once), and re-enqueue jobs
+    the queue lost (Redis restarted empty) or whose worker died."""
     redis = get_redis()
-    restored = queueing.restore_expired_leases(redis, _lease_deadline())
+    route = _route()
+    leases = [
+        recovery.recover(redis, key, route)
+        for key in queueing.dead_leases(redis, _lease_deadline())
+    ]
     with session_scope() as session:
         stuck = maintenance.find_stuck_jobs(session, _settings.job_stuck_after_s, _lease_deadline())
-    route = queueing.Route(app, _settings.default_queue, _settings.drain_concurrency,
-                           _settings.batch_max_jobs)  # fmt: skip
     for model_id, ids in stuck.items():
         queueing.push_jobs(redis, route, model_id, ids)
     count = sum(len(ids) for ids in stuck.values())
-    if count or restored:
+    if count or leases:
         log.warning(
-            "reaper: re-enqueued %d stuck jobs, restored %d expired leases", count, restored
-        )
+            "reaper: re-enqueued %d stuck jobs; recovered %d dead leases (%d entries set aside)",
+            count, len(leases), sum(len(r.set_aside) for r in leases),
+        )  # fmt: skip
     return count
 
 

@@ -183,13 +183,15 @@ def test_a_dead_drainers_lease_goes_back_to_the_head_in_order(route):
     lease = queueing.lease_key(model_id, token)
     queueing.push_jobs(client, route, model_id, ["a", "b", "c"])
     assert queueing.lease_batch(client, model_id, token, 2).entries == ["a", "b"]
-    queueing.restore_expired_leases(client, 60)  # (other tests' dead leases may go back too)
-    assert client.lrange(lease, 0, -1) == [b"a", b"b"]  # still young: left alone
+    assert lease not in queueing.dead_leases(client, 60)  # still young: left alone
     client.zadd(queueing.LEASES, {lease: time.time() - 120})
-    assert queueing.restore_expired_leases(client, 60) >= 2
-    assert client.lrange(queueing.pending_key(model_id), 0, -1) == [b"a", b"b", b"c"]
+    assert lease in queueing.dead_leases(client, 60)
+    got = queueing.recover_lease(client, lease)
+    assert (got.cause, got.set_aside, got.requeued) == ("lost", [], ["a", "b"])
+    # Back at the head in order, each marked to run alone next time.
+    assert client.lrange(queueing.pending_key(model_id), 0, -1) == [b"!a", b"!b", b"c"]
     assert not client.exists(lease) and client.zscore(queueing.LEASES, lease) is None
     client.script_flush()  # the restore script reloads itself after a Redis restart
-    queueing.lease_batch(client, model_id, token, 1)
+    assert queueing.lease_batch(client, model_id, token, 3).entries == ["!a"]  # alone
     assert queueing.restore_lease(client, lease) == 1
     assert queueing.queue_depth(client, model_id) == 3

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from shared import queueing
 from shared.config import Settings, get_settings
@@ -120,15 +121,39 @@ def test_a_batch_signals_its_waiters_with_the_next_lease_and_after_the_last(mode
     get_redis().delete(*keys)
 
 
-def test_a_failing_batch_still_signals_what_it_wrote_and_puts_its_lease_back(model_id):
+def test_an_outage_mid_batch_still_signals_what_it_wrote_and_puts_its_lease_back(model_id):
     _push(model_id, "a", "b")
 
     def run_batch(_model: str, entries: list[str], _epoch: bytes, signals: list) -> None:
-        signals += done_commands("job", entries[:1])  # "a" was written, then the batch failed
-        raise RuntimeError("boom")
+        signals += done_commands("job", entries[:1])  # "a" was written, then the database went
+        raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OperationalError):
         batching.drain(get_redis(), _settings(), model_id, 0, "t-fail", run_batch, lambda: None)
     assert get_redis().lpop(reply_key("job", "a")) == b"1"
     assert get_redis().lrange(queueing.pending_key(model_id), 0, -1) == [b"a", b"b"]
     get_redis().delete(reply_key("job", "a"))
+
+
+def test_a_batch_that_raises_is_split_and_its_culprit_set_aside_not_retried(model_id):
+    """Issue 18: an entry that makes every batch raise once wedged its model's list for good
+    (back at the head each time). Now its batch's entries run alone and the culprit alone is
+    set aside; the drain goes on with the rest."""
+    _push(model_id, "a", "poison", "b", "c")
+    batches, aside = [], []
+
+    def run_batch(_model: str, entries: list[str], _epoch: bytes, signals: list) -> None:
+        batches.append(entries)
+        if "poison" in entries:
+            raise ValueError("cannot process")
+
+    def recover(key: str) -> queueing.Recovered:
+        got = queueing.recover_lease(get_redis(), key)
+        aside.extend(got.set_aside)
+        return got
+
+    report = batching.drain(get_redis(), _settings(batch_max_jobs=3), model_id, 0, "t-split",
+                            run_batch, lambda: None, recover)  # fmt: skip
+    assert batches == [["a", "poison", "b"], ["a"], ["poison"], ["b"], ["c"]]
+    assert aside == ["poison"] and report.batches == 3
+    assert not get_redis().llen(queueing.pending_key(model_id))
