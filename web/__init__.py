@@ -21,6 +21,7 @@ from web.extensions import db, jwt, migrate, spec
 from web.json import OrjsonProvider
 from web.limits import register_limiter
 from web.metrics import register_metrics
+from web.waits import register_waits
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -66,6 +67,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     jwt.init_app(app)
     register_jwt_errors(app)
     register_limiter(app, settings)
+    register_waits(app, settings)
     register_commands(app)
     if settings.cors_origins:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

@@ -13,6 +13,7 @@ from shared.models import FINAL_JOB_STATUSES, Job
 from shared.schemas.common import ErrorResponse
 from shared.schemas.jobs import JobList, JobOut, JobQuery, PredictQuery, PredictRequest, WaitQuery
 from shared.signals import signal_done
+from web import waits
 from web.auth.guard import current, login_required
 from web.extensions import app_redis_url, spec
 from web.jobs import service, sync
@@ -68,10 +69,16 @@ def submit(model_id: uuid.UUID):
     security=AUTH,
 )
 def predict(model_id: uuid.UUID):
-    """Queue a job and wait up to `timeout` seconds: 200 with the result, or 202 + `Location`."""
+    """Queue a job and wait up to `timeout` seconds: 200 with the result, or 202 + `Location`
+    (at once when the caller or this server has too many waits already: web/waits.py)."""
     model, rows, proba = _request_rows(model_id)
     timeout = service.remaining(request.context.query.timeout)
-    job = sync.predict(model, rows, proba, request.headers.get("Idempotency-Key"), timeout)
+    key = request.headers.get("Idempotency-Key")
+    with waits.slot() as waiting:
+        if waiting:
+            job = sync.predict(model, rows, proba, key, timeout)
+        else:  # accepted, just not waited on: the client polls Location as after a timeout
+            job, _ = service.submit(model, rows, proba, key)
     if job.status in FINAL_JOB_STATUSES:
         return job, 200
     return job, 202, _location(job)
@@ -83,9 +90,16 @@ def predict(model_id: uuid.UUID):
     query=WaitQuery, resp=Response(HTTP_200=JobOut, **_ERRORS), tags=["jobs"], security=AUTH
 )
 def get_job(job_id: uuid.UUID):
-    """One job; `?wait=N` long-polls up to N seconds for it to finish."""
+    """One job; `?wait=N` long-polls up to N seconds for it to finish (429 when the caller or
+    this server has too many waits already: web/waits.py)."""
     job = get_owned(Job, job_id, "Job")
-    return service.wait_for(job, service.remaining(request.context.query.wait))
+    seconds = service.remaining(request.context.query.wait)
+    if seconds <= 0 or job.status in FINAL_JOB_STATUSES:
+        return service.to_out(job)
+    with waits.slot() as waiting:
+        if not waiting:
+            raise waits.too_many()
+        return service.wait_for(job, seconds)
 
 
 @jobs_bp.delete("/<uuid:job_id>")

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, request
 from shared.models import FINAL_JOB_STATUSES, MLModel
 from shared.schemas.jobs import JobOut, PredictRequest
 from shared.schemas.oip import InferenceRequest
+from web import waits
 from web.auth.guard import login_required
 from web.health import dependencies_ok
 from web.jobs import service, sync
@@ -88,7 +89,10 @@ def infer(name: str, version: str | None):
         request.get_data(), request.headers.get(tensors.HEADER_LENGTH)
     )
     outputs = tensors.output_names(body, bool((model.output_schema or {}).get("has_proba")))
-    job = _run(model, body, binary, tensors.PROBA in outputs)
+    with waits.slot() as waiting:  # OIP has no 202: past the cap, 429 + Retry-After
+        if not waiting:
+            raise waits.too_many()
+        job = _run(model, body, binary, tensors.PROBA in outputs)
     if job.status == "succeeded":
         return _response(model, job, body, outputs)
     return _unfinished(job, _timeout(body))

@@ -17,9 +17,10 @@ from shared.schemas.common import ErrorResponse
 from shared.schemas.models import ModelList, ModelOut, ModelPatch, ModelQuery, ModelUpload
 from shared.signals import wait_done
 from shared.store import get_store
-from web import epoch
+from web import epoch, waits
 from web.auth.guard import current, login_required
 from web.extensions import app_redis_url, db, spec
+from web.limits import caller_key, limit, upload_limit
 from web.openapi import AUTH, PROTECTED_ERRORS, errors
 from web.pagination import page_of
 from web.registry import uploads
@@ -34,13 +35,14 @@ _OWN = errors(*PROTECTED_ERRORS, 404)
 
 @bp.post("")
 @login_required()
+@limit(upload_limit, key_func=caller_key)
 @uploads.upload_guard
 @spec.validate(
     form=ModelUpload,
     resp=Response(
         HTTP_201=ModelOut,
         HTTP_202=ModelOut,
-        **errors(*PROTECTED_ERRORS, 413, 415, 422),
+        **errors(*PROTECTED_ERRORS, 413, 415, 422, 429),
     ),
     tags=["models"],
     security=AUTH,
@@ -53,8 +55,11 @@ def upload():
     model = _create_model(form, fmt, sample)
     _enqueue_validation(model)
     settings = current_app.extensions["mlsp_settings"]
-    if wait_done("model", model.id, settings.validation_wait_s, url=app_redis_url()):
-        db.session.refresh(model)
+    with waits.slot() as waiting:  # past the cap: 202 validating at once (web/waits.py)
+        if waiting and wait_done(
+            "model", model.id, settings.validation_wait_s, url=app_redis_url()
+        ):
+            db.session.refresh(model)
     return ModelOut.model_validate(model), 202 if model.status == "validating" else 201
 
 
