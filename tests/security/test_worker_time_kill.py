@@ -10,14 +10,17 @@ terms per second per core on these machines), where the soft time limit cannot i
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import datetime
 
 import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
+from shared import queueing
 from shared.db import session_scope
 from shared.models import Job
+from shared.redis_client import get_redis
 from tests.fixtures.models import fit_classifier, insert_ready_model
 from tests.fixtures.services import isolated
 
@@ -123,3 +126,31 @@ def test_one_owner_cannot_hold_every_worker_child(user, other_user, tmp_path):
         f"owner's two jobs ran one after the other ({first.inference_ms:.0f} + "
         f"{second.inference_ms:.0f} ms); other owner's job took {other.total_ms:.0f} ms"
     )
+
+
+def _dead_lease(model_id: str, entries: list[str], cause: str | None) -> queueing.Recovered:
+    client, token = get_redis(), uuid.uuid4().hex
+    client.rpush(queueing.pending_key(model_id), *entries)
+    queueing.lease_batch(client, model_id, token, 64)
+    if cause:
+        queueing.mark_dead(client, model_id, token, cause)
+    return queueing.recover_lease(client, queueing.lease_key(model_id, token))
+
+
+def test_recovery_fails_only_what_may_have_killed_the_batch():
+    """The rules of a dead lease: a batch of several killed for time runs again one job at a
+    time; a lone job killed for time, or a suspect dying again alone, is set aside; a lone job
+    whose worker was lost (cause unknown) gets one more run, alone."""
+    model_id = str(uuid.uuid4())
+    pending = queueing.pending_key(model_id)
+    got = _dead_lease(model_id, ["a", "b"], "time")
+    assert (got.set_aside, got.requeued) == ([], ["a", "b"])
+    assert get_redis().lrange(pending, 0, -1) == [b"!a", b"!b"]
+    get_redis().delete(pending)
+    got = _dead_lease(model_id, ["!a"], None)  # a suspect, alone, lost again
+    assert (got.cause, got.set_aside, got.requeued) == ("lost", ["a"], [])
+    assert _dead_lease(model_id, ["c"], "time").set_aside == ["c"]
+    got = _dead_lease(model_id, ["d"], None)
+    assert (got.set_aside, got.requeued) == ([], ["d"])
+    assert get_redis().lrange(pending, 0, -1) == [b"!d"]
+    get_redis().delete(pending)
