@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     validation_memory_mb: int = Field(1024, ge=64)
     validation_cpu_s: int = Field(40, ge=1)
     validation_timeout_s: float = Field(45, gt=0)
+    # A model still validating after this long lost its task: the reaper sends it again, and the
+    # JOB_MAX_ATTEMPTS-th delivery marks it failed.
+    model_stuck_after_s: float = Field(600, gt=0)
 
     rate_limit_enabled: bool = True
     rate_limit_predict: str = "600/minute"

@@ -1,5 +1,6 @@
 """Housekeeping run by celery beat (and the `flask purge-artifacts` command): expire stale queued
-jobs, prune old inputs/results, delete artifacts of models deleted past the grace period."""
+jobs, prune old inputs/results, delete artifacts of models deleted past the grace period, find
+models whose validation never ended."""
 
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ def expire_queued_jobs(session: Session, ttl_s: int) -> list:
                 error_message=f"not started within {ttl_s} s",
             )
             .returning(Job.id)
+        )
+    )
+
+
+def find_stuck_models(session: Session, after_s: float) -> list:
+    """Models still `validating` MODEL_STUCK_AFTER_S after their last change: their validation
+    task was lost (Redis restarted empty) or its worker was killed on every delivery."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=after_s)
+    return list(
+        session.scalars(
+            select(MLModel.id).where(MLModel.status == "validating", MLModel.updated_at < cutoff)
         )
     )
 

@@ -26,10 +26,13 @@ from shared.safe_load import ModelLoadError, UnsafeModelError
 
 MAX_OBJECTS = 2_000_000
 MAX_CLASSES = 100_000
+_LABEL_TYPES = (str, int, float, bool, np.generic)
 # Parameters that choose where input comes from: anything but content means reading files.
 _IO_MODES = {"input": {"content"}}
 # Parameters that name a place on disk when set.
 _PATH_PARAMS = ("memory",)
+# The only attributes where an estimator may hold a type, and which ones (below).
+_TYPE_PARAMS = ("dtype",)
 # Types an estimator may hold as a value (e.g. `OneHotEncoder(dtype=numpy.float64)`).
 _VALUE_TYPES = frozenset(
     {bool, int, float, str, object}
@@ -61,12 +64,20 @@ def audit_model(model: object) -> None:
 
 
 def check_classes(classes: Any) -> None:
-    """`classes_` must be a flat array of plain labels (it is copied into every model record)."""
-    array = np.asarray(classes) if isinstance(classes, list | tuple) else classes
-    if not isinstance(array, np.ndarray) or array.ndim != 1 or len(array) > MAX_CLASSES:
+    """`classes_` must be a flat array or list of plain labels: it is copied into the model's
+    record, and a pickle can make a nested list whose paths number in the billions."""
+    if classes is not None and not _flat_labels(classes):
         raise ModelLoadError(f"classes_ must be a flat list of at most {MAX_CLASSES} labels")
-    if array.dtype == object and not all(isinstance(c, str | int | float | bool) for c in array):
-        raise ModelLoadError("classes_ must hold numbers, strings or booleans")
+
+
+def _flat_labels(classes: Any) -> bool:
+    if isinstance(classes, np.ndarray):
+        if classes.ndim != 1 or len(classes) > MAX_CLASSES:
+            return False
+        return classes.dtype != object or all(isinstance(c, _LABEL_TYPES) for c in classes)
+    if isinstance(classes, list | tuple):  # never np.asarray: it would follow every path
+        return len(classes) <= MAX_CLASSES and all(isinstance(c, _LABEL_TYPES) for c in classes)
+    return False
 
 
 def _objects(root: object) -> Iterator[object]:
@@ -104,6 +115,10 @@ def _check_params(estimator: BaseEstimator) -> None:
     for param in _PATH_PARAMS:
         if params.get(param) is not None:
             raise UnsafeModelError(f"{name}({param}=...) writes to disk: set it to None")
+    for param, value in params.items():
+        # A type is a callable too (the review's vectorizer had analyzer=numpy.float64).
+        if isinstance(value, type) and param not in _TYPE_PARAMS:
+            raise UnsafeModelError(f"{name}.{param} holds the type {_name(value)}: not allowed")
 
 
 def _check_structure(obj: object) -> None:

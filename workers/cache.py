@@ -1,11 +1,16 @@
 """Per-process LRU cache of loaded models, bounded by entry count and by estimated bytes.
 
+An entry's size is the larger of its file's size and what loading it grew the process by (its
+resident set): a compressed file, or a small one that builds large arrays, weighs what it takes
+in memory, not what it took on disk.
+
 Keyed by (model id, sha256) — never by path — so a new artifact under the same id can never be
 served from a stale entry. Thread-safe: Celery's thread pools and the metrics reader share it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -13,6 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CacheKey = tuple[str, str]  # (model id, sha256)
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes() -> int:
+    """This process's resident set size (one read of /proc/self/statm; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 @dataclass
@@ -48,8 +63,9 @@ class ModelCache:
                 self.stats.hits += 1
                 return entry.value, True
             self.stats.misses += 1
+        before = resident_bytes()
         value = loader()
-        self.put(key, value, size_bytes)
+        self.put(key, value, max(size_bytes, resident_bytes() - before))
         return value, False
 
     def put(self, key: CacheKey, value: Any, size_bytes: int) -> None:

@@ -37,9 +37,8 @@ def inspect_upload(request: dict[str, Any], artifact: bytes) -> tuple[dict[str, 
         return inspect_onnx(artifact, sample), b""
     estimator, warnings = load_with_warnings(functools.partial(load_model, fmt=fmt), artifact)
     audit_model(estimator)
+    check_classes(getattr(estimator, "classes_", None))  # before describe() copies them
     meta = describe(estimator)
-    if meta["output_schema"]["classes"] is not None:
-        check_classes(getattr(estimator, "classes_", None))
     smoke_predict(estimator, meta["input_schema"])
     if sample:
         predict_sample(estimator, meta["input_schema"], sample)

@@ -36,8 +36,14 @@ class SklearnRuntime:
 
     @classmethod
     def load(cls, path: Path, fmt: str, input_schema: dict[str, Any] | None) -> SklearnRuntime:
+        """Load and audit again (about a millisecond): a model that was validated by an older
+        release, before an audit rule existed, must not be served past it."""
+        from workers.audit import audit_model
+
         names = (input_schema or {}).get("feature_names")
-        return cls(load_model(path, fmt), names)
+        estimator = load_model(path, fmt)
+        audit_model(estimator)
+        return cls(estimator, names)
 
     def _matrix(self, rows: Rows) -> Any:
         array = np.asarray(rows, dtype=np.float64)

@@ -161,6 +161,7 @@ def _runtime_values(session: Any, model_id: uuid.UUID, meta: dict[str, Any]) -> 
 
 
 def record_crash(model_id: str, crashes: int) -> str:
-    """The file killed the worker process each time it was loaded: fail it for good."""
-    message = f"the worker process died {crashes} times loading this file"
+    """Validation never finished in JOB_MAX_ATTEMPTS deliveries (its worker was killed or lost
+    the task each time): fail it for good."""
+    message = f"validation did not finish in {crashes} attempts"
     return _record(uuid.UUID(model_id), "failed", error=message)
