@@ -88,8 +88,11 @@ def create_job(
 
     One INSERT of a row built here (no ORM unit of work, no read back): the answer is rendered
     from the same values."""
-    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise ValidationFailed("Idempotency-Key must be 1..255 characters", code="invalid_header")
+    if key is not None and (not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or "\x00" in key):
+        # PostgreSQL refuses NUL in text: a header holding one must not reach the INSERT.
+        raise ValidationFailed(
+            "Idempotency-Key must be 1..255 characters, no NUL", code="invalid_header"
+        )
     digest = _request_hash(model.id, rows, probabilities) if key else None
     if key and (existing := _replay(key, digest)):
         return to_out(existing), False

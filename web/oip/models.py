@@ -3,18 +3,24 @@ optional version, described by KServe v2 model metadata."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
 
 from shared.errors import NotFound
 from shared.models import MLModel
+from shared.schemas.models import NAME_PATTERN
 from web.auth.guard import current
 from web.extensions import db
 from web.oip.tensors import PREDICT, PROBA, label_datatype
 
 # KServe's scikit-learn server names its single input this way; any name is accepted on infer.
 INPUT_NAME = "input-0"
+# What can name a stored model or version: anything else (a NUL, which PostgreSQL refuses in
+# text, or `²`, a digit to str.isdigit() but not to int()) is simply not found.
+_NAME = re.compile(NAME_PATTERN)
+_VERSION = re.compile(r"[0-9]{1,9}")
 
 
 def _owned(name: str):
@@ -26,16 +32,18 @@ def _owned(name: str):
 def resolve(name: str, version: str | None) -> MLModel:
     """The caller's model `name` at `version`; without one, the newest ready version (or, when
     none is ready, the newest version, so that metadata and readiness can still answer)."""
-    if version is None:
+    if not _NAME.fullmatch(name):
+        query = None
+    elif version is None:
         query = _owned(name).order_by((MLModel.status == "ready").desc(), MLModel.version.desc())
-    elif version.isdigit():
+    elif _VERSION.fullmatch(version):
         query = _owned(name).where(MLModel.version == int(version))
     else:
         query = None
     model = db.session.scalar(query.limit(1)) if query is not None else None
     if model is None:
-        suffix = f" version '{version}'" if version is not None else ""
-        raise NotFound(f"Model '{name}'{suffix} not found")
+        suffix = f" version {version!r:.40}" if version is not None else ""
+        raise NotFound(f"Model {name!r:.120}{suffix} not found")
     return model
 
 

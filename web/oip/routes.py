@@ -6,11 +6,13 @@ job, enqueue after commit, wait for its done-signal. The web tier still never ru
 
 from __future__ import annotations
 
+import math
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask import Blueprint, Response, request
 
+from shared.errors import BadRequest
 from shared.models import FINAL_JOB_STATUSES, MLModel
 from shared.schemas.jobs import JobOut, PredictRequest
 from shared.schemas.oip import InferenceRequest
@@ -89,33 +91,48 @@ def infer(name: str, version: str | None):
         request.get_data(), request.headers.get(tensors.HEADER_LENGTH)
     )
     outputs = tensors.output_names(body, bool((model.output_schema or {}).get("has_proba")))
+    timeout = _timeout(body)
     with waits.slot() as waiting:  # OIP has no 202: past the cap, 429 + Retry-After
         if not waiting:
             raise waits.too_many()
-        job = _run(model, body, binary, tensors.PROBA in outputs)
+        job = _run(model, body, binary, tensors.PROBA in outputs, timeout)
     if job.status == "succeeded":
         return _response(model, job, body, outputs)
-    return _unfinished(job, _timeout(body))
+    return _unfinished(job, timeout)
 
 
-def _run(model: MLModel, body: InferenceRequest, binary: bytes, proba: bool) -> JobOut:
+def _run(
+    model: MLModel, body: InferenceRequest, binary: bytes, proba: bool, timeout: float
+) -> JobOut:
     """Through the same queue as /predict (a full queue answers 429 + Retry-After there too)."""
     n_features = (model.input_schema or {})["n_features"]
     rows = tensors.input_rows(tensors.the_input(body), binary, n_features)
     rows = service.prepare_rows(model, PredictRequest(inputs=rows, return_probabilities=proba))
     key = request.headers.get("Idempotency-Key")
-    return sync.predict(model, rows, proba, key, service.remaining(_timeout(body)))
+    return sync.predict(model, rows, proba, key, service.remaining(timeout))
 
 
 def _timeout(body: InferenceRequest) -> float:
-    """`?timeout=` in seconds, else tritonclient's `timeout` parameter (microseconds)."""
-    seconds = request.args.get("timeout", type=float)
+    """`?timeout=` in seconds, else tritonclient's `timeout` parameter (microseconds): a finite
+    number >= 0 (400 otherwise: a NaN deadline once reached the queue), 0 or none meaning the
+    default, at most MAX_TIMEOUT_S."""
+    seconds = None
+    if (raw := request.args.get("timeout")) is not None:
+        seconds = _finite(raw, "timeout")
     micros = (body.parameters or {}).get("timeout")
     if seconds is None and isinstance(micros, int | float) and not isinstance(micros, bool):
-        seconds = micros / 1e6
-    if seconds is None or seconds <= 0:
-        seconds = DEFAULT_TIMEOUT_S
-    return min(seconds, MAX_TIMEOUT_S)
+        seconds = _finite(micros, "parameters.timeout") / 1e6
+    return min(seconds or DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
+
+
+def _finite(value: str | float, name: str) -> float:
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise BadRequest(f"{name} must be a finite number >= 0", code="invalid_timeout")
+    return number
 
 
 def _response(
