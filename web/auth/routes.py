@@ -16,7 +16,7 @@ from shared.schemas.auth import AccessToken, Credentials, LoginIn, TokenPair, Us
 from shared.schemas.common import ErrorResponse
 from web.auth.guard import current, login_required
 from web.auth.passwords import hash_password, needs_rehash, verify_password
-from web.auth.tokens import issue_tokens, revoke, revoke_session
+from web.auth.tokens import issue_tokens, refuse_reuse, revoke, revoke_session
 from web.extensions import db, spec
 from web.limits import auth_limit, limit
 from web.openapi import AUTH, PROTECTED_ERRORS, errors
@@ -73,15 +73,16 @@ def login():
 )
 def refresh():
     """Trade a refresh token for a new access token and a new refresh token (rotation)."""
-    verify_jwt_in_request(refresh=True)
+    verify_jwt_in_request(refresh=True)  # a revoked one ends its family (web/auth/tokens.py)
     claims = get_jwt()
-    # The used refresh token dies now; presenting it again is refused (replay detection).
-    if not revoke(claims["jti"], claims["exp"]):
+    # The used refresh token dies now; presenting it again is refused and ends the family.
+    if not revoke(claims["jti"], claims["exp"]):  # two requests raced with the same token
+        refuse_reuse(claims)
         raise Unauthorized("Refresh token already used", code="token_revoked")
     user = db.session.get(User, _uuid(get_jwt_identity()))
     if user is None or not user.is_active:
         raise Unauthorized("Unknown or disabled user")
-    return AccessToken(**issue_tokens(user))
+    return AccessToken(**issue_tokens(user, family=claims.get("fam")))
 
 
 @bp.post("/logout")
