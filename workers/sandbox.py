@@ -48,9 +48,11 @@ class Sandbox:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._pid = 0
-        self._home = tempfile.mkdtemp(prefix="mlsp-sandbox-")
-        # The child may run as another user: it must be able to enter (not list) its directory.
-        os.chmod(self._home, 0o711)  # noqa: S103
+        # Its working directory stays empty (libraries that cache write under HOME, elsewhere);
+        # the child may run as another user: it must be able to enter, not list, it.
+        self._cwd = tempfile.mkdtemp(prefix="mlsp-sandbox-")
+        os.chmod(self._cwd, 0o711)  # noqa: S103
+        self._home = tempfile.mkdtemp(prefix="mlsp-sandbox-home-")
 
     def run(
         self, request: dict[str, Any], artifact: bytes, limits: Limits, max_answer: int
@@ -80,7 +82,7 @@ class Sandbox:
             [sys.executable, "-I", "-c", _BOOT, str(ROOT)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            cwd=self._home,
+            cwd=self._cwd,
             env=env,
             close_fds=True,
         )
