@@ -70,9 +70,7 @@ def main() -> None:
     requests = sys.stdin.buffer
     while True:
         try:
-            header, artifact = read_frame(
-                requests, int(os.environ.get("MLSP_SANDBOX_MAX", 1 << 34))
-            )
+            header, artifact = read_frame(requests, MAX_ARTIFACT)
         except SandboxError:
             return  # the worker went away
         answer, blob = _serve(header, artifact)
@@ -83,8 +81,7 @@ def main() -> None:
 # the interpreter's own files, so everything it uses is imported here, before it forks.
 _LAZY_MODULES = (
     "skops.io", "skops.io._audit", "skops.io._utils", "zipfile", "encodings.cp437", "urllib.error",
-    "pandas",
-    "sklearn.utils._testing", "onnxruntime", "skl2onnx",
+    "pandas", "onnxruntime", "skl2onnx",
 )  # fmt: skip
 
 
