@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "production"] = Field("development", alias="MLSP_ENV")
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/mlsp"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every application key in Redis starts with this, so deployments or test runs can share a
+    # server. One per process, not per app: key names are built from it once, at import
+    # (shared/redis_client.PREFIX), by modules both tiers share.
+    redis_key_prefix: str = "mlsp:"
     secret_key: str = DEV_SECRET
     jwt_secret_key: str = ""
     access_token_expires_s: int = Field(900, ge=30)

@@ -7,7 +7,6 @@ built with its own settings (tests, several apps in one process) talks to its ow
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import redis
@@ -15,8 +14,8 @@ import redis
 from shared.config import get_settings
 
 # Every application key starts with this (REDIS_KEY_PREFIX): deployments or test runs sharing one
-# Redis keep apart. Read once at import, like the key names built from it.
-PREFIX = os.environ.get("REDIS_KEY_PREFIX", "mlsp:")
+# Redis keep apart. Taken once at import, like the key names other modules build from it.
+PREFIX = get_settings().redis_key_prefix
 # Blocking reads (BLPOP) may wait up to this long; their socket timeout sits just above it.
 MAX_BLOCK_S = 60
 
