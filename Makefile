@@ -30,8 +30,8 @@ $(VENV)/pyvenv.cfg:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall when the declared dependencies change; the stamp is touched only on success.
-$(STAMP): $(VENV)/pyvenv.cfg setup.cfg pyproject.toml
-	$(BIN)/python -m pip install -e '.[dev]'
+$(STAMP): $(VENV)/pyvenv.cfg setup.cfg pyproject.toml clients/python/pyproject.toml
+	$(BIN)/python -m pip install -e '.[dev]' -e ./clients/python
 	touch $@
 
 # Embedded database and broker data (stop `make run` first). Not the virtualenv.
