@@ -42,8 +42,9 @@ from shared.config import get_settings  # noqa: E402
 from shared.store import get_store  # noqa: E402
 from workers.compile import compile_model  # noqa: E402
 from workers.introspect import describe  # noqa: E402
-from workers.onnx_runtime import OnnxRuntime, limit_threads  # noqa: E402
-from workers.runtime import SklearnRuntime  # noqa: E402
+from workers.runtimes.onnx import OnnxRuntime  # noqa: E402
+from workers.runtimes.sklearn import SklearnRuntime  # noqa: E402
+from workers.runtimes.threads import limit_threads  # noqa: E402
 
 N_FEATURES = 20
 COLUMNS = [f"f{i}" for i in range(N_FEATURES)]

@@ -11,7 +11,6 @@ from shared import db, redis_client
 from shared.celery_config import celery_config
 from shared.config import Settings, get_settings
 from workers import lifecycle
-from workers.onnx_runtime import limit_threads
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
@@ -31,4 +30,3 @@ def _fresh_connections_after_fork(**_: Any) -> None:
     # A forked child must not reuse the parent's sockets: pooled connections are per process.
     db.dispose_engine()
     redis_client.reset_clients()
-    limit_threads()  # one BLAS/OpenMP thread per process (workers/onnx_runtime.py)

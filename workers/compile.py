@@ -30,8 +30,8 @@ from shared.config import Settings
 from shared.onnx_graph import CLASSES_PROP
 from shared.store import Stored, get_store
 from workers.equivalence import Verdict, compare, numeric_rows, probe_rows
-from workers.onnx_runtime import ROUNDING_PROP, OnnxRuntime
-from workers.runtime import SklearnRuntime
+from workers.runtimes.onnx import ROUNDING_PROP, OnnxRuntime
+from workers.runtimes.sklearn import SklearnRuntime
 
 log = logging.getLogger(__name__)
 # Opsets every converter used here is tested with in skl2onnx 1.20 and onnxruntime 1.32.

@@ -14,7 +14,7 @@ import orjson
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from workers.runtime import ModelRuntime
+from workers.runtimes.base import ModelRuntime
 
 NORMAL_ROWS = 256
 SCALED_ROWS = 256

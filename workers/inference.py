@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from shared.config import get_settings
 from shared.db import kept_execute
 from shared.matrix import from_npy
-from workers.runtime import ModelRuntime
+from workers.runtimes.base import ModelRuntime
 
 log = logging.getLogger(__name__)
 

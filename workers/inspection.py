@@ -23,7 +23,7 @@ from workers.audit import audit_model, check_classes
 from workers.compile import compile_model
 from workers.introspect import NotAModelError, SmokePredictError, describe, smoke_predict
 from workers.onnx_upload import inspect_onnx
-from workers.runtime import SklearnRuntime
+from workers.runtimes.sklearn import SklearnRuntime
 
 EXPECTED = (ModelLoadError, NotAModelError, SmokePredictError, OnnxGraphError)
 # Settings the compiler reads; the sandbox gets their values in the request, never the rest.

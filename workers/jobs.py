@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import socket
 import time
@@ -21,20 +20,13 @@ from shared.redis_client import get_redis
 from shared.signals import done_commands, reply_commands, send_commands
 from shared.store import get_store
 from workers import inference, inline, model_refs, recovery, results, telemetry
-from workers.cache import ModelCache
 from workers.inference import ClaimedJob, ModelRef, Outcome
-from workers.runtime import ModelRuntime
-from workers.runtime_select import cache_entry
+from workers.runtimes.base import ModelRuntime
+from workers.runtimes.cache import model_cache
+from workers.runtimes.selection import cache_entry
 
 log = logging.getLogger(__name__)
 HOSTNAME = socket.gethostname()
-
-
-@functools.lru_cache(maxsize=1)
-def model_cache() -> ModelCache:
-    """This process's cache (with prefork, each child has its own: size it per child)."""
-    settings = get_settings()
-    return ModelCache(settings.model_cache_size, int(settings.model_cache_max_mb * 1024 * 1024))
 
 
 @dataclass

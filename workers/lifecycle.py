@@ -1,9 +1,9 @@
 """Celery signal handlers: JSON logging, a log context per task (task id, request id from the
-task's headers), the worker's metrics exporter, each child's memory cap, and the record of a
-drain task killed at the hard time limit.
+task's headers), the worker's metrics exporter, each child's memory cap and thread limit, and the
+record of a drain task killed at the hard time limit.
 
 Process model (prefork): `worker_init` and `worker_ready` run in the main process, and so does
-`task_failure` for a hard time limit; `worker_process_init` (the memory cap), the other task
+`task_failure` for a hard time limit; `worker_process_init` (memory cap, threads), the other task
 signals and `worker_process_shutdown` in the children that run task bodies.
 """
 
@@ -29,6 +29,7 @@ from celery.signals import (
 
 from shared import logs, metrics_dir
 from shared.config import get_settings
+from workers.runtimes.threads import limit_threads
 
 log = logging.getLogger(__name__)
 _state: dict[str, Any] = {}
@@ -76,6 +77,11 @@ def _limit_memory(**_: Any) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _limit_threads(**_: Any) -> None:
+    # One BLAS/OpenMP thread per child: the pool's processes are the parallelism.
+    limit_threads()
+
+
 def _child_exit(**_: Any) -> None:
     # Its live gauges (cache size) must stop counting once the child is gone.
     metrics_dir.mark_dead(os.getpid())
@@ -98,7 +104,7 @@ def _task_finished(**_: Any) -> None:
 def _sync_cache_metrics() -> None:
     try:
         from workers import metrics
-        from workers.jobs import model_cache
+        from workers.runtimes.cache import model_cache
 
         metrics.sync_cache(model_cache())
     except Exception:
@@ -119,6 +125,7 @@ def connect() -> None:
         (worker_init, _prepare_metrics),
         (worker_ready, _start_exporter),
         (worker_process_init, _limit_memory),
+        (worker_process_init, _limit_threads),
         (worker_shutdown, _stop_exporter),
         (worker_process_shutdown, _child_exit),
         (task_prerun, _task_started),

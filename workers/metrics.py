@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config import get_settings
-from workers.cache import CacheStats, ModelCache
+from workers.runtimes.cache import CacheStats, ModelCache
 
 log = logging.getLogger(__name__)
 

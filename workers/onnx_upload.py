@@ -12,7 +12,7 @@ from shared.onnx_graph import OnnxGraphError
 from shared.safe_load import ModelLoadError
 from workers.equivalence import numeric_rows
 from workers.introspect import SmokePredictError
-from workers.onnx_runtime import OnnxRuntime
+from workers.runtimes.onnx import OnnxRuntime
 
 
 def inspect_onnx(data: bytes, sample: list[Any] | None) -> dict[str, Any]:

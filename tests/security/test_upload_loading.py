@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from shared.safe_load import ModelLoadError, UnsafeModelError, load_joblib
 from workers.audit import audit_model
-from workers.cache import ModelCache
+from workers.runtimes.cache import ModelCache
 
 pytestmark = pytest.mark.no_db
 

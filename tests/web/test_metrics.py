@@ -11,7 +11,7 @@ from shared.queue_depths import read_depths
 from shared.redis_client import PREFIX, get_redis
 from web import metrics as web_metrics
 from workers import metrics as worker_metrics
-from workers.cache import ModelCache
+from workers.runtimes.cache import ModelCache
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:

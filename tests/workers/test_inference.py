@@ -16,7 +16,8 @@ from shared.models import Job, MLModel, User
 from shared.store import get_store
 from tests.fixtures.models import dump, fit_classifier
 from workers import inference, jobs, results
-from workers.runtime import SklearnRuntime
+from workers.runtimes.cache import model_cache
+from workers.runtimes.sklearn import SklearnRuntime
 
 
 @pytest.fixture
@@ -126,12 +127,12 @@ def test_poison_job_fails_after_max_attempts(model_row):
 
 def test_disabled_model_fails_jobs_and_evicts(model_row):
     (job_id,) = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]])
-    jobs.model_cache().put((str(model_row.id), model_row.sha256), object(), 1)
+    model_cache().put((str(model_row.id), model_row.sha256), object(), 1)
     with session_scope() as s:
         s.execute(update(MLModel).where(MLModel.id == model_row.id).values(status="disabled"))
     jobs.run_jobs(str(model_row.id), [str(job_id)], worker="t")
     assert _job(job_id).error_code == "model_unavailable"
-    assert (str(model_row.id), model_row.sha256) not in jobs.model_cache()
+    assert (str(model_row.id), model_row.sha256) not in model_cache()
 
 
 def test_expire_and_prune(model_row):

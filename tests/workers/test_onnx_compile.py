@@ -18,9 +18,10 @@ from tests.fixtures import zoo
 from workers.compile import Candidate, candidates, compile_model, convert
 from workers.equivalence import compare, numeric_rows, probe_rows
 from workers.introspect import describe
-from workers.onnx_runtime import OnnxRuntime, limit_threads
-from workers.runtime import SklearnRuntime
-from workers.runtime_select import cache_entry
+from workers.runtimes.onnx import OnnxRuntime
+from workers.runtimes.selection import cache_entry
+from workers.runtimes.sklearn import SklearnRuntime
+from workers.runtimes.threads import limit_threads
 
 pytestmark = pytest.mark.no_db
 SETTINGS = Settings()

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from workers.cache import ModelCache
+from workers.runtimes.cache import ModelCache
 
 pytestmark = pytest.mark.no_db
 

@@ -9,21 +9,25 @@ PATCH that switches runtimes therefore never serves a stale entry.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shared.store import ArtifactStore
-from workers.cache import CacheKey
-from workers.onnx_runtime import OnnxRuntime
-from workers.runtime import ModelRuntime, SklearnRuntime
+from workers.runtimes.base import ModelRuntime
+from workers.runtimes.cache import CacheKey
+from workers.runtimes.onnx import OnnxRuntime
+from workers.runtimes.sklearn import SklearnRuntime
+
+if TYPE_CHECKING:
+    from workers.inference import ModelRef
 
 Loader = Callable[[], ModelRuntime]
 
 
 def cache_entry(
-    ref: Any, store: ArtifactStore, rows: int = 1, onnx_max_rows: int = 0
+    ref: ModelRef, store: ArtifactStore, rows: int = 1, onnx_max_rows: int = 0
 ) -> tuple[CacheKey, int, Loader]:
     """(cache key, size estimate, loader) of the runtime a predict call over `rows` rows of
-    `ref` must use. `ref` is a workers.inference.ModelRef whose `extra` holds the runtime columns.
+    `ref` must use. `ref.extra` holds the model's runtime columns.
 
     ONNX Runtime's win is the cost per call (a single-row forest predict is ~400x faster); per
     row, in big batches, scikit-learn is as fast or faster (a 100-tree forest over 100,000 rows:

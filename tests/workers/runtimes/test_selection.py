@@ -7,7 +7,7 @@ import uuid
 from types import SimpleNamespace
 
 from shared.store import get_store
-from workers.runtime_select import cache_entry
+from workers.runtimes.selection import cache_entry
 
 
 def _ref(fmt: str = "joblib", runtime: str = "onnx") -> SimpleNamespace:

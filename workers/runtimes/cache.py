@@ -6,16 +6,20 @@ in memory, not what it took on disk.
 
 Keyed by (model id, sha256) — never by path — so a new artifact under the same id can never be
 served from a stale entry. Thread-safe: Celery's thread pools and the metrics reader share it.
+`model_cache()` is this process's one instance.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from shared.config import get_settings
 
 CacheKey = tuple[str, str]  # (model id, sha256)
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -110,3 +114,10 @@ class ModelCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+@functools.lru_cache(maxsize=1)
+def model_cache() -> ModelCache:
+    """This process's cache (with prefork, each child has its own: size it per child)."""
+    settings = get_settings()
+    return ModelCache(settings.model_cache_size, int(settings.model_cache_max_mb * 1024 * 1024))

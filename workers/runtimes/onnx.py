@@ -1,4 +1,4 @@
-"""ONNX Runtime behind the same interface as SklearnRuntime (see workers/runtime.py).
+"""ONNX Runtime behind the same interface as SklearnRuntime (workers/runtimes/base.py).
 
 One InferenceSession per model per process, single-threaded: a worker runs several processes,
 and threads inside each would only fight over the same cores.
@@ -6,29 +6,18 @@ and threads inside each would only fight over the same cores.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-from threadpoolctl import threadpool_limits
 
 from shared import onnx_graph
-from workers.runtime import Rows
+from workers.runtimes.base import Rows
 
 # Written by workers/compile.py for models whose scikit-learn trees compare float32 inputs.
 ROUNDING_PROP = "mlsp.input_rounding"
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def limit_threads() -> None:
-    """Cap BLAS/OpenMP pools of this process to one thread (call in each worker process):
-    parallelism comes from processes, and N processes x M threads on 2 cores only thrash."""
-    for var in _THREAD_VARS:
-        os.environ.setdefault(var, "1")  # for libraries loaded later
-    threadpool_limits(limits=1)  # for those already loaded (numpy's BLAS, scikit-learn's OpenMP)
 
 
 def session_options() -> ort.SessionOptions:

@@ -1,28 +1,14 @@
-"""Model runtimes: load an artifact once, then predict on row matrices.
-
-Every runtime answers the same calls, so the cache and the inference loop do not care which
-engine is behind a model (scikit-learn now; ONNX Runtime can slot in beside it).
-"""
+"""The scikit-learn runtime: an estimator loaded through the safe loader and audited again."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from shared.safe_load import load_model
-
-# A float64 matrix (what jobs carry), or rows of numbers (validation samples).
-Rows = np.ndarray | list[list[float]]
-
-
-class ModelRuntime(Protocol):
-    name: str
-
-    def predict(self, rows: Rows) -> list[Any]: ...
-
-    def predict_proba(self, rows: Rows) -> tuple[list[list[float]], list[Any]]: ...
+from workers.runtimes.base import Rows
 
 
 class SklearnRuntime:
