@@ -1,27 +1,32 @@
 # Developer entry points. Everything runs from the project's own virtualenv (.venv), which is
 # created and (re)installed on demand: `make run` on a fresh clone is all it takes.
+# Three distributions, installed editable: the server (.), the SDK and CLI (clients/python) and the
+# dev tools (devtools: mlsp-dev). `run` and `services` install those only; `test`, `lint` and
+# `bench` add the test tools (devtools' `test` extra).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+DEPENDENCY_FILES := setup.cfg pyproject.toml clients/python/pyproject.toml devtools/pyproject.toml
 
 .PHONY: run test lint services bench clean
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/mlsp-dev run
 
 # Extra pytest arguments: make test ARGS='-k predict -x'
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/mlsp-dev test $(ARGS)
 
-services: $(STAMP)
+services: $(RUN_STAMP)
 	$(BIN)/mlsp-dev services
 
 # The serving benchmark (needs wrk); not part of `make test` or CI.
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.serving $(ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -29,9 +34,14 @@ lint: $(STAMP)
 $(VENV)/pyvenv.cfg:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall when the declared dependencies change; the stamp is touched only on success.
-$(STAMP): $(VENV)/pyvenv.cfg setup.cfg pyproject.toml clients/python/pyproject.toml
-	$(BIN)/python -m pip install -e '.[dev]' -e ./clients/python
+# Reinstall when the declared dependencies change; a stamp is touched only on success. The test
+# set builds on the run set, so a change to any dependency file redoes both.
+$(RUN_STAMP): $(VENV)/pyvenv.cfg $(DEPENDENCY_FILES)
+	$(BIN)/python -m pip install -e . -e ./clients/python -e ./devtools
+	touch $@
+
+$(TEST_STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install -e './devtools[test]'
 	touch $@
 
 # Embedded database and broker data (stop `make run` first). Not the virtualenv.

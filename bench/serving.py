@@ -56,7 +56,7 @@ def fit_models() -> dict[str, object]:
 def services(stack: ExitStack) -> dict[str, str]:
     if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
         return {"DATABASE_URL": os.environ["DATABASE_URL"], "REDIS_URL": os.environ["REDIS_URL"]}
-    from shared.devstack import embedded_services
+    from mlsp_dev.environment import embedded_services
 
     return stack.enter_context(embedded_services(Path(tempfile.mkdtemp(prefix="mlsp-bench-"))))
 

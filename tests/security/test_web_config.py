@@ -13,8 +13,8 @@ import pytest
 import yaml
 from honcho.environ import parse_procfile
 
+from mlsp_dev.environment import flower_credentials
 from shared.config import Settings
-from shared.devstack import flower_credentials
 from web import create_app
 from workers.flower import auth_problem
 
