@@ -34,3 +34,18 @@ def test_small_calls_use_onnx_big_calls_use_sklearn():
 def test_onnx_uploads_and_sklearn_choices_never_switch():
     assert _hash(_ref(fmt="onnx"), 100_000, 5000) == "skl-hash"  # the .onnx upload itself
     assert _hash(_ref(runtime="sklearn"), 1, 5000) == "skl-hash"
+
+
+def test_cache_entry_follows_models_runtime():
+    ref = SimpleNamespace(
+        id="m", format="joblib", sha256="a" * 64, size_bytes=10, artifact_key="m.joblib",
+        input_schema=None,
+        extra={"runtime": "onnx", "onnx_key": "m.onnx", "onnx_sha256": "b" * 64,
+               "onnx_size_bytes": 5},
+    )  # fmt: skip
+    store = SimpleNamespace(local_path=lambda key: key)
+    assert cache_entry(ref, store)[:2] == (("m", "b" * 64), 5)
+    ref.extra["runtime"] = "sklearn"
+    assert cache_entry(ref, store)[:2] == (("m", "a" * 64), 10)
+    ref.format = "onnx"
+    assert cache_entry(ref, store)[:2] == (("m", "a" * 64), 10)

@@ -1,4 +1,4 @@
-"""Compiled inference without Celery: conversion, equivalence, the ONNX runtime, graph checks."""
+"""Compiling to ONNX without Celery: conversion, equivalence, graph checks, the runtime choice."""
 
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ from workers.compile import Candidate, candidates, compile_model, convert
 from workers.equivalence import compare, numeric_rows, probe_rows
 from workers.introspect import describe
 from workers.runtimes.onnx import OnnxRuntime
-from workers.runtimes.selection import cache_entry
 from workers.runtimes.sklearn import SklearnRuntime
-from workers.runtimes.threads import limit_threads
 
 pytestmark = pytest.mark.no_db
 SETTINGS = Settings()
@@ -128,25 +126,6 @@ def test_probe_rows_include_sample_zeros_and_scaler_scale():
     np.testing.assert_allclose(scaled.mean(axis=0), scaler.mean_, atol=0.3 * scaler.scale_.max())
 
 
-def test_string_labels_come_back_as_strings():
-    model = zoo.CLASSIFIERS["forest_string_labels"]()
-    data = convert(model, 8, Candidate("float"), describe(model)["output_schema"]["classes"])
-    runtime = OnnxRuntime.from_bytes(data)
-    labels = runtime.predict(zoo.probe_inputs(5).tolist())
-    assert all(isinstance(v, str) for v in labels)
-    assert runtime.predict_proba([[0.0] * 8])[1] == ["high", "low", "mid"]
-
-
-def test_zipmap_exports_give_probability_matrices(tmp_path):
-    model = zoo.CLASSIFIERS["logistic_regression"]()
-    runtime = OnnxRuntime.load(zoo.to_onnx_file(model, tmp_path / "m.onnx", zipmap=True))
-    probabilities, classes = runtime.predict_proba(zoo.probe_inputs(3).tolist())
-    assert classes == [0, 1, 2]
-    np.testing.assert_allclose(
-        probabilities, model.predict_proba(zoo.probe_inputs(3)), atol=1e-5, rtol=0
-    )
-
-
 def test_graph_checks(tmp_path):
     with pytest.raises(onnx_graph.OnnxGraphError, match="custom operator domains"):
         onnx_graph.check(zoo.load_onnx(zoo.custom_domain_onnx(tmp_path / "c.onnx")))
@@ -172,21 +151,6 @@ def test_classes_metadata_is_written():
     assert json.loads(props[onnx_graph.CLASSES_PROP]) == [0, 1, 2]
 
 
-def test_cache_entry_follows_models_runtime():
-    ref = SimpleNamespace(
-        id="m", format="joblib", sha256="a" * 64, size_bytes=10, artifact_key="m.joblib",
-        input_schema=None,
-        extra={"runtime": "onnx", "onnx_key": "m.onnx", "onnx_sha256": "b" * 64,
-               "onnx_size_bytes": 5},
-    )  # fmt: skip
-    store = SimpleNamespace(local_path=lambda key: key)
-    assert cache_entry(ref, store)[:2] == (("m", "b" * 64), 5)
-    ref.extra["runtime"] = "sklearn"
-    assert cache_entry(ref, store)[:2] == (("m", "a" * 64), 10)
-    ref.format = "onnx"
-    assert cache_entry(ref, store)[:2] == (("m", "a" * 64), 10)
-
-
 def test_choose_runtime():
     info = {"reason": "ONNX Runtime matches"}
     assert choose_runtime("joblib", "auto", "k.onnx", info) == ("onnx", "ONNX Runtime matches")
@@ -197,10 +161,3 @@ def test_choose_runtime():
         "no converter",
     )
     assert choose_runtime("onnx", "auto", None, None)[0] == "onnx"
-
-
-def test_limit_threads_caps_blas():
-    from threadpoolctl import threadpool_info
-
-    limit_threads()
-    assert all(pool["num_threads"] == 1 for pool in threadpool_info())
