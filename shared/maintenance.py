@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from shared.models import Job, MLModel
+from shared.jobs import Job
+from shared.models import MLModel
 from shared.store import ArtifactStore
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ import orjson
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from shared.features import in_feature_order
 from workers.runtimes.base import ModelRuntime
 
 NORMAL_ROWS = 256
@@ -46,9 +47,8 @@ def numeric_rows(sample: list[Any] | None, names: list[str] | None, n: int) -> l
     (e.g. strings for an encoder) are left out, since API inputs are numbers anyway."""
     rows = []
     for row in sample or []:
-        values = [row.get(k) for k in names] if isinstance(row, dict) and names else row
         try:
-            floats = np.asarray(values, dtype=np.float64)
+            floats = np.asarray(in_feature_order(row, names), dtype=np.float64)
         except (TypeError, ValueError):
             continue
         if floats.shape == (n,) and np.isfinite(floats).all():

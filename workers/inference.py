@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from shared.config import get_settings
 from shared.db import kept_execute
+from shared.jobs import statements
+from shared.jobs.rows import OUTCOME_RECORD
 from shared.matrix import from_npy
 from workers.runtimes.base import ModelRuntime
 
@@ -48,17 +50,8 @@ class Outcome:
     runtime: str | None = None
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "attempts": self.attempts,
-            "status": self.status,
-            "result": self.result,
-            "error_code": self.error_code,
-            "error_message": self.error_message,
-            "inference_ms": self.inference_ms,
-            "cache_hit": self.cache_hit,
-            "runtime": self.runtime,
-        }
+        """The outcome as the result write takes it (shared/jobs/statements.py)."""
+        return {name: getattr(self, name) for name in OUTCOME_RECORD}
 
 
 @dataclass
@@ -81,14 +74,6 @@ class ModelRef:
         return self.status == "ready" and not self.deleted
 
 
-CLAIM_NAME = "mlsp_claim_jobs_v1"  # change with the statement: a connection keeps the old one
-_CLAIM = """(uuid[], uuid, text) AS
-    UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(), worker = $3
-    WHERE id = ANY($1) AND model_id = $2 AND status IN ('queued', 'running')
-    RETURNING id, attempts, inputs, input_matrix, return_probabilities
-"""
-
-
 def claim_jobs(model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str) -> list[ClaimedJob]:
     """Mark the jobs running and take a fencing token (the attempt number) for each: one
     prepared statement, committed by itself, on the worker's kept connection (db.kept_execute).
@@ -98,8 +83,9 @@ def claim_jobs(model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str) -> li
     taken over, and the dead run's late write (if any) then fails its fence.
     """
     params = ([str(job_id) for job_id in job_ids], str(model_id), worker)
-    execute = f"EXECUTE {CLAIM_NAME} (%s::uuid[], %s, %s)"
-    return [_claimed(r) for r in kept_execute(CLAIM_NAME, _CLAIM, execute, params)]
+    execute = f"EXECUTE {statements.CLAIM_NAME} (%s::uuid[], %s, %s)"
+    rows = kept_execute(statements.CLAIM_NAME, statements.CLAIM, execute, params)
+    return [_claimed(r) for r in rows]
 
 
 def _claimed(row: dict[str, Any]) -> ClaimedJob:
@@ -207,22 +193,3 @@ def _predict_stacked(
             )
         )
     return outcomes
-
-
-# The fenced UPDATE of claimed jobs' results ($1: a JSON array of Outcome.as_record()). Runs as
-# part of workers/results.py's one statement; RETURNING what the job's log line says (status,
-# request id and the timings the database computed).
-UPDATE_RESULTS = """
-    UPDATE jobs AS j SET
-        status = v.status, result = v.result, error_code = v.error_code,
-        error_message = v.error_message, inference_ms = v.inference_ms, cache_hit = v.cache_hit,
-        runtime = v.runtime, finished_at = clock_timestamp(),
-        queue_ms = EXTRACT(EPOCH FROM (j.started_at - j.created_at)) * 1000,
-        total_ms = EXTRACT(EPOCH FROM (clock_timestamp() - j.created_at)) * 1000
-    FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS v(
-        id uuid, attempts int, status text, result jsonb, error_code text, error_message text,
-        inference_ms float8, cache_hit bool, runtime text)
-    WHERE j.id = v.id AND j.status = 'running' AND j.attempts = v.attempts
-    RETURNING j.id, j.model_id, j.status, j.request_id, j.attempts, j.n_rows, j.runtime,
-              j.cache_hit, j.worker, j.error_code, j.queue_ms, j.inference_ms, j.total_ms
-"""

@@ -17,6 +17,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from shared.config import Settings
+from shared.features import in_feature_order
 from shared.onnx_graph import OnnxGraphError
 from shared.safe_load import ModelLoadError, load_model, load_with_warnings
 from workers.audit import audit_model, check_classes
@@ -52,8 +53,8 @@ def inspect_upload(request: dict[str, Any], artifact: bytes) -> tuple[dict[str, 
 
 def predict_sample(estimator: Any, input_schema: dict[str, Any], sample: list[Any]) -> None:
     names = input_schema.get("feature_names")
-    rows = [[r[n] for n in names] if isinstance(r, dict) and names else r for r in sample]
     try:
+        rows = [in_feature_order(row, names) for row in sample]
         SklearnRuntime(estimator, names).predict(rows)
     except Exception as exc:
         raise SmokePredictError(f"model failed to predict the attached sample: {exc}") from exc

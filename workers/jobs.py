@@ -16,6 +16,7 @@ from shared import cache_epoch, inline_jobs
 from shared.config import get_settings
 from shared.db import autocommit
 from shared.inline_jobs import InlineJob
+from shared.jobs.render import job_json
 from shared.redis_client import get_redis
 from shared.signals import done_commands, reply_commands, send_commands
 from shared.store import get_store
@@ -132,7 +133,7 @@ def _inline_job(model_id: str, entry: str) -> InlineJob:
 def _signals(written: list[dict[str, Any]], replied: list[dict[str, Any]]) -> list[tuple]:
     """Wake-ups for the waiters of written jobs, the job itself for those of inline ones."""
     return done_commands("job", [row["id"] for row in written]) + reply_commands(
-        "job", {str(row["id"]): inline.reply(row) for row in replied}
+        "job", {str(row["id"]): job_json(row) for row in replied}
     )
 
 

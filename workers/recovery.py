@@ -24,6 +24,7 @@ from shared import inline_jobs, queueing
 from shared.celery_config import DRAIN_MODEL
 from shared.config import get_settings
 from shared.db import session_scope
+from shared.jobs.render import job_json
 from shared.redis_client import get_redis
 from shared.signals import done_commands, reply_commands, send_commands
 from workers import inference, inline, metrics, results
@@ -132,7 +133,7 @@ def _fail_inline(jobs: list[inline_jobs.InlineJob], code: str, message: str) -> 
     meta = {uuid.UUID(j.id): j for j in jobs}
     rows = inline.records(claimed, meta, outcomes, time.time(), "recovery")
     _, replied = results.write([], rows)
-    return reply_commands("job", {str(r["id"]): inline.reply(r) for r in replied})
+    return reply_commands("job", {str(r["id"]): job_json(r) for r in replied})
 
 
 def _inline(entry: str, model_id: str) -> inline_jobs.InlineJob | None:

@@ -1,5 +1,6 @@
 """A batch's one result write: the fenced UPDATE of claimed jobs and the conditional INSERT of
-inline jobs' rows, as one prepared statement run in autocommit on the worker's kept connection.
+inline jobs' rows (shared/jobs/statements.py: WRITE_RESULTS), as one prepared statement run in
+autocommit on the worker's kept connection.
 
 This write sits on the path of every prediction (the waiter is answered after it commits), so it
 is made as cheap as PostgreSQL allows: one statement (two data-modifying CTEs are still atomic)
@@ -17,19 +18,9 @@ from typing import Any
 import orjson
 
 from shared.db import kept_execute
+from shared.jobs import statements
 from workers import inline
-from workers.inference import UPDATE_RESULTS, Outcome
-
-NAME = "mlsp_write_results_v1"  # change with the statement: a connection keeps the old one
-# Composed of this package's constants only (no input reaches the text: values are parameters).
-_STATEMENT = f"""
-    WITH updated AS ({UPDATE_RESULTS}), inserted AS ({inline.INSERT_ROWS})
-    SELECT 'updated' AS kind, id, attempts, model_id, status, request_id, n_rows, runtime,
-           cache_hit, worker, error_code, queue_ms, inference_ms, total_ms FROM updated
-    UNION ALL
-    SELECT 'inserted', id, attempts, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-           NULL FROM inserted
-"""  # noqa: S608
+from workers.inference import Outcome
 
 
 def write(
@@ -42,7 +33,8 @@ def write(
         return [], []
     updates = [o.as_record() for o in outcomes]
     params = (_json(updates), _json(finished))
-    rows = kept_execute(NAME, f"(text, text) AS {_STATEMENT}", f"EXECUTE {NAME} (%s, %s)", params)
+    name = statements.WRITE_RESULTS_NAME
+    rows = kept_execute(name, statements.WRITE_RESULTS, f"EXECUTE {name} (%s, %s)", params)
     updated = [_updated(r) for r in rows if r["kind"] == "updated"]
     attempts = {uuid.UUID(str(r["id"])): r["attempts"] for r in rows if r["kind"] == "inserted"}
     return updated, inline.written(finished, attempts)

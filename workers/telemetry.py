@@ -9,25 +9,12 @@ and error messages (which may quote input values) are never logged: only the err
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
-
-from shared.db import session_scope
 from workers import metrics
 
 log = logging.getLogger("mlsp.job")
-
-_FINISHED = text(
-    """
-    SELECT id, model_id, status, request_id, attempts, n_rows, runtime, cache_hit, worker,
-           error_code, queue_ms, inference_ms, total_ms
-    FROM jobs WHERE id = ANY(:ids)
-    """
-).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
 
 _LOGGED = (
     "status", "request_id", "attempts", "n_rows", "runtime", "cache_hit", "worker", "error_code",
@@ -47,15 +34,6 @@ def record_batch(model_id: str, batch_size: int, rows: Sequence[dict[str, Any]])
             log_job(model_id, row)
     except Exception:
         log.warning("job telemetry failed for model %s", model_id, exc_info=True)
-
-
-def finished_rows(ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
-    """Finished rows read back by id, in the shape `record_batch` takes (for jobs finished
-    outside a batch write, and for tests)."""
-    if not ids:
-        return []
-    with session_scope() as session:
-        return [dict(r) for r in session.execute(_FINISHED, {"ids": list(ids)}).mappings()]
 
 
 def log_job(model_id: str, row: dict[str, Any]) -> None:

@@ -8,10 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
+from sqlalchemy import select
 
 from shared import logs
 from shared.db import session_scope
-from shared.models import Job, MLModel, User
+from shared.jobs import Job
+from shared.jobs.rows import REPORTED
+from shared.models import MLModel, User
 from workers import telemetry
 
 SECRET_INPUT = 9.87654321
@@ -45,11 +48,18 @@ def _jobs() -> tuple[str, list[uuid.UUID]]:
     return str(model_id), ids
 
 
+def _reported(ids: list[uuid.UUID]) -> list[dict]:
+    """The rows as a result write returns them (shared/jobs/rows.REPORTED)."""
+    with session_scope() as s:
+        jobs = s.scalars(select(Job).where(Job.id.in_(ids))).all()
+        return [{name: getattr(job, name) for name in REPORTED} for job in jobs]
+
+
 def test_one_line_per_job_with_its_request_id(caplog):
     model_id, ids = _jobs()
     caplog.set_level(logging.INFO, logger="mlsp.job")
     with logs.bound(request_id="the-waking-request", task_id="t-1"):
-        telemetry.record_batch(model_id, 2, telemetry.finished_rows(ids))
+        telemetry.record_batch(model_id, 2, _reported(ids))
         lines = [json.loads(logs.JsonFormatter().format(r)) for r in caplog.records]
     by_job = {line["job_id"]: line for line in lines if line["logger"] == "mlsp.job"}
     ok, bad = by_job[str(ids[0])], by_job[str(ids[1])]
@@ -64,7 +74,7 @@ def test_job_metrics_move():
     model_id, ids = _jobs()
     before = REGISTRY.get_sample_value("mlsp_jobs_finished_total", {"status": "succeeded"}) or 0
     batches = REGISTRY.get_sample_value("mlsp_batch_size_count") or 0
-    telemetry.record_batch(model_id, 3, telemetry.finished_rows(ids))
+    telemetry.record_batch(model_id, 3, _reported(ids))
     after = REGISTRY.get_sample_value("mlsp_jobs_finished_total", {"status": "succeeded"})
     assert after == before + 1
     assert REGISTRY.get_sample_value("mlsp_batch_size_count") == batches + 1

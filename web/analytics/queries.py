@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.models import JOB_STATUSES
+from shared.jobs import JOB_STATUSES
 from shared.schemas.analytics import (
     Analytics,
     DailyBucket,

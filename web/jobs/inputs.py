@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from shared.errors import ValidationFailed
+from shared.features import FeatureMismatch, in_feature_order
 
 
 def _fail(message: str, row: int, column: int | str | None = None) -> ValidationFailed:
@@ -36,15 +37,18 @@ def _number(value: Any, row: int, column: int | str) -> float:
 
 
 def _ordered(row: dict[str, Any], names: list[str], index: int) -> list[Any]:
-    if row.keys() != set(names):
-        missing = sorted(set(names) - row.keys())
-        extra = sorted(row.keys() - set(names))
+    try:
+        return in_feature_order(row, names)
+    except FeatureMismatch as mismatch:
         raise ValidationFailed(
-            "row keys must be exactly the model's feature names",
+            str(mismatch),
             code="invalid_input",
-            details={"row": index, "missing": missing[:20], "unexpected": extra[:20]},
-        )
-    return [row[name] for name in names]
+            details={
+                "row": index,
+                "missing": mismatch.missing[:20],
+                "unexpected": mismatch.unexpected[:20],
+            },
+        ) from None
 
 
 def _numeric_matrix(inputs: list[Any], n_features: int) -> np.ndarray | None:

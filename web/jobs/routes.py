@@ -9,7 +9,8 @@ from flask import Blueprint, request
 from spectree import Response
 
 from shared.errors import Conflict
-from shared.models import FINAL_JOB_STATUSES, Job
+from shared.jobs import FINAL_JOB_STATUSES, Job
+from shared.jobs.render import job_out
 from shared.schemas.common import ErrorResponse
 from shared.schemas.jobs import JobList, JobOut, JobQuery, PredictQuery, PredictRequest, WaitQuery
 from shared.signals import signal_done
@@ -95,7 +96,7 @@ def get_job(job_id: uuid.UUID):
     job = get_owned(Job, job_id, "Job")
     seconds = service.remaining(request.context.query.wait)
     if seconds <= 0 or job.status in FINAL_JOB_STATUSES:
-        return service.to_out(job)
+        return job_out(job)
     with waits.slot() as waiting:
         if not waiting:
             raise waits.too_many()
@@ -114,7 +115,7 @@ def cancel_job(job_id: uuid.UUID):
         finished = get_owned(Job, job_id, "Job")
         raise Conflict(f"Job already {finished.status}", code="job_finished")
     signal_done("job", [job.id], url=app_redis_url())
-    return service.to_out(job)
+    return job_out(job)
 
 
 @jobs_bp.get("")
@@ -131,5 +132,5 @@ def list_jobs():
     if q.status:
         where.append(Job.status == q.status)
     rows, total = page_of(Job, where, [Job.created_at.desc()], q)
-    items = [service.to_out(j) for j in rows]
+    items = [job_out(j) for j in rows]
     return JobList(items=items, page=q.page, per_page=q.per_page, total=total)

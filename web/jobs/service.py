@@ -12,15 +12,18 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import orjson
 from flask import current_app, g
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared import queueing
 from shared.errors import Conflict, TooManyRequests, ValidationFailed
-from shared.matrix import to_npy
-from shared.models import FINAL_JOB_STATUSES, Job, MLModel
+from shared.jobs import FINAL_JOB_STATUSES, Job
+from shared.jobs.render import job_out
+from shared.jobs.rows import queued_row
+from shared.jobs.statements import INSERT_QUEUED
+from shared.models import MLModel
 from shared.redis_client import client_for
-from shared.schemas.jobs import JobOut, PredictRequest, Timings
+from shared.schemas.jobs import JobOut, PredictRequest
 from shared.signals import wait_done
 from web import epoch, metrics
 from web.auth.guard import current
@@ -86,8 +89,8 @@ def create_job(
 ) -> tuple[JobOut, bool]:
     """Insert the job (or find its idempotent twin) and commit; returns (job, created).
 
-    One INSERT of a row built here (no ORM unit of work, no read back): the answer is rendered
-    from the same values."""
+    One INSERT of the row (no ORM unit of work, no read back): the answer is rendered from the
+    same values."""
     if key is not None and (not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or "\x00" in key):
         # PostgreSQL refuses NUL in text: a header holding one must not reach the INSERT.
         raise ValidationFailed(
@@ -95,30 +98,32 @@ def create_job(
         )
     digest = _request_hash(model.id, rows, probabilities) if key else None
     if key and (existing := _replay(key, digest)):
-        return to_out(existing), False
+        return job_out(existing), False
     if key:
         db.session.commit()  # an expired key freed by _replay, before the insert reuses it
-    now = datetime.now(UTC)
-    row = {
-        "id": uuid.uuid4(), "model_id": model.id, "model_version": model.version,
-        "owner_id": current().id, "status": "queued", "input_matrix": to_npy(rows),
-        "n_rows": len(rows), "return_probabilities": probabilities, "idempotency_key": key,
-        "request_hash": digest,
-        "request_id": g.get("request_id"), "attempts": 0, "created_at": now, "enqueued_at": now,
-    }  # fmt: skip
+    row = queued_row(
+        model_id=model.id,
+        model_version=model.version,
+        owner_id=current().id,
+        rows=rows,
+        probabilities=probabilities,
+        request_id=g.get("request_id"),
+        idempotency_key=key,
+        request_hash=digest,
+    )
     try:
         # One statement committed by itself (no BEGIN/COMMIT round trips): nothing else is
         # written with it, and the session has touched no connection on this path.
         with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(insert(Job.__table__), row)
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(INSERT_QUEUED, row)
     except IntegrityError:
         db.session.rollback()  # a concurrent request with the same key won the insert
         existing = _replay(key, digest) if key else None
         if existing is None:
             raise
-        return to_out(existing), False
+        return job_out(existing), False
     metrics.job_submitted()
-    return queued_out(row), True
+    return job_out(row), True
 
 
 def check_capacity(model: ServingModel | MLModel) -> None:
@@ -192,13 +197,13 @@ def submit(
 def wait_for(job: JobOut | Job, seconds: float) -> JobOut:
     """Wait (without holding a database connection) for the job to finish, then read it."""
     # Rendered before the commit below, which expires the ORM object's attributes.
-    current_state = job if isinstance(job, JobOut) else to_out(job)
+    current_state = job if isinstance(job, JobOut) else job_out(job)
     if current_state.status in FINAL_JOB_STATUSES or seconds <= 0:
         return current_state
     db.session.commit()  # end the read transaction: no connection idles through the wait
     if not wait_done("job", current_state.id, seconds, url=app_redis_url()):
         return current_state
-    return to_out(db.session.get(Job, current_state.id, populate_existing=True))
+    return job_out(db.session.get(Job, current_state.id, populate_existing=True))
 
 
 def remaining(timeout: float) -> float:
@@ -219,25 +224,3 @@ def cancel(job_id: uuid.UUID) -> Job | None:
     )
     db.session.commit()
     return cancelled
-
-
-def queued_out(row: dict) -> JobOut:
-    return JobOut(
-        id=row["id"], model_id=row["model_id"], model_version=row["model_version"],
-        status="queued", result=None, error=None, created_at=row["created_at"], started_at=None,
-        finished_at=None, timings=Timings(), cache_hit=None,
-    )  # fmt: skip
-
-
-def to_out(job: Job) -> JobOut:
-    result = job.result
-    error = {"code": job.error_code, "message": job.error_message or ""} if job.error_code else None
-    return JobOut(
-        id=job.id, model_id=job.model_id, model_version=job.model_version, status=job.status,
-        result=result, error=error, created_at=job.created_at, started_at=job.started_at,
-        finished_at=job.finished_at, cache_hit=job.cache_hit, runtime=job.runtime,
-        attempts=job.attempts,
-        timings={
-            "queue_ms": job.queue_ms, "inference_ms": job.inference_ms, "total_ms": job.total_ms
-        },
-    )  # fmt: skip

@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 from flask import g
-from sqlalchemy import text
 
 from shared import inline_jobs, queueing
 from shared.inline_jobs import InlineJob
-from shared.matrix import to_npy
-from shared.models import Job, MLModel
+from shared.jobs import Job
+from shared.jobs.render import job_out
+from shared.jobs.rows import queued_row
+from shared.jobs.statements import INSERT_QUEUED
+from shared.models import MLModel
 from shared.schemas.jobs import JobOut
 from shared.signals import reply_key
 from web import metrics
@@ -62,32 +64,22 @@ def _predict_inline(
     return _persist_unanswered(job)
 
 
-_PERSIST = text(
-    """
-    INSERT INTO jobs (id, model_id, model_version, owner_id, status, input_matrix, n_rows,
-                      return_probabilities, request_id, attempts, created_at, enqueued_at)
-    VALUES (:id, :model_id, :model_version, :owner_id, 'queued', :matrix, :n_rows,
-            :proba, :request_id, 0, :created_at, now())
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-    """
-)
-
-
 def _persist_unanswered(job: InlineJob) -> JobOut:
     """The wait ran out: make the job durable (its row, `queued`, and its id queued) before the
     202. If the worker's row got there first, the job has finished: answer it."""
-    created = datetime.fromtimestamp(job.created_at, UTC)
-    inserted = db.session.scalar(_PERSIST, {
-        "id": job.id, "model_id": job.model_id, "model_version": job.model_version,
-        "owner_id": job.owner_id, "matrix": to_npy(np.asarray(job.inputs)),
-        "n_rows": len(job.inputs), "proba": job.return_probabilities,
-        "request_id": job.request_id, "created_at": created,
-    })  # fmt: skip
+    row = queued_row(
+        job_id=uuid.UUID(job.id),
+        model_id=uuid.UUID(job.model_id),
+        model_version=job.model_version,
+        owner_id=uuid.UUID(job.owner_id),
+        rows=np.asarray(job.inputs),
+        probabilities=job.return_probabilities,
+        request_id=job.request_id,
+        created_at=datetime.fromtimestamp(job.created_at, UTC),
+    )
+    inserted = db.session.scalar(INSERT_QUEUED, row)
     db.session.commit()
     if inserted is None:
-        return service.to_out(db.session.get(Job, uuid.UUID(job.id)))
-    service.enqueue(uuid.UUID(job.id), uuid.UUID(job.model_id))
-    row = {"id": job.id, "model_id": job.model_id, "model_version": job.model_version,
-           "created_at": created}  # fmt: skip
-    return service.queued_out(row)
+        return job_out(db.session.get(Job, row["id"]))
+    service.enqueue(row["id"], row["model_id"])
+    return job_out(row)

@@ -13,7 +13,8 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from shared.errors import BadRequest
-from shared.models import FINAL_JOB_STATUSES, MLModel
+from shared.jobs import FINAL_JOB_STATUSES
+from shared.models import MLModel
 from shared.schemas.jobs import JobOut, PredictRequest
 from shared.schemas.oip import InferenceRequest
 from web import waits
