@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from shared.schemas.common import PageQuery
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
-Number = float | int
 # A row is a list of values or an object keyed by feature name. The schema says so, but only the
 # outer list is validated here: web/jobs/inputs.normalise_rows checks every row against the
 # model's input schema anyway, naming the row and column, and pydantic checking 100,000 rows
