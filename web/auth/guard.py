@@ -8,7 +8,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import g, request
-from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
+from flask_jwt_extended import current_user, verify_jwt_in_request
 from werkzeug.exceptions import HTTPException
 
 from shared.cache_epoch import Stale
@@ -51,7 +51,6 @@ def _authenticate_key(key: str) -> Principal:
 
 def _authenticate_jwt() -> User:
     verify_jwt_in_request()  # raises into flask-jwt-extended's 401 handlers
-    g.jwt_claims = get_jwt()
     return current_user
 
 
