@@ -91,11 +91,13 @@ class LocalArtifactStore(ArtifactStore):
 
 
 def get_store() -> ArtifactStore:
-    """The configured store (local filesystem at MODEL_STORE_DIR)."""
-    return _local_store(get_settings().model_store_dir)
+    """The process's store (MODEL_STORE_DIR of its settings): workers, scripts. The web tier
+    asks for its app's (`web.extensions.store`)."""
+    return store_at(get_settings().model_store_dir)
 
 
 @functools.lru_cache(maxsize=8)
-def _local_store(root: Path) -> LocalArtifactStore:
-    # A worker asks for the store once per batch: its mkdir is a syscall not worth repeating.
+def store_at(root: Path) -> ArtifactStore:
+    """The local store under `root`, built once per root: a worker asks for the store once per
+    batch, and its mkdir is a syscall not worth repeating."""
     return LocalArtifactStore(root)

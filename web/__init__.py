@@ -9,7 +9,6 @@ from flask import Flask, jsonify, redirect
 from flask_cors import CORS
 from granian.utils.proxies import wrap_wsgi_with_proxy_headers
 
-from shared.celery_config import create_producer
 from shared.config import Settings, get_settings
 from shared.db import engine_options
 from shared.logs import configure_logging
@@ -17,10 +16,11 @@ from web import requests as request_hooks
 from web.auth.tokens import register_jwt_errors
 from web.cli import register_commands
 from web.errors import register_error_handlers
-from web.extensions import db, jwt, migrate, spec
+from web.extensions import db, jwt, migrate, register_services
 from web.json import OrjsonProvider
 from web.limits import register_limiter
 from web.metrics import register_metrics
+from web.openapi import spec
 from web.waits import register_waits
 
 
@@ -32,14 +32,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config.update(_flask_config(settings))
-    app.extensions["mlsp_settings"] = settings
-    app.extensions["celery_producer"] = create_producer(settings)
+    register_services(app, settings)
     register_extensions(app, settings)
     register_error_handlers(app)
     request_hooks.register(app)
     register_blueprints(app)
     register_docs(app)
-    register_metrics(app)
+    register_metrics(app, settings)
     if settings.forwarded_allow_ips:
         # The client's address (request logs, per-IP rate limits) from a trusted proxy's header.
         app.wsgi_app = wrap_wsgi_with_proxy_headers(app.wsgi_app, settings.forwarded_allow_ips)

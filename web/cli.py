@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from shared.maintenance import purge_deleted_artifacts
 from shared.models import User
 from shared.schemas.auth import Credentials
-from shared.store import get_store
+from web import extensions
 from web.auth.passwords import hash_password
 from web.extensions import db
 
@@ -40,9 +40,8 @@ def create_admin(email: str, password: str) -> None:
 @with_appcontext
 def purge_artifacts(grace_s: int | None) -> None:
     """Delete the files of soft-deleted models past the grace period (beat does this hourly)."""
-    settings = current_app.extensions["mlsp_settings"]
-    grace = settings.artifact_grace_s if grace_s is None else grace_s
-    removed = purge_deleted_artifacts(db.session, get_store(), grace)
+    grace = extensions.settings().artifact_grace_s if grace_s is None else grace_s
+    removed = purge_deleted_artifacts(db.session, extensions.store(), grace)
     db.session.commit()
     click.echo(f"removed {removed} artifact file(s)")
 

@@ -9,7 +9,7 @@ import redis
 from flask import current_app, g
 
 from shared import cache_epoch
-from web.extensions import app_redis
+from web import extensions
 
 # The app's extensions hold the epoch it saw last. Threads may store out of order: an older
 # value only costs the next prediction a retry.
@@ -18,7 +18,7 @@ _SEEN = "mlsp_cache_epoch_seen"
 
 def current() -> bytes:
     if "cache_epoch" not in g:
-        g.cache_epoch = _learn(cache_epoch.read(app_redis()))
+        g.cache_epoch = _learn(cache_epoch.read(extensions.redis()))
     return g.cache_epoch
 
 
@@ -56,7 +56,7 @@ def moved() -> bytes | None:
     if not g.get("epoch_assumed") or g.get("epoch_confirmed"):
         return None
     try:
-        found = _learn(cache_epoch.read(app_redis()))
+        found = _learn(cache_epoch.read(extensions.redis()))
     except redis.RedisError:
         return None  # the refusal stands; Redis being down is reported by the next call
     return None if found == g.cache_epoch else found
@@ -71,7 +71,7 @@ def restart(found: bytes) -> None:
 
 def bump() -> None:
     """Invalidate every process's cached entries (call after the change is committed)."""
-    _learn(cache_epoch.bump(app_redis()))
+    _learn(cache_epoch.bump(extensions.redis()))
     g.pop("cache_epoch", None)
     g.pop("epoch_assumed", None)
 

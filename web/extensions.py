@@ -1,19 +1,22 @@
-"""Flask extensions, created unbound here and attached in `web.create_app`."""
+"""Flask extensions and the app's own services, created unbound here and attached in
+`web.create_app`; request code reaches the services through the typed accessors below, so every
+read follows the app's settings, never the process environment's."""
 
 from __future__ import annotations
 
-import redis
-from flask import current_app
+from celery import Celery
+from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from spectree import SecurityScheme, SpecTree
-from spectree.models import SecureType, SecuritySchemeData
+from redis import Redis
 
+from shared.celery_config import create_producer
+from shared.config import Settings
 from shared.models import Base
 from shared.redis_client import client_for
-from shared.schemas.common import ErrorResponse
-from web.errors import raise_validation_error
+from shared.store import ArtifactStore, store_at
+from web.openapi import spec  # noqa: F401 - web/jobs/ imports it from here until it is split
 
 # Flask-SQLAlchemy drives the same plain-SQLAlchemy metadata the workers use.
 # Objects stay readable after commit: a handler that has just written a row answers from it
@@ -22,32 +25,45 @@ db = SQLAlchemy(metadata=Base.metadata, session_options={"expire_on_commit": Fal
 migrate = Migrate()
 jwt = JWTManager()
 
-spec = SpecTree(
-    "flask",
-    title="ML Model Serving Platform",
-    version="1",
-    path="api/v1/apidoc",
-    mode="strict",
-    validation_error_status=422,
-    validation_error_model=ErrorResponse,
-    before=raise_validation_error,
-    annotations=False,
-    security_schemes=[
-        SecurityScheme(
-            name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer")
-        ),
-        SecurityScheme(
-            name="apiKey",
-            data=SecuritySchemeData(type=SecureType.API_KEY, name="X-API-Key", field_in="header"),
-        ),
-    ],
-)
+_SETTINGS = "mlsp_settings"
+_PRODUCER = "celery_producer"
 
 
-def app_redis() -> redis.Redis:
-    """The Redis of the current app's settings (not the process environment's)."""
-    return client_for(app_redis_url())
+def register_services(app: Flask, settings: Settings) -> None:
+    """The app's settings and the Celery producer built from them (this tier sends tasks, it
+    never runs one)."""
+    app.extensions[_SETTINGS] = settings
+    app.extensions[_PRODUCER] = create_producer(settings)
+
+
+def settings() -> Settings:
+    """The current app's settings."""
+    return current_app.extensions[_SETTINGS]
+
+
+def producer() -> Celery:
+    """The current app's Celery producer (its broker is the app's REDIS_URL)."""
+    return current_app.extensions[_PRODUCER]
+
+
+def redis(blocking: bool = False) -> Redis:
+    """A pooled client of the current app's Redis; `blocking` for waits (BLPOP)."""
+    url = settings().redis_url
+    # Called as shared/signals.py calls it: client_for caches per argument list, so the same
+    # call shares one pool.
+    return client_for(url, blocking=True) if blocking else client_for(url)
+
+
+def store() -> ArtifactStore:
+    """The artifact store at the current app's MODEL_STORE_DIR (built on first use, not at app
+    creation: a command that never touches artifacts creates no directory)."""
+    return store_at(settings().model_store_dir)
+
+
+# The names web/jobs/ still uses; they go when it is split (issue 19, section 3).
+def app_redis() -> Redis:
+    return redis()
 
 
 def app_redis_url() -> str:
-    return current_app.extensions["mlsp_settings"].redis_url
+    return settings().redis_url

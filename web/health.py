@@ -16,13 +16,16 @@ from sqlalchemy import text
 from shared.queue_depths import read_depths
 from shared.schemas.common import ErrorResponse
 from shared.schemas.health import Checks, Health, Liveness
+from web import extensions
 from web.errors import error_response
-from web.extensions import app_redis, db, spec
+from web.extensions import db
 from web.limits import health_limit, limit
+from web.openapi import spec
 from web.worker_count import WorkerCount
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
+_WORKER_COUNT = "mlsp_worker_count"
 
 
 def _database_ok() -> bool:
@@ -37,7 +40,7 @@ def _database_ok() -> bool:
 
 def _broker_ok() -> bool:
     try:
-        return bool(app_redis().ping())
+        return bool(extensions.redis().ping())
     except Exception:
         log.warning("health: broker check failed", exc_info=True)
         return False
@@ -50,17 +53,17 @@ def dependencies_ok() -> bool:
 
 def _live_workers() -> int:
     """The last background count (web/worker_count.py): never a broker call in the request."""
-    extensions = current_app.extensions
-    if "mlsp_worker_count" not in extensions:  # setdefault: one counter even if two race here
-        extensions.setdefault("mlsp_worker_count", WorkerCount(extensions["mlsp_settings"]))
-    return extensions["mlsp_worker_count"].get()
+    held = current_app.extensions
+    if _WORKER_COUNT not in held:  # setdefault: one counter even if two race here
+        held.setdefault(_WORKER_COUNT, WorkerCount(extensions.settings()))
+    return held[_WORKER_COUNT].get()
 
 
 def _queue_depths() -> dict[str, int]:
     """The Celery queue by name and the job ids pending in all models' lists (`pending`)."""
-    queue = current_app.extensions["mlsp_settings"].default_queue
+    queue = extensions.settings().default_queue
     try:
-        depths = read_depths(app_redis(), [queue])
+        depths = read_depths(extensions.redis(), [queue])
     except Exception:
         log.warning("health: queue depth read failed", exc_info=True)
         return {}

@@ -12,6 +12,7 @@ from flask_limiter import Limiter
 
 from shared.config import Settings
 from shared.redis_client import PREFIX
+from web import extensions
 
 
 def client_ip() -> str:
@@ -34,31 +35,25 @@ limiter = Limiter(
 
 
 def predict_limit() -> str:
-    return _settings().rate_limit_predict
+    return extensions.settings().rate_limit_predict
 
 
 def auth_limit() -> str:
-    return _settings().rate_limit_auth
+    return extensions.settings().rate_limit_auth
 
 
 def upload_limit() -> str:
-    return _settings().rate_limit_upload
+    return extensions.settings().rate_limit_upload
 
 
 def health_limit() -> str:
-    return _settings().rate_limit_health
-
-
-def _settings() -> Settings:
-    from flask import current_app
-
-    return current_app.extensions["mlsp_settings"]
+    return extensions.settings().rate_limit_health
 
 
 def limits_off() -> bool:
     """RATE_LIMIT_ENABLED is read per app: the limiter object is shared by every app in the
     process (tests build several), so its own on/off switch would leak between them."""
-    return not _settings().rate_limit_enabled
+    return not extensions.settings().rate_limit_enabled
 
 
 # Belt and braces: an app with limits off never reaches the limiter (see `limit`), but if a

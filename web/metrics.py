@@ -24,8 +24,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.config import Settings
 from shared.queue_depths import read_depths
-from shared.redis_client import get_redis
+from shared.redis_client import client_for
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +63,14 @@ def job_submitted(count: int = 1) -> None:
 class QueueDepthCollector(Collector):
     """Celery queue lengths and the per-model pending lists in aggregate, read when scraped."""
 
-    def __init__(self, queues: list[str]) -> None:
+    def __init__(self, queues: list[str], redis_url: str) -> None:
         self.queues = queues
+        self.redis_url = redis_url
 
     def collect(self):
         up = GaugeMetricFamily("mlsp_queue_depth_up", "1 when Redis answered the depth read")
         try:
-            depths = read_depths(get_redis(), self.queues)
+            depths = read_depths(client_for(self.redis_url), self.queues)
         except Exception:  # an unreachable broker must not break the rest of the scrape
             log.warning("metrics: queue depth read failed", exc_info=True)
             up.add_metric([], 0)
@@ -111,11 +113,11 @@ def metrics_view() -> Response:
     return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 
-def register_metrics(app: Flask) -> None:
+def register_metrics(app: Flask, settings: Settings) -> None:
     """`GET /metrics` (no auth, no rate limit: bind it to an internal network in deployment)."""
     from web.limits import limiter
 
     queue_registry = CollectorRegistry(auto_describe=False)
-    queue_registry.register(QueueDepthCollector([app.extensions["mlsp_settings"].default_queue]))
+    queue_registry.register(QueueDepthCollector([settings.default_queue], settings.redis_url))
     app.extensions["mlsp_queue_registry"] = queue_registry
     app.add_url_rule("/metrics", "metrics", limiter.exempt(metrics_view))

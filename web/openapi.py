@@ -1,8 +1,34 @@
-"""OpenAPI helpers shared by the route modules."""
+"""The OpenAPI document (one SpecTree instance, registered in `web.create_app`) and the helpers
+route modules describe themselves with."""
 
 from __future__ import annotations
 
+from spectree import SecurityScheme, SpecTree
+from spectree.models import SecureType, SecuritySchemeData
+
 from shared.schemas.common import ErrorResponse
+from web.errors import raise_validation_error
+
+spec = SpecTree(
+    "flask",
+    title="ML Model Serving Platform",
+    version="1",
+    path="api/v1/apidoc",
+    mode="strict",
+    validation_error_status=422,
+    validation_error_model=ErrorResponse,
+    before=raise_validation_error,
+    annotations=False,
+    security_schemes=[
+        SecurityScheme(
+            name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer")
+        ),
+        SecurityScheme(
+            name="apiKey",
+            data=SecuritySchemeData(type=SecureType.API_KEY, name="X-API-Key", field_in="header"),
+        ),
+    ],
+)
 
 # Either credential works on every protected route.
 AUTH = [{"bearer": []}, {"apiKey": []}]

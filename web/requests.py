@@ -9,12 +9,12 @@ import time
 import uuid
 
 from celery.signals import before_task_publish
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from flask.sessions import SessionInterface
 
 from shared import logs
 from shared.errors import BadRequest, ValidationFailed
-from web import metrics
+from web import extensions, metrics
 
 log = logging.getLogger("mlsp.request")
 
@@ -43,7 +43,7 @@ def _check_json_body() -> None:
     if request.method not in _BODY_METHODS or request.mimetype == "multipart/form-data":
         return  # uploads: their route checks the content type and its own size limit
     # JSON bodies get the smaller MAX_BODY_MB limit (werkzeug answers 413 past it).
-    request.max_content_length = current_app.extensions["mlsp_settings"].max_body_bytes
+    request.max_content_length = extensions.settings().max_body_bytes
     if request.blueprint in _OWN_BODY_FORMAT:
         return
     if not request.mimetype and not request.content_length:
@@ -75,7 +75,7 @@ def _user_id() -> str | None:
 def _level(duration_ms: float) -> int:
     if request.endpoint in _QUIET_ENDPOINTS:
         return logging.DEBUG
-    slow = current_app.extensions["mlsp_settings"].slow_request_ms
+    slow = extensions.settings().slow_request_ms
     if duration_ms > slow and _WAIT_ARG not in request.args:
         return logging.WARNING
     return logging.INFO

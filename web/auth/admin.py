@@ -13,8 +13,8 @@ from shared.schemas.auth import UserList, UserOut, UserPatch
 from shared.schemas.common import ErrorResponse, PageQuery
 from web.auth.guard import admin_required
 from web.epoch import bump as bump_epoch
-from web.extensions import db, spec
-from web.openapi import AUTH, PROTECTED_ERRORS, errors
+from web.extensions import db
+from web.openapi import AUTH, PROTECTED_ERRORS, errors, spec
 from web.pagination import page_of
 
 bp = Blueprint("admin", __name__)

@@ -14,8 +14,8 @@ from shared.schemas.common import ErrorResponse
 from web.auth.guard import current, login_required
 from web.auth.keys import create_key
 from web.epoch import bump as bump_epoch
-from web.extensions import db, spec
-from web.openapi import AUTH, PROTECTED_ERRORS, errors
+from web.extensions import db
+from web.openapi import AUTH, PROTECTED_ERRORS, errors, spec
 from web.scoping import get_owned
 
 bp = Blueprint("api_keys", __name__)

@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 
 from shared.models import ApiKey, User
 from shared.redis_client import PREFIX
-from web.extensions import app_redis, db
+from web import extensions
+from web.extensions import db
 
 KEY_PREFIX = "mlp_"
 VISIBLE_CHARS = 12  # `mlp_` + 8 characters: enough to tell keys apart in a listing
@@ -67,7 +68,7 @@ def touch_last_used(key_id: uuid.UUID) -> None:
     if now - _touched.get(key_id, -LAST_USED_EVERY_S) < LAST_USED_EVERY_S:
         return
     _touched[key_id] = now
-    if not app_redis().set(f"{PREFIX}key-used:{key_id}", 1, nx=True, ex=LAST_USED_EVERY_S):
+    if not extensions.redis().set(f"{PREFIX}key-used:{key_id}", 1, nx=True, ex=LAST_USED_EVERY_S):
         return
     db.session.execute(
         update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=datetime.now(UTC))

@@ -17,9 +17,9 @@ from shared.schemas.common import ErrorResponse
 from web.auth.guard import current, login_required
 from web.auth.passwords import hash_password, needs_rehash, verify_password
 from web.auth.tokens import issue_tokens, refuse_reuse, revoke, revoke_session
-from web.extensions import db, spec
+from web.extensions import db
 from web.limits import auth_limit, limit
-from web.openapi import AUTH, PROTECTED_ERRORS, errors
+from web.openapi import AUTH, PROTECTED_ERRORS, errors, spec
 
 bp = Blueprint("auth", __name__)
 

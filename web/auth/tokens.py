@@ -13,20 +13,17 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 
 from shared.models import User
 from shared.redis_client import PREFIX
+from web import extensions
 from web.errors import error_response
-from web.extensions import app_redis, db, jwt
+from web.extensions import db, jwt
 
 _REVOKED = PREFIX + "revoked:"
 _REVOKED_FAMILY = PREFIX + "revoked-family:"
-
-
-def _settings():
-    return current_app.extensions["mlsp_settings"]
 
 
 def issue_tokens(user: User, family: str | None = None) -> dict[str, Any]:
@@ -42,20 +39,21 @@ def issue_tokens(user: User, family: str | None = None) -> dict[str, Any]:
         "access_token": access,
         "refresh_token": refresh,
         "token_type": "bearer",
-        "expires_in": _settings().access_token_expires_s,
+        "expires_in": extensions.settings().access_token_expires_s,
     }
 
 
 def revoke(jti: str, expires_at: int) -> bool:
     """Revoke a token until it would have expired anyway; False if it already was revoked."""
     ttl = max(1, int(expires_at - time.time()))
-    return bool(app_redis().set(_REVOKED + jti, 1, nx=True, ex=ttl))
+    return bool(extensions.redis().set(_REVOKED + jti, 1, nx=True, ex=ttl))
 
 
 def revoke_family(family: str) -> None:
     """Every token of the family stops working. None outlives a refresh token's lifetime from
     now (none is issued in a revoked family), so neither does the mark."""
-    app_redis().set(_REVOKED_FAMILY + family, 1, ex=_settings().refresh_token_expires_s)
+    lifetime = extensions.settings().refresh_token_expires_s
+    extensions.redis().set(_REVOKED_FAMILY + family, 1, ex=lifetime)
 
 
 def is_revoked(claims: Mapping[str, Any]) -> bool:
@@ -63,7 +61,7 @@ def is_revoked(claims: Mapping[str, Any]) -> bool:
     keys = [_REVOKED + claims["jti"]]
     if family := claims.get("fam"):
         keys.append(_REVOKED_FAMILY + family)
-    return bool(app_redis().exists(*keys))
+    return bool(extensions.redis().exists(*keys))
 
 
 def revoke_session(access_claims: dict[str, Any]) -> None:
@@ -71,7 +69,7 @@ def revoke_session(access_claims: dict[str, Any]) -> None:
     stop working at once."""
     revoke(access_claims["jti"], access_claims["exp"])
     if refresh_jti := access_claims.get("rjti"):
-        revoke(refresh_jti, int(time.time()) + _settings().refresh_token_expires_s)
+        revoke(refresh_jti, int(time.time()) + extensions.settings().refresh_token_expires_s)
     if family := access_claims.get("fam"):
         revoke_family(family)
 

@@ -6,7 +6,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from spectree import Response
 
 from shared.celery_config import VALIDATE_MODEL
@@ -16,12 +16,11 @@ from shared.runtime_choice import apply_preference
 from shared.schemas.common import ErrorResponse
 from shared.schemas.models import ModelList, ModelOut, ModelPatch, ModelQuery, ModelUpload
 from shared.signals import wait_done
-from shared.store import get_store
-from web import epoch, waits
+from web import epoch, extensions, waits
 from web.auth.guard import current, login_required
-from web.extensions import app_redis_url, db, spec
+from web.extensions import db
 from web.limits import caller_key, limit, upload_limit
-from web.openapi import AUTH, PROTECTED_ERRORS, errors
+from web.openapi import AUTH, PROTECTED_ERRORS, errors, spec
 from web.pagination import page_of
 from web.registry import uploads
 from web.scoping import get_owned
@@ -54,10 +53,10 @@ def upload():
     sample = uploads.parse_sample(form.sample)
     model = _create_model(form, fmt, sample)
     _enqueue_validation(model)
-    settings = current_app.extensions["mlsp_settings"]
+    settings = extensions.settings()
     with waits.slot() as waiting:  # past the cap: 202 validating at once (web/waits.py)
         if waiting and wait_done(
-            "model", model.id, settings.validation_wait_s, url=app_redis_url()
+            "model", model.id, settings.validation_wait_s, url=settings.redis_url
         ):
             db.session.refresh(model)
     return ModelOut.model_validate(model), 202 if model.status == "validating" else 201
@@ -86,7 +85,7 @@ def _create_model(form: ModelUpload, fmt: str, sample) -> MLModel:
         db.session.commit()
     except BaseException:
         db.session.rollback()
-        get_store().delete(stored.key)
+        extensions.store().delete(stored.key)
         raise
     return model
 
@@ -94,14 +93,13 @@ def _create_model(form: ModelUpload, fmt: str, sample) -> MLModel:
 def _enqueue_validation(model: MLModel) -> None:
     """Enqueue after commit (the worker must find the row); undo the upload if the broker is
     down, so the client can simply retry."""
-    producer = current_app.extensions["celery_producer"]
     try:
-        producer.send_task(VALIDATE_MODEL, args=[str(model.id)], retry=False)
+        extensions.producer().send_task(VALIDATE_MODEL, args=[str(model.id)], retry=False)
     except Exception:
         log.warning("broker unavailable; upload %s rolled back", model.id, exc_info=True)
         db.session.delete(model)
         db.session.commit()
-        get_store().delete(model.artifact_key)
+        extensions.store().delete(model.artifact_key)
         raise ServiceUnavailable("The job broker is unavailable; retry the upload") from None
 
 

@@ -8,7 +8,7 @@ from functools import wraps
 from typing import Any
 
 import orjson
-from flask import current_app, request
+from flask import request
 from sqlalchemy import func, select, text
 from werkzeug.datastructures import FileStorage
 
@@ -16,7 +16,8 @@ from shared.errors import BadRequest, PayloadTooLarge, UnsupportedFormat, Valida
 from shared.models import MLModel
 from shared.safe_load import detect_format
 from shared.schemas.models import MAX_SAMPLE_ROWS
-from shared.store import TooLarge, get_store
+from shared.store import TooLarge
+from web import extensions
 from web.extensions import db
 
 # Room for the multipart envelope and the small text fields around the file.
@@ -34,8 +35,7 @@ def upload_guard(view: Callable[..., Any]) -> Callable[..., Any]:
             raise BadRequest(
                 "Model upload must be multipart/form-data", code="unsupported_content_type"
             )
-        settings = current_app.extensions["mlsp_settings"]
-        request.max_content_length = settings.max_upload_bytes + FORM_OVERHEAD
+        request.max_content_length = extensions.settings().max_upload_bytes + FORM_OVERHEAD
         return view(*args, **kwargs)
 
     return wrapper
@@ -100,10 +100,10 @@ def next_version(owner_id: uuid.UUID, name: str) -> int:
 
 def store_artifact(model_id: uuid.UUID, fmt: str, upload: FileStorage):
     """Stream the file into the store under a generated key; the client's filename is ignored."""
-    settings = current_app.extensions["mlsp_settings"]
+    settings = extensions.settings()
     key = f"{model_id}.{EXTENSIONS[fmt]}"
     try:
-        return get_store().save(key, upload.stream, max_bytes=settings.max_upload_bytes)
+        return extensions.store().save(key, upload.stream, max_bytes=settings.max_upload_bytes)
     except TooLarge:
         raise PayloadTooLarge(
             f"Model file exceeds MAX_UPLOAD_MB ({settings.max_upload_mb:g} MB)"
