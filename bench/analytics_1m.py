@@ -97,8 +97,19 @@ def csv_chunk(rng, n: int, owner: uuid.UUID, models: list[uuid.UUID], now: float
     for i in range(n):
         model = models[0] if hot[i] else models[other[i]]
         status = "failed" if roll[i] < 0.05 else "queued" if roll[i] > 0.999 else "succeeded"
-        out.write(_line(uuid.uuid4(), model, owner, status, rows_n[i], hits[i], queue[i],
-                        inference[i], created[i]))  # fmt: skip
+        out.write(
+            _line(
+                uuid.uuid4(),
+                model,
+                owner,
+                status,
+                rows_n[i],
+                hits[i],
+                queue[i],
+                inference[i],
+                created[i],
+            )
+        )
     out.seek(0)
     return out
 

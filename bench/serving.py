@@ -70,14 +70,24 @@ def bench_env(base: dict[str, str], stack: ExitStack) -> dict[str, str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     stack.callback(_drop_database, server, name)
     env = {
-        **os.environ, **base,
+        **os.environ,
+        **base,
         "DATABASE_URL": url.set(database=name).render_as_string(hide_password=False),
-        "REDIS_KEY_PREFIX": f"{name}:", "DEFAULT_QUEUE": name, "RATE_LIMIT_ENABLED": "false",
+        "REDIS_KEY_PREFIX": f"{name}:",
+        "DEFAULT_QUEUE": name,
+        "RATE_LIMIT_ENABLED": "false",
         "MODEL_STORE_DIR": tempfile.mkdtemp(prefix="mlsp-bench-store-"),
-        "MAX_ROWS_PER_REQUEST": "100000", "MAX_BODY_MB": "128", "LOG_LEVEL": "WARNING",
-    }  # fmt: skip
-    subprocess.run([str(BIN / "flask"), "--app", "web", "db", "upgrade"], cwd=ROOT, env=env,
-                   check=True, capture_output=True)  # fmt: skip
+        "MAX_ROWS_PER_REQUEST": "100000",
+        "MAX_BODY_MB": "128",
+        "LOG_LEVEL": "WARNING",
+    }
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "web", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return env
 
 
@@ -90,8 +100,14 @@ def _drop_database(server, name: str) -> None:
 def start_baseline(stack: ExitStack, env: dict[str, str], path: Path) -> str:
     """The in-process predictor for one model file; returns its predict URL."""
     port = free_port()
-    stack.enter_context(gunicorn("bench.baseline_app:app", port, {**env, "BENCH_MODEL": str(path)},
-                                 name=f"baseline-{path.stem}"))  # fmt: skip
+    stack.enter_context(
+        gunicorn(
+            "bench.baseline_app:app",
+            port,
+            {**env, "BENCH_MODEL": str(path)},
+            name=f"baseline-{path.stem}",
+        )
+    )
     wait_http(f"http://127.0.0.1:{port}/none")
     return f"http://127.0.0.1:{port}/predict"
 
@@ -135,14 +151,23 @@ class Ours:
 
     def upload(self, name: str, path: Path) -> str:
         with open(path, "rb") as fh:
-            body = requests.post(f"{self.api}/models", files={"file": fh}, data={"name": name},
-                                 headers=self.headers, timeout=60).json()  # fmt: skip
+            body = requests.post(
+                f"{self.api}/models",
+                files={"file": fh},
+                data={"name": name},
+                headers=self.headers,
+                timeout=60,
+            ).json()
         assert body["status"] == "ready", body
         return body["id"]
 
     def force_runtime(self, model_id: str, runtime: str) -> str:
-        resp = requests.patch(f"{self.api}/models/{model_id}", json={"runtime": runtime},
-                              headers=self.headers, timeout=10)  # fmt: skip
+        resp = requests.patch(
+            f"{self.api}/models/{model_id}",
+            json={"runtime": runtime},
+            headers=self.headers,
+            timeout=10,
+        )
         return resp.json()["runtime"]
 
     def sync(self, model_id: str, connections: int, seconds: int) -> dict:
@@ -153,24 +178,33 @@ class Ours:
         """Submit single-row jobs for `seconds` at 16 connections, then wait for all of them:
         jobs/s from the first job created to the last one finished."""
         started = datetime.now(UTC)
-        submitted = wrk(f"{self.api}/models/{model_id}/jobs", {"inputs": [ROW]}, 16, seconds,
-                        self.headers)  # fmt: skip
+        submitted = wrk(
+            f"{self.api}/models/{model_id}/jobs", {"inputs": [ROW]}, 16, seconds, self.headers
+        )
         engine = create_engine(env["DATABASE_URL"])
         deadline = time.monotonic() + 120
         with engine.connect() as conn:
             while time.monotonic() < deadline:
-                row = conn.execute(text(
-                    "SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'),"
-                    " EXTRACT(EPOCH FROM max(finished_at) - min(created_at))"
-                    " FROM jobs WHERE model_id = :m AND created_at >= :t"),
-                    {"m": model_id, "t": started}).one()  # fmt: skip
+                row = conn.execute(
+                    text(
+                        "SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'),"
+                        " EXTRACT(EPOCH FROM max(finished_at) - min(created_at))"
+                        " FROM jobs WHERE model_id = :m AND created_at >= :t"
+                    ),
+                    {"m": model_id, "t": started},
+                ).one()
                 conn.commit()
                 if row[0] and row[0] == row[1]:
                     break
                 time.sleep(0.5)
         engine.dispose()
-        return {"jobs": row[0], "succeeded": row[1], "seconds": float(row[2]),
-                "jobs_per_s": row[1] / float(row[2]), "submit_rps": submitted["rps"]}  # fmt: skip
+        return {
+            "jobs": row[0],
+            "succeeded": row[1],
+            "seconds": float(row[2]),
+            "jobs_per_s": row[1] / float(row[2]),
+            "submit_rps": submitted["rps"],
+        }
 
     def big_job(self, model_id: str, rows: np.ndarray) -> dict:
         """One sync request, timed from sending to the parsed answer. The body is encoded before
@@ -179,13 +213,21 @@ class Ours:
         body = orjson.dumps({"inputs": rows.round(6)}, option=orjson.OPT_SERIALIZE_NUMPY)
         headers = {**self.headers, "Content-Type": "application/json"}
         started = time.perf_counter()
-        resp = requests.post(f"{self.api}/models/{model_id}/predict?timeout=60", data=body,
-                             headers=headers, timeout=120)  # fmt: skip
+        resp = requests.post(
+            f"{self.api}/models/{model_id}/predict?timeout=60",
+            data=body,
+            headers=headers,
+            timeout=120,
+        )
         elapsed = time.perf_counter() - started
         job = resp.json()
         assert job["status"] == "succeeded", job.get("error")
-        return {"rows": len(rows), "seconds": elapsed, "rows_per_s": len(rows) / elapsed,
-                "timings": job["timings"]}  # fmt: skip
+        return {
+            "rows": len(rows),
+            "seconds": elapsed,
+            "rows_per_s": len(rows) / elapsed,
+            "timings": job["timings"],
+        }
 
 
 def start_ours(stack: ExitStack, env: dict[str, str], name: str) -> Ours:
@@ -215,8 +257,11 @@ def big_job_compared(ours: Ours, model_id: str, model, rows: np.ndarray) -> dict
     raw = median_by([raw_batched(model, rows) for _ in range(BIG_RUNS)], float)
     runs = [ours.big_job(model_id, rows) for _ in range(BIG_RUNS)]
     median = median_by(runs, lambda run: run["rows_per_s"])
-    return {"raw_rows_per_s": raw, **median,
-            "runs_rows_per_s": sorted(run["rows_per_s"] for run in runs)}  # fmt: skip
+    return {
+        "raw_rows_per_s": raw,
+        **median,
+        "runs_rows_per_s": sorted(run["rows_per_s"] for run in runs),
+    }
 
 
 def say(*parts: object) -> None:
@@ -241,8 +286,11 @@ def run(seconds: int) -> dict:
         ours = start_ours(stack, env, "on")
         ids = {name: ours.upload(name, paths[name]) for name in models}
         # Batching off: a second web + worker with a database, key prefix and queue of its own.
-        off = start_ours(stack, {**bench_env(base, stack), "BATCH_MAX_JOBS": "1",
-                                 "BATCH_MAX_WAIT_MS": "0"}, "off")  # fmt: skip
+        off = start_ours(
+            stack,
+            {**bench_env(base, stack), "BATCH_MAX_JOBS": "1", "BATCH_MAX_WAIT_MS": "0"},
+            "off",
+        )
         off_ids = {name: off.upload(name, paths[name]) for name in models}
         for name in models:
             ours.sync(ids[name], 16, 2)  # warm every worker process's cache

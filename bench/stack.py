@@ -42,8 +42,9 @@ def wait_http(url: str, timeout: float = 60) -> None:
 def process(cmd: list[str], env: dict[str, str], log_name: str):
     """A child in its own process group, stopped with SIGTERM (then SIGKILL) on exit."""
     log = open(Path(tempfile.gettempdir()) / f"mlsp-bench-{log_name}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         yield proc
     finally:
@@ -58,22 +59,49 @@ def process(cmd: list[str], env: dict[str, str], log_name: str):
 
 def gunicorn(app: str, port: int, env: dict[str, str], *, name: str):
     """The baseline's server: gunicorn with 2 sync workers, as the issue defines it."""
-    cmd = [str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-           "--timeout", "120", "--log-level", "warning"]  # fmt: skip
+    cmd = [
+        str(BIN / "gunicorn"),
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        "120",
+        "--log-level",
+        "warning",
+    ]
     return process([*cmd, app], env, name)
 
 
 def web_server(port: int, env: dict[str, str], name: str):
     """Our web process as the Procfile runs it (web/serve.py: granian, 2 x 16 threads)."""
-    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
-           "WEB_THREADS": "16"}  # fmt: skip
+    env = {
+        **env,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "WEB_THREADS": "16",
+    }
     return process([str(BIN / "python"), "-m", "web.serve"], env, name)
 
 
 def celery_worker(env: dict[str, str], name: str, concurrency: int = 2):
-    cmd = [str(BIN / "celery"), "-A", "workers.celery_app:app", "worker", "--concurrency",
-           str(concurrency), "--queues", env["DEFAULT_QUEUE"], "--loglevel", "WARNING",
-           "--without-gossip", "--without-mingle", "--hostname", f"{name}@bench"]  # fmt: skip
+    cmd = [
+        str(BIN / "celery"),
+        "-A",
+        "workers.celery_app:app",
+        "worker",
+        "--concurrency",
+        str(concurrency),
+        "--queues",
+        env["DEFAULT_QUEUE"],
+        "--loglevel",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"{name}@bench",
+    ]
     return process(cmd, env, name)
 
 
@@ -91,10 +119,23 @@ def wrk(url: str, body: dict, connections: int, seconds: int, headers: dict | No
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_SCRIPT % (json.dumps(body), lines))
     out = subprocess.run(
-        ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
-         "--latency", "-s", script.name, url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "wrk",
+            "-t",
+            str(min(connections, 2)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            script.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     os.unlink(script.name)
     return _parse_wrk(out)
 
@@ -112,5 +153,9 @@ def _parse_wrk(out: str) -> dict:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = {p: _ms(v, u) for p, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", out)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": pct.get("50"), "p99_ms": pct.get("99"),
-            "non_2xx": int(errors.group(1)) if errors else 0}  # fmt: skip
+    return {
+        "rps": rps,
+        "p50_ms": pct.get("50"),
+        "p99_ms": pct.get("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }

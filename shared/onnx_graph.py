@@ -28,9 +28,16 @@ CONTROL_FLOW = frozenset({"Loop", "Scan", "If", "SequenceMap"})
 # Operators whose output size is given by tensors (input indices): refused unless those tensors
 # are constants of the file, since a value computed from the request could ask for any size.
 SIZE_INPUTS: dict[str, tuple[int, ...]] = {
-    "ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "Range": (0, 1, 2), "OneHot": (1,),
-    "Pad": (1,), "Resize": (2, 3), "Upsample": (1,), "CenterCropPad": (1,),
-}  # fmt: skip
+    "ConstantOfShape": (0,),
+    "Expand": (1,),
+    "Tile": (1,),
+    "Range": (0, 1, 2),
+    "OneHot": (1,),
+    "Pad": (1,),
+    "Resize": (2, 3),
+    "Upsample": (1,),
+    "CenterCropPad": (1,),
+}
 MAX_NODES = 100_000  # counted before any other walk: far above any converted tabular model
 
 

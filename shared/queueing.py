@@ -245,10 +245,17 @@ def push_jobs(
     for start in range(0, len(items), _PUSH_CHUNK):
         first = start == 0
         (reply,) = _run_script(
-            client, _PUSH, _push_keys(route, model_id),
-            _push_args(route, max_depth if first else 0, expect_epoch if first else None,
-                       False, items[start : start + _PUSH_CHUNK]),
-        )  # fmt: skip
+            client,
+            _PUSH,
+            _push_keys(route, model_id),
+            _push_args(
+                route,
+                max_depth if first else 0,
+                expect_epoch if first else None,
+                False,
+                items[start : start + _PUSH_CHUNK],
+            ),
+        )
         depth, slots = _pushed(reply)
         woke += slots
     _wake(client, route, model_id, sorted(set(woke)))
@@ -383,8 +390,13 @@ def next_batch(
     more ids: what a drainer does between batches, in one round trip, which also carries `then`
     (the finished batch's done-signals; sent twice if Redis lost the script, which a list of
     signals tolerates)."""
-    keys = [lease_key(model_id, token), pending_key(model_id), LEASES, wake_key(model_id, slot),
-            EPOCH_KEY]  # fmt: skip
+    keys = [
+        lease_key(model_id, token),
+        pending_key(model_id),
+        LEASES,
+        wake_key(model_id, slot),
+        EPOCH_KEY,
+    ]
     return _batch(_run_script(client, _NEXT, keys, [n, time.time(), WAKE_TTL_S], *then)[0])
 
 
@@ -408,9 +420,11 @@ def await_one(client: redis.Redis, model_id: str, token: str, timeout_s: float) 
     # One round trip: the lease is registered as soon as the job arrives, not after another
     # exchange (an empty lease registered on timeout is dropped by the next release or restore).
     got, _, epoch = roundtrip(
-        client, ("BLMOVE", pending_key(model_id), key, "LEFT", "RIGHT", timeout_s),
-        ("ZADD", LEASES, time.time(), key), ("GET", EPOCH_KEY),
-    )  # fmt: skip
+        client,
+        ("BLMOVE", pending_key(model_id), key, "LEFT", "RIGHT", timeout_s),
+        ("ZADD", LEASES, time.time(), key),
+        ("GET", EPOCH_KEY),
+    )
     if got is None:
         client.zrem(LEASES, key)
         return Batch([], _bytes(epoch))
@@ -448,8 +462,12 @@ def recover_lease(client: redis.Redis, key: str) -> Recovered:
     have killed it are set aside, the others requeued at the head as suspects."""
     keys = [key, pending_key(model_of_lease(key)), LEASES, DEATHS]
     cause, aside, back = _run_script(client, _RECOVER, keys, [])[0]
-    return Recovered(model_of_lease(key), _string(cause), [plain(_string(e)) for e in aside],
-                     [plain(_string(e)) for e in back])  # fmt: skip
+    return Recovered(
+        model_of_lease(key),
+        _string(cause),
+        [plain(_string(e)) for e in aside],
+        [plain(_string(e)) for e in back],
+    )
 
 
 def dead_leases(client: redis.Redis, ttl_s: float) -> list[str]:

@@ -135,11 +135,23 @@ _SKOPS_VALUES: frozenset[tuple[str, str]] = _flatten(
 # are never admitted; a generic ReduceNode would call a constructor named by the file.
 _SKOPS_NODES = frozenset(
     {
-        "CachedNode", "DictNode", "DTypeNode", "JsonNode", "ListNode", "LossNode", "NdArrayNode",
-        "ObjectNode", "RandomGeneratorNode", "RandomStateNode", "SliceNode", "TreeNode",
-        "TupleNode", "TypeNode", "BytesNode",
+        "CachedNode",
+        "DictNode",
+        "DTypeNode",
+        "JsonNode",
+        "ListNode",
+        "LossNode",
+        "NdArrayNode",
+        "ObjectNode",
+        "RandomGeneratorNode",
+        "RandomStateNode",
+        "SliceNode",
+        "TreeNode",
+        "TupleNode",
+        "TypeNode",
+        "BytesNode",
     }
-)  # fmt: skip
+)
 _SKOPS_MAX_NODES = 1_000_000
 
 # What a model may expand to while it is read (decompressed stream, arrays): the sandbox's memory

@@ -110,10 +110,12 @@ def test_client_address_from_a_trusted_proxy_only(caplog):
     caplog.set_level(logging.DEBUG)  # after the factories, which set the root logger's level
     forwarded = {"X-Forwarded-For": "203.0.113.9, 10.0.0.2"}
     for peer in ("10.0.0.2", "192.0.2.1"):
-        app.test_client().get("/api/v1/health/live", headers=forwarded,
-                              environ_base={"REMOTE_ADDR": peer})  # fmt: skip
-    plain.test_client().get("/api/v1/health/live", headers=forwarded,
-                            environ_base={"REMOTE_ADDR": "127.0.0.1"})  # fmt: skip
+        app.test_client().get(
+            "/api/v1/health/live", headers=forwarded, environ_base={"REMOTE_ADDR": peer}
+        )
+    plain.test_client().get(
+        "/api/v1/health/live", headers=forwarded, environ_base={"REMOTE_ADDR": "127.0.0.1"}
+    )
     seen = [r.remote_addr for r in _request_records(caplog)]
     assert seen == ["203.0.113.9", "192.0.2.1", "127.0.0.1"]
 

@@ -106,20 +106,42 @@ def _fit_zoo() -> dict[str, tuple[BaseEstimator, object]]:
         ("mlp_classifier", MLPClassifier(**mlp), xc, yc),
         ("mlp_regressor", MLPRegressor(**mlp), xr, yr),
         ("gaussian_nb", GaussianNB(), xc, yc),
-    ]  # fmt: skip
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MLP convergence warnings
         return {name: (est.fit(x, y), x) for name, est, x, y in zoo}
 
 
 MODEL_NAMES = [
-    "lr_binary", "lr_multiclass", "linear_regression", "ridge", "rf_classifier", "rf_regressor",
-    "gb_classifier", "gb_multiclass", "gb_regressor", "hgb_classifier", "hgb_multiclass",
-    "hgb_regressor", "tree_classifier", "tree_regressor", "extra_trees_classifier",
-    "extra_trees_regressor", "svc_proba", "svr", "knn_classifier", "knn_ball_tree",
-    "knn_regressor", "pipeline_dataframe", "column_transformer", "lr_string_labels",
-    "rf_string_labels", "mlp_classifier", "mlp_regressor", "gaussian_nb",
-]  # fmt: skip
+    "lr_binary",
+    "lr_multiclass",
+    "linear_regression",
+    "ridge",
+    "rf_classifier",
+    "rf_regressor",
+    "gb_classifier",
+    "gb_multiclass",
+    "gb_regressor",
+    "hgb_classifier",
+    "hgb_multiclass",
+    "hgb_regressor",
+    "tree_classifier",
+    "tree_regressor",
+    "extra_trees_classifier",
+    "extra_trees_regressor",
+    "svc_proba",
+    "svr",
+    "knn_classifier",
+    "knn_ball_tree",
+    "knn_regressor",
+    "pipeline_dataframe",
+    "column_transformer",
+    "lr_string_labels",
+    "rf_string_labels",
+    "mlp_classifier",
+    "mlp_regressor",
+    "gaussian_nb",
+]
 KINDS = ["joblib", "joblib_compress3", "pickle5", "skops"]
 
 
@@ -184,8 +206,10 @@ def test_allowed_globals_are_what_the_zoo_needs_plus_documented_extras(zoo_files
                 Recorder(str(path), fobj, True).load()
     assert recorded <= ALLOWED_GLOBALS, sorted(recorded - ALLOWED_GLOBALS)
     assert ALLOWED_GLOBALS - recorded == safe_load._EXTRA_GLOBALS
-    assert not any(module.startswith("joblib") and name != "NumpyArrayWrapper"
-                   for module, name in ALLOWED_GLOBALS)  # fmt: skip
+    assert not any(
+        module.startswith("joblib") and name != "NumpyArrayWrapper"
+        for module, name in ALLOWED_GLOBALS
+    )
 
 
 def test_skops_values_list_is_what_the_zoo_needs_beyond_allowed_globals(zoo_files):
@@ -207,8 +231,11 @@ def test_skops_values_list_is_what_the_zoo_needs_beyond_allowed_globals(zoo_file
                 used.add((node.module_name, node.class_name))
                 for child in node.children.values():
                     items = child.values() if isinstance(child, dict) else child
-                    stack.extend(c for c in (items if isinstance(child, list | dict) else [child])
-                                 if hasattr(c, "children"))  # fmt: skip
+                    stack.extend(
+                        c
+                        for c in (items if isinstance(child, list | dict) else [child])
+                        if hasattr(c, "children")
+                    )
     extra = used - ALLOWED_GLOBALS
     assert extra <= safe_load._SKOPS_VALUES, sorted(extra - safe_load._SKOPS_VALUES)
     assert {("numpy.random.mtrand", "RandomState"), ("builtins", "dict")} <= extra

@@ -50,9 +50,13 @@ class Client:
         max_retry_wait: float = 30.0,
     ) -> None:
         self.http = Transport(
-            url, api_key=api_key, token=token, timeout=timeout,
-            max_retries=max_retries, max_retry_wait=max_retry_wait,
-        )  # fmt: skip
+            url,
+            api_key=api_key,
+            token=token,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+        )
 
     @property
     def url(self) -> str:
@@ -232,11 +236,13 @@ class Client:
     ) -> dict[str, Any]:
         body = {"inputs": as_rows(rows), "return_probabilities": proba}
         return self._json(
-            "POST", f"/models/{_id(model)}/{action}", json=body,
+            "POST",
+            f"/models/{_id(model)}/{action}",
+            json=body,
             headers={"Idempotency-Key": key or uuid.uuid4().hex},
             params={"timeout": server_wait} if action == "predict" else None,
             timeout=self.http.timeout + server_wait,
-        )  # fmt: skip
+        )
 
     def job(self, job: JobRef, wait: float = 0) -> Job:
         """One job; `wait` long-polls up to that many seconds (max 60) for it to finish."""

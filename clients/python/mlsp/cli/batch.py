@@ -70,9 +70,13 @@ def _cancel(job: Job) -> None:
 
 def _progress(quiet: bool) -> Progress:
     return Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=console(stderr=True), disable=quiet,
-    )  # fmt: skip
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console(stderr=True),
+        disable=quiet,
+    )
 
 
 def _pipeline(
@@ -137,17 +141,27 @@ def predict_csv(batch: Batch, src: Path, dst: Path, quiet: bool = False) -> None
 @click.argument("model")
 @click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--out", "-o", "dst", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    "--out",
+    "-o",
+    "dst",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the CSV with predictions.",
-)  # fmt: skip
+)
 @click.option(
-    "--chunk-rows", type=click.IntRange(1, MAX_ROWS_PER_REQUEST), default=1000,
-    show_default=True, help="Rows per job (the server takes at most 10,000).",
-)  # fmt: skip
+    "--chunk-rows",
+    type=click.IntRange(1, MAX_ROWS_PER_REQUEST),
+    default=1000,
+    show_default=True,
+    help="Rows per job (the server takes at most 10,000).",
+)
 @click.option(
-    "--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=4,
+    show_default=True,
     help="Jobs in flight at once.",
-)  # fmt: skip
+)
 @click.option("--proba", is_flag=True, help="Add one probability column per class.")
 @click.option(
     "--timeout", type=float, default=600, show_default=True, help="Seconds to wait for each job."

@@ -14,9 +14,13 @@ from mlsp.cli.output import emit, job_view, jobs_table
 JOB_STATUSES = click.Choice(["queued", "running", "succeeded", "failed", "cancelled", "expired"])
 
 input_option = click.option(
-    "--input", "-i", "source", type=click.File("r"), required=True,
+    "--input",
+    "-i",
+    "source",
+    type=click.File("r"),
+    required=True,
     help='JSON rows ([[...], ...] or {"inputs": [...]}); - reads stdin.',
-)  # fmt: skip
+)
 proba_option = click.option("--proba", is_flag=True, help="Also return class probabilities.")
 
 

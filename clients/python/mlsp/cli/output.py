@@ -58,17 +58,37 @@ def models_table(models: list[Model]) -> Table:
     return table(
         ["id", "name", "version", "status", "runtime", "features", "created"],
         [
-            (m.id, m.name, m.version, m.status, m.raw.get("runtime"), m.n_features,
-             str(m.raw.get("created_at", ""))[:19])
+            (
+                m.id,
+                m.name,
+                m.version,
+                m.status,
+                m.raw.get("runtime"),
+                m.n_features,
+                str(m.raw.get("created_at", ""))[:19],
+            )
             for m in models
         ],
-    )  # fmt: skip
+    )
 
 
 MODEL_FIELDS = (
-    "id", "name", "version", "status", "framework", "format", "runtime", "runtime_reason",
-    "description", "input_schema", "output_schema", "size_bytes", "sha256", "error", "created_at",
-)  # fmt: skip
+    "id",
+    "name",
+    "version",
+    "status",
+    "framework",
+    "format",
+    "runtime",
+    "runtime_reason",
+    "description",
+    "input_schema",
+    "output_schema",
+    "size_bytes",
+    "sha256",
+    "error",
+    "created_at",
+)
 
 
 def model_view(model: Model) -> Table:
@@ -79,11 +99,17 @@ def jobs_table(jobs: list[Job]) -> Table:
     return table(
         ["id", "model", "version", "status", "total ms", "created"],
         [
-            (j.id, j.raw["model_id"][:8], j.raw["model_version"], j.status,
-             (j.raw.get("timings") or {}).get("total_ms"), str(j.raw["created_at"])[:19])
+            (
+                j.id,
+                j.raw["model_id"][:8],
+                j.raw["model_version"],
+                j.status,
+                (j.raw.get("timings") or {}).get("total_ms"),
+                str(j.raw["created_at"])[:19],
+            )
             for j in jobs
         ],
-    )  # fmt: skip
+    )
 
 
 def job_view(job: Job) -> Table:
