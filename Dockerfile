@@ -14,7 +14,9 @@ RUN groupadd --system mlsp \
 WORKDIR /app
 
 # Dependencies first, read from setup.cfg: this layer is rebuilt only when the metadata changes,
-# not on every code edit.
+# not on every code edit. setup.cfg is the server distribution: runtime dependencies only (the dev
+# tools with their embedded PostgreSQL and Redis, the test tools and the SDK are other
+# distributions, under devtools/ and clients/python/, never installed here).
 COPY setup.cfg pyproject.toml README.md ./
 RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['options']['install_requires'])" > /tmp/requirements.txt \
     && pip install --no-cache-dir -r /tmp/requirements.txt \
