@@ -26,8 +26,12 @@ ROWS = iris()[0][::30]
 def mlsp(tmp_path, live_url):
     """Run `mlsp ...` with a private config file and no credentials from the environment."""
     runner = CliRunner()
-    env = {"MLSP_CONFIG": str(tmp_path / "cfg" / "config.json"), "MLSP_URL": live_url,
-           "MLSP_API_KEY": None, "MLSP_PASSWORD": None}  # fmt: skip
+    env = {
+        "MLSP_CONFIG": str(tmp_path / "cfg" / "config.json"),
+        "MLSP_URL": live_url,
+        "MLSP_API_KEY": None,
+        "MLSP_PASSWORD": None,
+    }
 
     def run(*args: str, ok: bool = True, stdin: str | None = None):
         result = runner.invoke(cli, list(args), env=env, input=stdin, catch_exceptions=False)
@@ -129,8 +133,17 @@ def test_predict_file_plain_columns_without_header(logged_in, tmp_path):
     x = np.tile(ROWS, (501, 1))  # 2,505 rows: uneven last chunk
     _write_csv(tmp_path / "in.csv", None, x.tolist())
     out = tmp_path / "out.csv"
-    logged_in("predict-file", "plain", str(tmp_path / "in.csv"), "-o", str(out), "--chunk-rows",
-              "1000", "--concurrency", "2")  # fmt: skip
+    logged_in(
+        "predict-file",
+        "plain",
+        str(tmp_path / "in.csv"),
+        "-o",
+        str(out),
+        "--chunk-rows",
+        "1000",
+        "--concurrency",
+        "2",
+    )
     got = np.loadtxt(out, delimiter=",")
     np.testing.assert_array_equal(got[:, :4], x)
     assert got[:, 4].astype(int).tolist() == local.predict(x).tolist()
@@ -147,3 +160,55 @@ def test_config_path_precedence(monkeypatch, tmp_path):
     assert config_path() == tmp_path / "xdg" / "mlsp" / "config.json"
     monkeypatch.setenv("MLSP_CONFIG", str(tmp_path / "elsewhere.json"))
     assert config_path() == tmp_path / "elsewhere.json"
+
+
+@pytest.mark.e2e
+def test_predict_file_carries_id_and_kept_columns(logged_in, tmp_path):
+    local = fit_classifier()
+    logged_in("models", "upload", str(dump(local, tmp_path / "m.joblib")), "--name", "plain")
+    header = ["id", "a", "b", "c", "d", "note"]
+    _write_csv(tmp_path / "in.csv", header, [[f"r{i}", *row, "x"] for i, row in enumerate(ROWS)])
+    out = tmp_path / "out.csv"
+    refused = logged_in("predict-file", "plain", str(tmp_path / "in.csv"), "-o", str(out), ok=False)
+    assert refused.exit_code == 2 and "--id-column" in refused.output
+    logged_in(
+        "predict-file",
+        "plain",
+        str(tmp_path / "in.csv"),
+        "-o",
+        str(out),
+        "--id-column",
+        "id",
+        "--keep-columns",
+        "note",
+    )
+    got = pd.read_csv(out)
+    assert list(got.columns) == [*header, "prediction"]
+    assert got["id"].tolist() == [f"r{i}" for i in range(len(ROWS))]
+    assert got["prediction"].tolist() == local.predict(ROWS).tolist()
+    absent = logged_in(
+        "predict-file",
+        "plain",
+        str(tmp_path / "in.csv"),
+        "-o",
+        str(out),
+        "--id-column",
+        "key",
+        ok=False,
+    )
+    assert absent.exit_code == 2 and "lacks the kept columns ['key']" in absent.output
+
+
+@pytest.mark.e2e
+def test_jobs_list_names_models_and_analytics_is_a_table(logged_in, tmp_path):
+    logged_in(
+        "models", "upload", str(dump(fit_classifier(), tmp_path / "m.joblib")), "--name", "irises"
+    )
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps(ROWS.tolist()))
+    logged_in("predict", "irises", "-i", str(rows))
+    listed = logged_in("jobs", "list").stdout
+    assert "irises:1" in listed
+    report = logged_in("models", "analytics", "irises").stdout
+    assert "p50" in report and "success rate" in report and "100.0%" in report
+    assert "{" not in report  # no raw JSON in a cell

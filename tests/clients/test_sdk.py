@@ -16,12 +16,14 @@ from mlsp import (
     Client,
     Conflict,
     Job,
+    JobGroup,
     Model,
     NotFound,
     RateLimited,
     ValidationError,
 )
 from mlsp.errors import parse_retry_after
+from mlsp.rows import as_rows, chunked
 from shared.config import Settings
 from tests.fixtures.live import serve
 from tests.fixtures.models import dump, fit_classifier, iris
@@ -165,3 +167,56 @@ def test_retry_after_formats():
     assert parse_retry_after("7") == 7
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
     assert parse_retry_after("soon") is None
+
+
+@pytest.mark.no_db
+def test_rows_from_frames_series_and_flat_rows():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.5, np.nan], "b": ["x", None], "c": pd.array([1, pd.NA])})
+    assert as_rows(frame) == [{"a": 1.5, "b": "x", "c": 1}, {"a": None, "b": None, "c": None}]
+    assert as_rows(pd.Series({"a": 1.0, "b": np.nan})) == [{"a": 1.0, "b": None}]
+    assert as_rows(pd.Series([5.1, 3.5])) == [[5.1, 3.5]]
+    assert as_rows([5.1, 3.5, 1.4, 0.2]) == [[5.1, 3.5, 1.4, 0.2]]
+    assert as_rows(np.array([5.1, np.nan])) == [[5.1, None]]
+    assert as_rows(np.array([[1.0, 2.0], [3.0, np.nan]])) == [[1.0, 2.0], [3.0, None]]
+    assert as_rows([[np.float32(1.5), np.int64(2)]]) == [[1.5, 2]]
+    with pytest.raises(ValidationError) as err:
+        as_rows([[1.0], [np.inf]])
+    assert err.value.details == {"row": 1, "column": 0}
+
+
+@pytest.mark.no_db
+def test_chunks_keep_order_and_idempotency_keys_per_chunk():
+    assert chunked(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
+    assert chunked([[1]], 10) == [[[1]]]
+
+
+@pytest.mark.e2e
+def test_more_rows_than_one_request_go_as_several_jobs_in_order(live_url, api_key, tmp_path):
+    local = fit_classifier()
+    rows = iris()[0][::7]  # 22 rows, in chunks of at most 8
+    with Client(live_url, api_key=api_key, max_rows_per_request=8) as client:
+        model = client.upload(dump(local, tmp_path / "m.joblib"), "iris")
+        answer = client.predict(model, rows, return_probabilities=True)
+        assert isinstance(answer, JobGroup) and len(answer.jobs) == 3
+        assert [len(j.predictions) for j in answer.jobs] == [8, 8, 6]
+        assert answer.status == "succeeded" and answer.predictions == local.predict(rows).tolist()
+        np.testing.assert_allclose(answer.probabilities, local.predict_proba(rows))
+        queued = client.submit(model, rows, idempotency_key="batch-1")
+        again = client.submit(model, rows, idempotency_key="batch-1")
+        assert [j.id for j in again.jobs] == [j.id for j in queued.jobs]
+        assert queued.wait(timeout=30).predictions == local.predict(rows).tolist()
+
+
+@pytest.mark.e2e
+def test_missing_values_are_sent_as_null(sdk, tmp_path):
+    pd = pytest.importorskip("pandas")
+    model = sdk.upload(dump(fit_classifier(), tmp_path / "m.joblib"), "iris")
+    frame = pd.DataFrame(iris()[0][:2], columns=[f"f{i}" for i in range(4)])
+    frame.iloc[1, 2] = np.nan
+    with pytest.raises(ValidationError) as err:  # a typed 422, not requests' InvalidJSONError
+        sdk.predict(model, frame.to_numpy())
+    assert err.value.code == "invalid_input" and err.value.details == {"row": 1, "column": 2}
+    with pytest.raises(ValidationError) as err:
+        sdk.predict(model, [[1.0, 2.0, 3.0, 4.0], 5])
+    assert "each row must be a list or an object" in err.value.message

@@ -87,8 +87,9 @@ def normalise_rows(inputs: list[Any], input_schema: dict[str, Any], max_rows: in
             if not names:
                 raise _fail("this model has no feature names: send rows as lists", i)
             row = _ordered(row, names, i)
-        if not isinstance(row, list) or len(row) != n_features:
-            size = len(row) if isinstance(row, list) else None
-            raise _fail(f"each row needs exactly {n_features} features, got {size}", i)
+        if not isinstance(row, list):
+            raise _fail("each row must be a list or an object", i)
+        if len(row) != n_features:
+            raise _fail(f"each row needs exactly {n_features} features, got {len(row)}", i)
         out.append([_number(v, i, names[j] if names else j) for j, v in enumerate(row)])
     return np.asarray(out, dtype=np.float64)

@@ -21,7 +21,7 @@ from mlsp.errors import (
     Unavailable,
     ValidationError,
 )
-from mlsp.resources import Job, Model
+from mlsp.resources import Job, JobGroup, Model
 
 __all__ = [
     "AuthError",
@@ -29,6 +29,7 @@ __all__ = [
     "Conflict",
     "Job",
     "JobFailed",
+    "JobGroup",
     "JobTimeout",
     "MlspError",
     "Model",

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from mlsp.errors import JobTimeout, NotFound
-from mlsp.resources import MAX_LONG_POLL_S, Job, Model
+from mlsp.resources import MAX_LONG_POLL_S, Job, JobGroup, Model
+from mlsp.rows import as_rows, chunked
 from mlsp.transport import Transport
 
 ModelRef = str | uuid.UUID | Model
@@ -23,13 +24,9 @@ def _id(ref: ModelRef | JobRef) -> str:
     return ref.id if isinstance(ref, Model | Job) else str(ref)
 
 
-def as_rows(rows: Any) -> list[Any]:
-    """Input rows as JSON-ready lists: lists, numpy arrays or pandas DataFrames."""
-    if hasattr(rows, "columns") and hasattr(rows, "to_dict"):
-        return rows.to_dict(orient="records")  # a DataFrame: rows keyed by feature name
-    if hasattr(rows, "tolist"):
-        return rows.tolist()
-    return list(rows)
+def _key(key: str | None, index: int, chunks: int) -> str | None:
+    """Each chunk's own Idempotency-Key, derived from the call's: a retried call repeats them."""
+    return key if key is None or chunks == 1 else f"{key}.{index}"
 
 
 class Client:
@@ -37,6 +34,8 @@ class Client:
 
     Answers of 429/503 are retried (up to `max_retries`, waiting what `Retry-After` asks,
     at most `max_retry_wait` s each); other failures raise `mlsp.errors.MlspError` subclasses.
+    More rows than `max_rows_per_request` (the server's MAX_ROWS_PER_REQUEST) go as several
+    jobs, in order, answered together as a `JobGroup`.
     """
 
     def __init__(
@@ -48,7 +47,9 @@ class Client:
         timeout: float = 30.0,
         max_retries: int = 3,
         max_retry_wait: float = 30.0,
+        max_rows_per_request: int = 10_000,
     ) -> None:
+        self.max_rows_per_request = max_rows_per_request
         self.http = Transport(
             url,
             api_key=api_key,
@@ -201,10 +202,24 @@ class Client:
         rows: Any,
         return_probabilities: bool = False,
         idempotency_key: str | None = None,
-    ) -> Job:
-        """Queue a job (202) and return it at once; `Job.wait()` for the result. A fresh
+    ) -> Job | JobGroup:
+        """Queue a job (202) and return it at once; `.wait()` for the result. A fresh
         Idempotency-Key per call makes retries safe (one job, however often it is sent)."""
-        return Job(self, self._send(model, "jobs", rows, return_probabilities, idempotency_key))
+        chunks = chunked(as_rows(rows), self.max_rows_per_request)
+        jobs = [
+            Job(
+                self,
+                self._send(
+                    model,
+                    "jobs",
+                    chunk,
+                    return_probabilities,
+                    _key(idempotency_key, i, len(chunks)),
+                ),
+            )
+            for i, chunk in enumerate(chunks)
+        ]
+        return jobs[0] if len(jobs) == 1 else JobGroup(jobs)
 
     def predict(
         self,
@@ -212,29 +227,34 @@ class Client:
         rows: Any,
         timeout: float = 30.0,
         return_probabilities: bool = False,
-    ) -> Job:
+    ) -> Job | JobGroup:
         """Predict and wait up to `timeout` s: the succeeded job (`.predictions`, ...).
         Raises JobFailed if the job failed, JobTimeout (with `.job`) if it is still going."""
-        started = time.monotonic()
-        server_wait = min(timeout, MAX_LONG_POLL_S)
-        raw = self._send(model, "predict", rows, return_probabilities, None, server_wait)
-        job = Job(self, raw)
-        try:  # 202: the server stopped waiting first (its bound is 60 s); keep waiting here
-            job.wait(timeout=max(0.0, timeout - (time.monotonic() - started)))
-        except JobTimeout:
-            raise JobTimeout(job, timeout) from None
+        deadline = time.monotonic() + timeout
+        chunks = chunked(as_rows(rows), self.max_rows_per_request)
+        try:
+            jobs = [self._predict(model, chunk, deadline, return_probabilities) for chunk in chunks]
+        except JobTimeout as exc:
+            raise JobTimeout(exc.job, timeout) from None
+        return jobs[0] if len(jobs) == 1 else JobGroup(jobs)
+
+    def _predict(self, model: ModelRef, rows: list[Any], deadline: float, proba: bool) -> Job:
+        left = max(0.0, deadline - time.monotonic())
+        raw = self._send(model, "predict", rows, proba, None, min(left, MAX_LONG_POLL_S))
+        # 202: the server stopped waiting first (its bound is 60 s); keep waiting here.
+        job = Job(self, raw).wait(timeout=max(0.0, deadline - time.monotonic()))
         return job.raise_for_status()
 
     def _send(
         self,
         model: ModelRef,
         action: str,
-        rows: Any,
+        rows: list[Any],
         proba: bool,
         key: str | None,
         server_wait: float = 0,
     ) -> dict[str, Any]:
-        body = {"inputs": as_rows(rows), "return_probabilities": proba}
+        body = {"inputs": rows, "return_probabilities": proba}
         return self._json(
             "POST",
             f"/models/{_id(model)}/{action}",

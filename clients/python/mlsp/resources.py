@@ -128,3 +128,83 @@ class Job(Resource):
         """Cancel it (Conflict once it has finished)."""
         self.raw = self._client.cancel(self).raw
         return self
+
+
+class JobGroup:
+    """The jobs of one call that had more rows than one request takes, in input order, read as
+    one: `predictions` (and `probabilities`) are theirs concatenated."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+
+    def __repr__(self) -> str:
+        return f"<JobGroup of {len(self.jobs)} jobs {self.status}>"
+
+    @property
+    def done(self) -> bool:
+        return all(job.done for job in self.jobs)
+
+    @property
+    def status(self) -> str:
+        """The first unfinished job's status, else the first unsuccessful one's, else
+        `succeeded`."""
+        unfinished = [job.status for job in self.jobs if not job.done]
+        unsuccessful = [job.status for job in self.jobs if job.status != "succeeded"]
+        return (unfinished or unsuccessful or ["succeeded"])[0]
+
+    @property
+    def predictions(self) -> list[Any] | None:
+        return _joined([job.predictions for job in self.jobs])
+
+    @property
+    def probabilities(self) -> list[list[float]] | None:
+        return _joined([job.probabilities for job in self.jobs])
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self.jobs[0].classes
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """What the CLI shows: the jobs' ids, the status and the joined result."""
+        result = {"predictions": self.predictions, "probabilities": self.probabilities}
+        return {
+            "jobs": [job.id for job in self.jobs],
+            "status": self.status,
+            "result": result | {"classes": self.classes} if self.predictions else None,
+            "error": next(
+                (job.raw.get("error") for job in self.jobs if job.raw.get("error")), None
+            ),
+        }
+
+    def refresh(self, wait: float = 0) -> JobGroup:
+        for job in self.jobs:
+            job.refresh(wait=0 if job.done else wait)
+        return self
+
+    def wait(self, timeout: float | None = None) -> JobGroup:
+        """Block until every job finishes; JobTimeout after `timeout` s in all."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for job in self.jobs:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            job.wait(timeout=left)
+        return self
+
+    def raise_for_status(self) -> JobGroup:
+        """JobFailed for the first job that did not succeed."""
+        for job in self.jobs:
+            job.raise_for_status()
+        return self
+
+    def cancel(self) -> JobGroup:
+        """Cancel the jobs that have not finished."""
+        for job in self.jobs:
+            if not job.done:
+                job.cancel()
+        return self
+
+
+def _joined(parts: list[list[Any] | None]) -> list[Any] | None:
+    if any(part is None for part in parts):
+        return None
+    return [item for part in parts for item in part]

@@ -45,6 +45,7 @@ class Batch:
     concurrency: int
     proba: bool
     timeout: float
+    keep: tuple[str, ...] = ()
     stop: threading.Event = field(default_factory=threading.Event)
     job_ids: list[str] = field(default_factory=list)
     rows: int = 0
@@ -122,7 +123,7 @@ def predict_csv(batch: Batch, src: Path, dst: Path, quiet: bool = False) -> None
             first = next(reader, None)
             if first is None:
                 raise click.UsageError(f"{src} is empty")
-            layout = layout_of(first, batch.model)
+            layout = layout_of(first, batch.model, batch.keep)
             if layout.header is not None:
                 sink.writerow([*layout.header, *result_columns(batch.model, batch.proba)])
             rows = reader if layout.header is not None else itertools.chain([first], reader)
@@ -164,6 +165,17 @@ def predict_csv(batch: Batch, src: Path, dst: Path, quiet: bool = False) -> None
 )
 @click.option("--proba", is_flag=True, help="Add one probability column per class.")
 @click.option(
+    "--id-column",
+    "id_columns",
+    multiple=True,
+    help="A column that is not a feature (an id), copied to the output. Repeatable.",
+)
+@click.option(
+    "--keep-columns",
+    default="",
+    help="Comma-separated columns that are not features, copied to the output.",
+)
+@click.option(
     "--timeout", type=float, default=600, show_default=True, help="Seconds to wait for each job."
 )
 @json_option
@@ -172,10 +184,12 @@ def predict_file(state: State, model: str, src: Path, dst: Path, **opts: Any) ->
     """Predict every row of a CSV file; write the rows with a prediction column, in order.
 
     With feature names, the header must name the model's features (other columns are copied
-    through); otherwise every column is a feature and the header row is optional.
+    through); otherwise every column is a feature and the header row is optional, except the
+    columns named by --id-column or --keep-columns (then the header names them).
     """
     client = state.client()
-    batch = Batch(client, resolve_model(client, model), **opts)
+    kept = [*opts.pop("id_columns"), *filter(None, opts.pop("keep_columns").split(","))]
+    batch = Batch(client, resolve_model(client, model), keep=tuple(kept), **opts)
     predict_csv(batch, src, dst, quiet=state.json)
     jobs = len(batch.job_ids)
     summary = {"rows": batch.rows, "jobs": jobs, "out": str(dst), "job_ids": batch.job_ids}

@@ -30,21 +30,34 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def layout_of(first_row: list[str], model: Model) -> Layout:
+def layout_of(first_row: list[str], model: Model, keep: tuple[str, ...] = ()) -> Layout:
     """A model with feature names needs a header naming them (other columns pass through);
-    otherwise every column is a feature, with or without a header row."""
+    otherwise every column is a feature, with or without a header row, except the `keep`
+    columns (an id, say), which then need a header naming them and pass through too."""
     names = model.feature_names
+    if keep:
+        _check_kept(first_row, keep, names or [])
     if names:
         missing = [n for n in names if n not in first_row]
         if missing:
             raise click.UsageError(f"the CSV header lacks the model's features {missing[:5]}")
         return Layout(first_row, [first_row.index(n) for n in names])
-    if len(first_row) != model.n_features:
+    columns = [i for i, name in enumerate(first_row) if name not in keep]
+    if len(columns) != model.n_features:
+        kept = f" besides {', '.join(keep)}" if keep else ""
         raise click.UsageError(
-            f"the CSV has {len(first_row)} columns; the model takes {model.n_features} features"
+            f"the CSV has {len(columns)} columns{kept}; the model takes {model.n_features}"
+            " features (name other columns with --id-column or --keep-columns)"
         )
-    header = None if all(_is_number(v) for v in first_row) else first_row
-    return Layout(header, list(range(len(first_row))))
+    header = None if not keep and all(_is_number(v) for v in first_row) else first_row
+    return Layout(header, columns)
+
+
+def _check_kept(header: list[str], keep: tuple[str, ...], features: list[str]) -> None:
+    if missing := [name for name in keep if name not in header]:
+        raise click.UsageError(f"the CSV header lacks the kept columns {missing[:5]}")
+    if clash := [name for name in keep if name in features]:
+        raise click.UsageError(f"{clash[:5]} are the model's features, not columns to keep")
 
 
 def features(row: list[str], layout: Layout, line: int) -> list[float]:

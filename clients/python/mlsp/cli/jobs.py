@@ -95,7 +95,13 @@ def list_jobs(state: State, model_ref: str | None, status: str | None, limit: in
     """Your prediction history, newest first."""
     client = state.client()
     model = resolve_model(client, model_ref) if model_ref else None
-    emit(state, client.jobs(model=model, status=status, limit=limit), jobs_table)
+    found = client.jobs(model=model, status=status, limit=limit)
+    if state.json:
+        emit(state, found)
+        return
+    # Deleted models are not listed: their jobs keep the short id.
+    names = {m.id: m.name for m in client.models()} if found else {}
+    emit(state, found, lambda jobs: jobs_table(jobs, names))
 
 
 @jobs.command()

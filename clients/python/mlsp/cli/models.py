@@ -10,7 +10,7 @@ import click
 
 from mlsp.cli.config import State
 from mlsp.cli.options import json_option, pass_state, resolve_model
-from mlsp.cli.output import emit, fields, model_view, models_table
+from mlsp.cli.output import analytics_view, emit, model_view, models_table
 
 STATUSES = click.Choice(["validating", "ready", "failed", "disabled"])
 
@@ -120,8 +120,7 @@ def analytics(state: State, model: str, days: int) -> None:
     """Job counts, success rate, latency percentiles."""
     client = state.client()
     report = client.analytics(resolve_model(client, model), days=days)
-    keys = ("total", "by_status", "success_rate", "rows_predicted", "cache_hit_rate", "latency_ms")
-    emit(state, report, lambda r: fields(r, keys))
+    emit(state, report, analytics_view)
 
 
 COMMANDS = (models,)

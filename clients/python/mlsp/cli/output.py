@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlsp.cli.config import State
-from mlsp.resources import Job, Model, Resource
+from mlsp.resources import Job, JobGroup, Model, Resource
 
 
 def console(stderr: bool = False) -> Console:
@@ -20,7 +20,7 @@ def console(stderr: bool = False) -> Console:
 
 
 def _plain(data: Any) -> Any:
-    if isinstance(data, Resource):
+    if isinstance(data, Resource | JobGroup):
         return data.raw
     if isinstance(data, list):
         return [_plain(d) for d in data]
@@ -95,16 +95,18 @@ def model_view(model: Model) -> Table:
     return fields(model.raw, MODEL_FIELDS)
 
 
-def jobs_table(jobs: list[Job]) -> Table:
+def jobs_table(jobs: list[Job], names: dict[str, str] | None = None) -> Table:
+    """Jobs with their model's NAME:VERSION (`names`: model id -> name; else a short id)."""
+    names = names or {}
     return table(
-        ["id", "model", "version", "status", "total ms", "created"],
+        ["id", "model", "status", "rows", "total ms", "created"],
         [
             (
                 j.id,
-                j.raw["model_id"][:8],
-                j.raw["model_version"],
+                f"{names.get(j.raw['model_id'], j.raw['model_id'][:8])}:{j.raw['model_version']}",
                 j.status,
-                (j.raw.get("timings") or {}).get("total_ms"),
+                len(j.predictions) if j.predictions is not None else None,
+                _ms((j.raw.get("timings") or {}).get("total_ms")),
                 str(j.raw["created_at"])[:19],
             )
             for j in jobs
@@ -112,9 +114,54 @@ def jobs_table(jobs: list[Job]) -> Table:
     )
 
 
-def job_view(job: Job) -> Table:
+def _ms(value: float | None) -> str | None:
+    return None if value is None else f"{value:.1f}"
+
+
+def _share(value: float | None) -> str | None:
+    return None if value is None else f"{value:.1%}"
+
+
+def analytics_view(report: dict[str, Any]) -> Table:
+    """Counts and rates, latency percentiles per timing, then one line per day."""
+    counts = table(
+        ["jobs", "succeeded", "failed", "success rate", "rows predicted", "cache hits"],
+        [
+            (
+                report["total"],
+                report["by_status"].get("succeeded"),
+                report["by_status"].get("failed"),
+                _share(report["success_rate"]),
+                report["rows_predicted"],
+                _share(report["cache_hit_rate"]),
+            )
+        ],
+        title=f"last {report['days']} days",
+    )
+    latency = table(
+        ["ms", "p50", "p95", "p99", "mean"],
+        [
+            (name, *(_ms(stats.get(k)) for k in ("p50", "p95", "p99", "mean")))
+            for name, stats in report["latency_ms"].items()
+        ],
+    )
+    daily = table(
+        ["day", "jobs", "failed", "mean total ms"],
+        [(d["date"], d["total"], d["failed"], _ms(d["mean_total_ms"])) for d in report["daily"]],
+    )
+    grid = Table.grid()
+    for part in (counts, latency, daily):
+        grid.add_row(part)
+    return grid
+
+
+JOB_FIELDS = ("id", "model_id", "model_version", "status", "error", "timings")
+GROUP_FIELDS = ("jobs", "status", "error")
+
+
+def job_view(job: Job | JobGroup) -> Table:
     """Status, error and timings, then the predictions (first 50 rows)."""
-    summary = fields(job.raw, ("id", "model_id", "model_version", "status", "error", "timings"))
+    summary = fields(job.raw, GROUP_FIELDS if isinstance(job, JobGroup) else JOB_FIELDS)
     if not job.predictions:
         return summary
     grid = Table.grid()
@@ -123,7 +170,7 @@ def job_view(job: Job) -> Table:
     return grid
 
 
-def predictions_table(job: Job, limit: int = 50) -> Table:
+def predictions_table(job: Job | JobGroup, limit: int = 50) -> Table:
     classes = job.classes or []
     probabilities = job.probabilities or [[] for _ in job.predictions or []]
     rows = [
