@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 
 from shared.config import Settings
@@ -80,9 +80,21 @@ def limit(value: Callable[[], str], **options: Any) -> Callable:
     return decorate
 
 
+def _retry_after_only_on_refusals(response: Response) -> Response:
+    """flask-limiter sets Retry-After on every answer of a limited route (the window's reset):
+    on the 202 of an accepted job, clients that honour it, as the usual polling pattern does,
+    would wait a minute before their first poll. Only a refusal asks the client to wait."""
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
+
+
 def register_limiter(app: Flask, settings: Settings) -> None:
     if not settings.rate_limit_enabled:
         return  # no hooks on this app: its routes bypass the limiter (`limit`)
+    # Registered before the limiter's own after_request hook, so it runs after it (Flask runs
+    # them in reverse order) and sees the headers the limiter added.
+    app.after_request(_retry_after_only_on_refusals)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
     # A Redis outage must not take the API down with it: limits are then not enforced.
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True
