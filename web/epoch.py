@@ -1,15 +1,23 @@
 """The cache epoch (shared/cache_epoch.py) as the web tier reads it: once per request, however
 many caches ask (the API-key cache, the servable-model cache), or not at all on the hot
 prediction routes, which assume the value their process saw last and have it checked where they
-act (`assume`, `expected`, `check`, `confirm`)."""
+act (`assumed`, `expected`, `check`, `confirm`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
 import redis
 from flask import current_app, g
+from werkzeug.exceptions import HTTPException
 
 from shared import cache_epoch
+from shared.errors import ApiError
 from web import extensions
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # The app's extensions hold the epoch it saw last. Threads may store out of order: an older
 # value only costs the next prediction a retry.
@@ -22,9 +30,33 @@ def current() -> bytes:
     return g.cache_epoch
 
 
+def assumed(view: F) -> F:
+    """Decorator of the prediction routes, above `login_required`: cached keys and models are
+    trusted under the epoch this process saw last, saving a Redis read. Their first effect checks
+    it (`expected`, `check`); if it had moved, nothing has happened yet and the request is decided
+    again, authentication included. So is one the route refused before its check when the epoch
+    has moved meanwhile (a revoked key gets its 401, not an answer about the model). A refusal by
+    authentication itself stands, as on any other route."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        assume()
+        try:
+            return view(*args, **kwargs)
+        except cache_epoch.Stale as stale:
+            found = stale.epoch
+        except (ApiError, HTTPException):
+            if "user" not in g or (found := moved()) is None:
+                raise
+        restart(found)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def assume() -> None:
     """Take the epoch this process saw last instead of reading it. Only for a route that has it
-    checked, atomically with its first effect, by `expected` or `check`."""
+    checked, atomically with its first effect, by `expected` or `check` (see `assumed`)."""
     seen = current_app.extensions.get(_SEEN)
     if seen is not None and "cache_epoch" not in g:
         g.cache_epoch = seen

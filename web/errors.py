@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import ApiError, ServiceUnavailable, ValidationFailed
+from web.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,6 @@ def _db_error(err: DBAPIError) -> Response:
 def _reset_session() -> None:
     """A failed statement leaves the request's session unusable: roll it back so the rest of the
     request (log line, metrics) can still read what it needs."""
-    from web.extensions import db
-
     try:
         db.session.rollback()
     except Exception:  # the connection itself may be gone; the answer matters more

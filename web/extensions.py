@@ -16,7 +16,6 @@ from shared.config import Settings
 from shared.models import Base
 from shared.redis_client import client_for
 from shared.store import ArtifactStore, store_at
-from web.openapi import spec  # noqa: F401 - web/jobs/ imports it from here until it is split
 
 # Flask-SQLAlchemy drives the same plain-SQLAlchemy metadata the workers use.
 # Objects stay readable after commit: a handler that has just written a row answers from it
@@ -58,12 +57,3 @@ def store() -> ArtifactStore:
     """The artifact store at the current app's MODEL_STORE_DIR (built on first use, not at app
     creation: a command that never touches artifacts creates no directory)."""
     return store_at(settings().model_store_dir)
-
-
-# The names web/jobs/ still uses; they go when it is split (issue 19, section 3).
-def app_redis() -> Redis:
-    return redis()
-
-
-def app_redis_url() -> str:
-    return settings().redis_url

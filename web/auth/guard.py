@@ -9,10 +9,8 @@ from typing import Any, TypeVar
 
 from flask import g, request
 from flask_jwt_extended import current_user, verify_jwt_in_request
-from werkzeug.exceptions import HTTPException
 
-from shared.cache_epoch import Stale
-from shared.errors import ApiError, Forbidden, Unauthorized
+from shared.errors import Forbidden, Unauthorized
 from shared.models import User
 from web import epoch
 from web.auth import cache
@@ -69,30 +67,12 @@ def authenticate(allow_api_key: bool = True) -> User | Principal:
     return user
 
 
-def login_required(allow_api_key: bool = True, assume_epoch: bool = False) -> Callable[[F], F]:
-    """Decorator: the route needs an authenticated, active user (`g.user`).
-
-    With assume_epoch (the prediction routes, whose first effect checks the epoch: web/epoch.py)
-    cached keys and models are trusted under the epoch this process saw last, saving a Redis
-    read. If the check finds it moved, nothing has happened yet and the request is decided
-    again; so is one refused before its check when the epoch has moved meanwhile (a revoked key
-    gets its 401, not an answer about the model).
-    """
+def login_required(allow_api_key: bool = True) -> Callable[[F], F]:
+    """Decorator: the route needs an authenticated, active user (`g.user`)."""
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if assume_epoch:
-                epoch.assume()
-            authenticate(allow_api_key)
-            try:
-                return view(*args, **kwargs)
-            except Stale as stale:
-                found = stale.epoch
-            except (ApiError, HTTPException):
-                if (found := epoch.moved()) is None:
-                    raise
-            epoch.restart(found)
             authenticate(allow_api_key)
             return view(*args, **kwargs)
 

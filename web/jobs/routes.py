@@ -13,13 +13,11 @@ from shared.jobs import FINAL_JOB_STATUSES, Job
 from shared.jobs.render import job_out
 from shared.schemas.common import ErrorResponse
 from shared.schemas.jobs import JobList, JobOut, JobQuery, PredictQuery, PredictRequest, WaitQuery
-from shared.signals import signal_done
-from web import waits
+from web import epoch, waits
 from web.auth.guard import current, login_required
-from web.extensions import app_redis_url, spec
-from web.jobs import service, sync
+from web.jobs import service
 from web.limits import caller_key, limit, predict_limit
-from web.openapi import AUTH, PROTECTED_ERRORS, errors
+from web.openapi import AUTH, PROTECTED_ERRORS, errors, spec
 from web.pagination import page_of
 from web.registry.cache import ServingModel, owned_model
 from web.scoping import get_owned
@@ -43,7 +41,8 @@ def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, np.ndarray, bool]:
 
 
 @models_bp.post("/<uuid:model_id>/jobs")
-@login_required(assume_epoch=True)
+@epoch.assumed
+@login_required()
 @limit(predict_limit, key_func=caller_key)
 @spec.validate(
     json=PredictRequest,
@@ -60,7 +59,8 @@ def submit(model_id: uuid.UUID):
 
 
 @models_bp.post("/<uuid:model_id>/predict")
-@login_required(assume_epoch=True)
+@epoch.assumed
+@login_required()
 @limit(predict_limit, key_func=caller_key)
 @spec.validate(
     json=PredictRequest,
@@ -77,7 +77,7 @@ def predict(model_id: uuid.UUID):
     key = request.headers.get("Idempotency-Key")
     with waits.slot() as waiting:
         if waiting:
-            job = sync.predict(model, rows, proba, key, timeout)
+            job = service.predict(model, rows, proba, key, timeout)
         else:  # accepted, just not waited on: the client polls Location as after a timeout
             job, _ = service.submit(model, rows, proba, key)
     if job.status in FINAL_JOB_STATUSES:
@@ -100,7 +100,7 @@ def get_job(job_id: uuid.UUID):
     with waits.slot() as waiting:
         if not waiting:
             raise waits.too_many()
-        return service.wait_for(job, seconds)
+        return service.wait(job, seconds)
 
 
 @jobs_bp.delete("/<uuid:job_id>")
@@ -114,7 +114,6 @@ def cancel_job(job_id: uuid.UUID):
     if job is None:
         finished = get_owned(Job, job_id, "Job")
         raise Conflict(f"Job already {finished.status}", code="job_finished")
-    signal_done("job", [job.id], url=app_redis_url())
     return job_out(job)
 
 

@@ -17,10 +17,10 @@ from shared.jobs import FINAL_JOB_STATUSES
 from shared.models import MLModel
 from shared.schemas.jobs import JobOut, PredictRequest
 from shared.schemas.oip import InferenceRequest
-from web import waits
+from web import epoch, waits
 from web.auth.guard import login_required
 from web.health import dependencies_ok
-from web.jobs import service, sync
+from web.jobs import service
 from web.limits import caller_key, limit, predict_limit
 from web.oip import tensors
 from web.oip.errors import oip_error, register_oip_errors
@@ -82,7 +82,8 @@ def model_ready(name: str, version: str | None):
 
 @bp.post("/models/<name>/infer", defaults=_NO_VERSION)
 @bp.post("/models/<name>/versions/<version>/infer")
-@login_required(assume_epoch=True)
+@epoch.assumed
+@login_required()
 @limit(predict_limit, key_func=caller_key)
 def infer(name: str, version: str | None):
     """Run the model on one input tensor and answer its output tensors."""
@@ -110,7 +111,7 @@ def _run(
     rows = tensors.input_rows(tensors.the_input(body), binary, n_features)
     rows = service.prepare_rows(model, PredictRequest(inputs=rows, return_probabilities=proba))
     key = request.headers.get("Idempotency-Key")
-    return sync.predict(model, rows, proba, key, service.remaining(timeout))
+    return service.predict(model, rows, proba, key, service.remaining(timeout))
 
 
 def _timeout(body: InferenceRequest) -> float:

@@ -1,0 +1,76 @@
+"""The web tier's side of the per-model job queues (shared/queueing.py): capacity checks, pushes
+of job ids and inline jobs, and the enqueue after a job's row is committed."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import g
+
+from shared import queueing
+from shared.config import Settings
+from shared.errors import TooManyRequests
+from shared.models import MLModel
+from web import epoch, extensions
+from web.registry.cache import ServingModel
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_FULL_S = 2
+
+
+def check_capacity(model: ServingModel | MLModel) -> None:
+    """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, 429. The depth is
+    read with the cache epoch, which checks an assumed one before the job row is written."""
+    depth, current_epoch = queueing.depth_and_epoch(extensions.redis(), str(model.id))
+    epoch.check(current_epoch)
+    if depth >= extensions.settings().max_queue_depth:
+        raise queue_full(depth)
+
+
+def queue_full(depth: int) -> TooManyRequests:
+    limit = extensions.settings().max_queue_depth
+    return TooManyRequests(
+        f"Model queue is full ({depth} jobs waiting); retry later",
+        code="queue_full",
+        retry_after=RETRY_AFTER_FULL_S,
+        details={"queue_depth": depth, "max_queue_depth": limit},
+    )
+
+
+def _route(config: Settings) -> queueing.Route:
+    return queueing.Route(
+        extensions.producer(), config.default_queue, config.drain_concurrency,
+        config.batch_max_jobs, {"request_id": g.get("request_id")},
+    )  # fmt: skip
+
+
+def push(model_id: uuid.UUID, entries: list[str]) -> None:
+    queueing.push_jobs(extensions.redis(), _route(extensions.settings()), str(model_id), entries)
+
+
+def push_and_wait(model_id: uuid.UUID, entry: str, reply_key: str, seconds: float) -> bytes | None:
+    """Queue one entry, checked against capacity and the request's assumed cache epoch, and
+    wait for its reply (queueing.push_and_wait: one round trip); 429 when the queue is full."""
+    config = extensions.settings()
+    try:
+        reply = queueing.push_and_wait(
+            extensions.redis(blocking=True), _route(config), str(model_id), entry, reply_key,
+            seconds, max_depth=config.max_queue_depth, expect_epoch=epoch.expected(),
+        )  # fmt: skip
+    except queueing.QueueFull as full:
+        epoch.confirm()  # the script checks the epoch before the depth
+        raise queue_full(full.depth) from None
+    epoch.confirm()
+    return reply
+
+
+def enqueue(job_id: uuid.UUID, model_id: uuid.UUID) -> bool:
+    """Queue the job id after the row is committed. If Redis is down the job stays `queued` in
+    PostgreSQL (durable) and the reaper queues it again; the client still gets its 202."""
+    try:
+        push(model_id, [str(job_id)])
+        return True
+    except Exception:
+        log.warning("enqueue failed for job %s; left queued for the reaper", job_id, exc_info=True)
+        return False
