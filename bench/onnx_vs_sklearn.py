@@ -40,11 +40,11 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from shared.config import get_settings  # noqa: E402
 from shared.store import get_store  # noqa: E402
-from workers.compile import compile_model  # noqa: E402
-from workers.introspect import describe  # noqa: E402
 from workers.runtimes.onnx import OnnxRuntime  # noqa: E402
 from workers.runtimes.sklearn import SklearnRuntime  # noqa: E402
 from workers.runtimes.threads import limit_threads  # noqa: E402
+from workers.validation.compile import compile_model  # noqa: E402
+from workers.validation.introspect import describe  # noqa: E402
 
 N_FEATURES = 20
 COLUMNS = [f"f{i}" for i in range(N_FEATURES)]

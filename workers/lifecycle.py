@@ -113,7 +113,7 @@ def _sync_cache_metrics() -> None:
 
 def _task_failed(**kwargs: Any) -> None:
     # Main process: a drain task killed at the hard time limit marks its lease (issue 18).
-    from workers import recovery
+    from workers.serving import recovery
 
     recovery.mark_time_kill(**kwargs)
 

@@ -25,8 +25,10 @@ from shared.db import autocommit, session_scope
 from shared.redis_client import PREFIX, get_redis
 from shared.signals import signal_done
 from shared.store import get_store
-from workers import batching, jobs, metrics, model_refs, recovery, validation
+from workers import metrics
 from workers.celery_app import app
+from workers.serving import batching, model_refs, recovery
+from workers.validation import validate
 
 log = logging.getLogger(__name__)
 _settings = get_settings()
@@ -56,9 +58,9 @@ def validate_model(model_id: str) -> None:
     attempts = get_redis().incr(attempts_key)
     get_redis().expire(attempts_key, 86400)
     if attempts > _settings.job_max_attempts:
-        validation.record_crash(model_id, attempts - 1)
+        validate.record_crash(model_id, attempts - 1)
     else:
-        validation.validate_model(model_id)
+        validate.validate_model(model_id)
     signal_done("model", [model_id])
 
 
@@ -106,7 +108,7 @@ def drain_model(self, model_id: str, slot: int = 0) -> dict:
                                     countdown=OWNER_WAIT_S)  # fmt: skip
             return {"model_id": model_id, "jobs": 0, "deferred": True}
         report = batching.drain(
-            redis, _settings, model_id, slot, self.request.id, _run, hand_off, recover
+            redis, _settings, model_id, slot, self.request.id, hand_off, recover
         )
     except (OperationalError, RedisError) as exc:
         # The database or Redis is down: the lease was put back; try again with backoff while
@@ -143,14 +145,6 @@ def _take_owner_slot(redis: Any, model_id: str, token: str) -> str | bool | None
         return None
     owner = str(ref.owner_id)
     return owner if queueing.take_owner_slot(redis, owner, token, cap, _lease_deadline()) else False
-
-
-def _run(model_id: str, job_ids: list[str], epoch: bytes, signals: list[tuple]) -> None:
-    report = jobs.run_jobs(model_id, job_ids, epoch=epoch, signals=signals)
-    log.info(
-        "batch model=%s size=%d claimed=%d written=%d failed=%d cache_hit=%s",
-        model_id, len(job_ids), report.claimed, report.written, report.failed, report.cache_hit,
-    )  # fmt: skip
 
 
 def _route() -> queueing.Route:

@@ -17,7 +17,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sqlalchemy import create_engine, func, select, text
 
 from shared.db import get_engine, session_scope
-from shared.models import FINAL_JOB_STATUSES, Job
+from shared.jobs import FINAL_JOB_STATUSES, Job
 from tests.conftest import TEST_DB_NAME
 from tests.fixtures.models import fit_classifier, insert_ready_model, iris
 from tests.fixtures.services import free_port, isolated, log_path

@@ -14,8 +14,8 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.pipeline import Pipeline
 
 from shared.safe_load import ModelLoadError, UnsafeModelError, load_joblib
-from workers.audit import audit_model
 from workers.runtimes.cache import ModelCache
+from workers.validation.audit import audit_model
 
 pytestmark = pytest.mark.no_db
 

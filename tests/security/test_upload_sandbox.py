@@ -22,8 +22,8 @@ from shared.redis_client import get_redis
 from tests.fixtures.models import fit_classifier, iris, upload
 from tests.fixtures.services import isolated
 from tests.security.test_upload_models import _mutated_tree
-from workers.sandbox import Limits, Sandbox
-from workers.sandbox_child import confine
+from workers.validation.sandbox import Limits, Sandbox
+from workers.validation.sandbox_child import confine
 
 REQUEST = {
     "format": "joblib",

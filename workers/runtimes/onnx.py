@@ -16,7 +16,8 @@ import onnxruntime as ort
 from shared import onnx_graph
 from workers.runtimes.base import Rows
 
-# Written by workers/compile.py for models whose scikit-learn trees compare float32 inputs.
+# Written by workers/validation/compile.py for models whose scikit-learn trees compare float32
+# inputs.
 ROUNDING_PROP = "mlsp.input_rounding"
 
 

@@ -18,7 +18,7 @@ from workers.runtimes.onnx import OnnxRuntime
 from workers.runtimes.sklearn import SklearnRuntime
 
 if TYPE_CHECKING:
-    from workers.inference import ModelRef
+    from workers.serving.model_refs import ModelRef
 
 Loader = Callable[[], ModelRuntime]
 
@@ -27,7 +27,7 @@ def cache_entry(
     ref: ModelRef, store: ArtifactStore, rows: int = 1, onnx_max_rows: int = 0
 ) -> tuple[CacheKey, int, Loader]:
     """(cache key, size estimate, loader) of the runtime a predict call over `rows` rows of
-    `ref` must use. `ref.extra` holds the model's runtime columns.
+    `ref` must use.
 
     ONNX Runtime's win is the cost per call (a single-row forest predict is ~400x faster); per
     row, in big batches, scikit-learn is as fast or faster (a 100-tree forest over 100,000 rows:
@@ -37,12 +37,11 @@ def cache_entry(
     if ref.format == "onnx":  # uploaded as ONNX: the artifact itself
         path = store.local_path(ref.artifact_key)
         return (model_id, ref.sha256), ref.size_bytes, lambda: OnnxRuntime.load(path)
-    extra = ref.extra or {}
     big = onnx_max_rows and rows > onnx_max_rows
-    if extra.get("runtime") == "onnx" and extra.get("onnx_key") and not big:
-        path = store.local_path(extra["onnx_key"])
-        size = int(extra.get("onnx_size_bytes") or 0)
-        return (model_id, extra["onnx_sha256"]), size, lambda: OnnxRuntime.load(path)
+    if ref.runtime == "onnx" and ref.onnx_key and not big:
+        path = store.local_path(ref.onnx_key)
+        size = int(ref.onnx_size_bytes or 0)
+        return (model_id, ref.onnx_sha256), size, lambda: OnnxRuntime.load(path)
     path = store.local_path(ref.artifact_key)
     return (
         (model_id, ref.sha256),

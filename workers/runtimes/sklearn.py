@@ -24,7 +24,7 @@ class SklearnRuntime:
     def load(cls, path: Path, fmt: str, input_schema: dict[str, Any] | None) -> SklearnRuntime:
         """Load and audit again (about a millisecond): a model that was validated by an older
         release, before an audit rule existed, must not be served past it."""
-        from workers.audit import audit_model
+        from workers.validation.audit import audit_model
 
         names = (input_schema or {}).get("feature_names")
         estimator = load_model(path, fmt)

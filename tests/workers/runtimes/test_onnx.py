@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tests.fixtures import zoo
-from workers.compile import Candidate, convert
-from workers.introspect import describe
 from workers.runtimes.onnx import OnnxRuntime
+from workers.validation.compile import Candidate, convert
+from workers.validation.introspect import describe
 
 pytestmark = pytest.mark.no_db
 

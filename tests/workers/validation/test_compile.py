@@ -15,11 +15,11 @@ from shared.config import Settings
 from shared.runtime_choice import choose_runtime
 from shared.store import get_store
 from tests.fixtures import zoo
-from workers.compile import Candidate, candidates, compile_model, convert
-from workers.equivalence import compare, numeric_rows, probe_rows
-from workers.introspect import describe
 from workers.runtimes.onnx import OnnxRuntime
 from workers.runtimes.sklearn import SklearnRuntime
+from workers.validation.compile import Candidate, candidates, compile_model, convert
+from workers.validation.equivalence import compare, numeric_rows, probe_rows
+from workers.validation.introspect import describe
 
 pytestmark = pytest.mark.no_db
 SETTINGS = Settings()

@@ -1,7 +1,7 @@
 """Inline jobs (sync predictions queued with their rows, shared/inline_jobs.py) on the worker:
 predicted with the batch like any job, then inserted as finished rows by the same statement that
-writes the batch's other results (workers/results.py, shared/jobs/statements.py), and answered
-with the job object itself (shared/jobs/render.py).
+writes the batch's other results (workers/serving/results.py, shared/jobs/statements.py), and
+answered with the job object itself (shared/jobs/render.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from shared.inline_jobs import InlineJob
 from shared.jobs.rows import finished_row
-from workers.inference import ClaimedJob, Outcome
+from workers.serving.inference import ClaimedJob, Outcome
 
 
 def claimed(job: InlineJob) -> ClaimedJob:

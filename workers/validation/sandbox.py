@@ -1,6 +1,6 @@
 """The worker's side of the validation sandbox: one sandbox process per worker process, started on
-first use with a clean environment in an empty directory (workers/sandbox_child.py says what the
-child that reads each upload may and may not do).
+first use with a clean environment in an empty directory (workers/validation/sandbox_child.py says
+what the child that reads each upload may and may not do).
 
 Started lazily, after the pool has forked, so that each worker child owns its own pipes; it ends
 when its worker does (its stdin closes).
@@ -18,16 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workers.sandbox_child import SandboxError, read_frame, write_frame
+from workers.validation.sandbox_child import SandboxError, read_frame, write_frame
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: workers/validation/sandbox.py
 # What the sandbox's environment keeps of the worker's: locale, search path, and the OpenBLAS
 # settings some processors need to compute correctly. No secrets, no service URLs.
 _KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _THREADS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from workers.sandbox_child import main; main()"
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from workers.validation.sandbox_child import main; main()"
 )
 
 

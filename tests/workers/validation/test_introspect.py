@@ -1,4 +1,4 @@
-"""workers.introspect: describing fitted models and the one-row smoke prediction."""
+"""workers.validation.introspect: describing fitted models and the one-row smoke prediction."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
-from workers.introspect import NotAModelError, SmokePredictError, describe, smoke_predict
+from workers.validation.introspect import NotAModelError, SmokePredictError, describe, smoke_predict
 
 X, Y = make_classification(n_samples=80, n_features=4, n_informative=2, random_state=0)
 XR, YR = make_regression(n_samples=80, n_features=3, random_state=0)

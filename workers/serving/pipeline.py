@@ -1,4 +1,4 @@
-"""The prediction pipeline of one task: claim → model → cache → predict → write → signal."""
+"""The prediction pipeline of one batch: claim → model → cache → predict → write → signal."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from shared import cache_epoch, inline_jobs
+from shared import cache_epoch, failures, inline_jobs
 from shared.config import get_settings
 from shared.db import autocommit
 from shared.inline_jobs import InlineJob
@@ -20,11 +20,12 @@ from shared.jobs.render import job_json
 from shared.redis_client import get_redis
 from shared.signals import done_commands, reply_commands, send_commands
 from shared.store import get_store
-from workers import inference, inline, model_refs, recovery, results, telemetry
-from workers.inference import ClaimedJob, ModelRef, Outcome
 from workers.runtimes.base import ModelRuntime
 from workers.runtimes.cache import model_cache
 from workers.runtimes.selection import cache_entry
+from workers.serving import claims, inference, inline, model_refs, recovery, results, telemetry
+from workers.serving.inference import ClaimedJob, Outcome
+from workers.serving.model_refs import ModelRef
 
 log = logging.getLogger(__name__)
 HOSTNAME = socket.gethostname()
@@ -54,9 +55,10 @@ def run_jobs(
     mid = uuid.UUID(model_id)
     ids, carried, bad = _split_entries(model_id, entries)
     if bad:  # set aside, never retried: a drain that raised on them would meet them again
-        recovery.set_aside(model_id, bad, "bad_queue_entry", "malformed queue entry", signals)
+        why = "malformed queue entry"
+        recovery.set_aside(model_id, bad, failures.BAD_QUEUE_ENTRY, why, signals)
     epoch = cache_epoch.read(get_redis()) if epoch is None else epoch
-    claimed = inference.claim_jobs(mid, ids, worker) if ids else []
+    claimed = claims.claim_jobs(mid, ids, worker) if ids else []
     ref = model_refs.cached(mid, epoch)
     if ref is None:
         with autocommit() as conn:
@@ -82,6 +84,16 @@ def run_jobs(
     hit = outcomes[0].cache_hit if outcomes else None
     n_failed = sum(o.status == "failed" for o in outcomes)
     return BatchReport(len(claimed), len(written) + len(replied), n_failed, hit)
+
+
+def run_batch(model_id: str, entries: list[str], epoch: bytes, signals: list[tuple]) -> None:
+    """One leased batch of a drain (batching.drain's default): run it, leaving its signals for
+    the drain to send with its next lease, and log what became of it."""
+    report = run_jobs(model_id, entries, epoch=epoch, signals=signals)
+    log.info(
+        "batch model=%s size=%d claimed=%d written=%d failed=%d cache_hit=%s",
+        model_id, len(entries), report.claimed, report.written, report.failed, report.cache_hit,
+    )  # fmt: skip
 
 
 def _split_entries(
@@ -118,7 +130,7 @@ def _inline_rows(
             rows_of[job_id] = inline.claimed(job)
         except (ValueError, TypeError):
             del carried[job_id]
-            recovery.set_aside(model_id, [job.encode()], "bad_queue_entry",
+            recovery.set_aside(model_id, [job.encode()], failures.BAD_QUEUE_ENTRY,
                                "inputs are not a numeric matrix", signals)  # fmt: skip
     return rows_of
 
@@ -160,10 +172,9 @@ def _split_poisoned(
 ) -> tuple[list[ClaimedJob], list[Outcome]]:
     """A job delivered more than JOB_MAX_ATTEMPTS times keeps killing its worker: fail it."""
     runnable = [j for j in claimed if j.attempts <= max_attempts]
+    why = f"worker died {max_attempts} times running this job"
     poisoned = [
-        inference.failed(j, "worker_lost", f"worker died {max_attempts} times running this job")
-        for j in claimed
-        if j.attempts > max_attempts
+        inference.failed(j, failures.WORKER_LOST, why) for j in claimed if j.attempts > max_attempts
     ]
     return runnable, poisoned
 
@@ -174,7 +185,7 @@ def _infer(ref: ModelRef | None, jobs: list[ClaimedJob], model_id: uuid.UUID) ->
     if ref is None or not ref.servable:
         model_cache().evict_model(str(model_id))
         reason = "model was deleted" if ref is None or ref.deleted else f"model is {ref.status}"
-        return [inference.failed(j, "model_unavailable", reason) for j in jobs]
+        return [inference.failed(j, failures.MODEL_UNAVAILABLE, reason) for j in jobs]
     outcomes: list[Outcome] = []
     for chunk in chunk_by_rows(jobs, get_settings().batch_max_rows):
         try:
@@ -183,7 +194,7 @@ def _infer(ref: ModelRef | None, jobs: list[ClaimedJob], model_id: uuid.UUID) ->
             limit = get_settings().task_soft_time_limit_s
             done = {o.id for o in outcomes}
             return outcomes + [
-                inference.failed(j, "timeout", f"inference exceeded {limit}s")
+                inference.failed(j, failures.TIMEOUT, f"inference exceeded {limit}s")
                 for j in jobs
                 if j.id not in done
             ]
@@ -200,7 +211,7 @@ def _infer_chunk(ref: ModelRef, chunk: list[ClaimedJob]) -> list[Outcome]:
         return [inference.out_of_memory(j) for j in chunk]
     except Exception as exc:
         log.warning("model %s failed to load: %s", ref.id, exc)
-        return [inference.failed(j, "model_load_failed", str(exc)[:500]) for j in chunk]
+        return [inference.failed(j, failures.MODEL_LOAD_FAILED, str(exc)[:500]) for j in chunk]
     return inference.predict_batch(runtime, chunk, hit)
 
 

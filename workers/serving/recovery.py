@@ -5,8 +5,9 @@ no drain can process. Nothing is retried at the head of a model's list forever.
   or whose worker process died: its entries go back as suspects and run alone (shared/queueing.py
   _RECOVER). An entry that dies again alone, or the only entry of a batch killed for time, is set
   aside: its job fails (`timeout`, `worker_lost`) instead of being retried into every worker.
-- An entry that cannot be parsed (`set_aside` from workers/jobs.py), or a batch that raised
-  something other than an outage, likewise: never put back where the next drain meets it again.
+- An entry that cannot be parsed (`set_aside` from workers/serving/pipeline.py), or a batch that
+  raised something other than an outage, likewise: never put back where the next drain meets it
+  again.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import orjson
 from celery.exceptions import TimeLimitExceeded
 from sqlalchemy import text
 
-from shared import inline_jobs, queueing
+from shared import failures, inline_jobs, queueing
 from shared.celery_config import DRAIN_MODEL
 from shared.config import get_settings
 from shared.db import session_scope
 from shared.jobs.render import job_json
 from shared.redis_client import get_redis
 from shared.signals import done_commands, reply_commands, send_commands
-from workers import inference, inline, metrics, results
+from workers import metrics
+from workers.serving import inference, inline, results
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +56,13 @@ _REQUEUE = text(
 def _why(cause: str) -> tuple[str, str]:
     """Error code and message of a job set aside for this cause."""
     limit = get_settings().task_time_limit_s
+    killed = f"inference exceeded the hard time limit ({limit}s): worker killed"
+    died = "the worker process died running this job (in its batch, then alone)"
     return {
-        "time": ("timeout", f"inference exceeded the hard time limit ({limit}s): worker killed"),
-        "lost": ("worker_lost", "the worker process died running this job (in its batch, then "
-                                "alone)"),
-        "out_of_memory": ("out_of_memory", "the worker ran out of memory running this job"),
-    }.get(cause, ("internal_error", "this job could not be processed"))  # fmt: skip
+        "time": (failures.TIMEOUT, killed),
+        "lost": (failures.WORKER_LOST, died),
+        "out_of_memory": (failures.OUT_OF_MEMORY, "the worker ran out of memory running this job"),
+    }.get(cause, (failures.INTERNAL_ERROR, "this job could not be processed"))
 
 
 def recover(client: Any, key: str, route: queueing.Route | None = None) -> queueing.Recovered:

@@ -10,9 +10,9 @@ import onnxruntime as ort
 
 from shared.onnx_graph import OnnxGraphError
 from shared.safe_load import ModelLoadError
-from workers.equivalence import numeric_rows
-from workers.introspect import SmokePredictError
 from workers.runtimes.onnx import OnnxRuntime
+from workers.validation.equivalence import numeric_rows
+from workers.validation.introspect import SmokePredictError
 
 
 def inspect_onnx(data: bytes, sample: list[Any] | None) -> dict[str, Any]:

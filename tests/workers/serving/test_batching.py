@@ -1,4 +1,4 @@
-"""The drain loop (workers/batching.py) against a real Redis: what a batch takes, and the
+"""The drain loop (workers/serving/batching.py) against a real Redis: what a batch takes, and the
 straggler wait that BATCH_MAX_WAIT_MS turns on (off by default)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from shared import queueing
 from shared.config import Settings, get_settings
 from shared.redis_client import get_redis
 from shared.signals import done_commands, reply_key
-from workers import batching
+from workers.serving import batching
 
 
 def _settings(**overrides: float) -> Settings:
@@ -45,7 +45,7 @@ def _drain(model_id: str, settings: Settings, on_batch: Callable[[], None] = lam
         on_batch()
 
     report = batching.drain(get_redis(), settings, model_id, 0, f"t-{uuid.uuid4().hex}",
-                            run_batch, hand_off=lambda: None)  # fmt: skip
+                            hand_off=lambda: None, run_batch=run_batch)  # fmt: skip
     return batches, report
 
 
@@ -129,7 +129,8 @@ def test_an_outage_mid_batch_still_signals_what_it_wrote_and_puts_its_lease_back
         raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
 
     with pytest.raises(OperationalError):
-        batching.drain(get_redis(), _settings(), model_id, 0, "t-fail", run_batch, lambda: None)
+        batching.drain(get_redis(), _settings(), model_id, 0, "t-fail", lambda: None,
+                       run_batch=run_batch)  # fmt: skip
     assert get_redis().lpop(reply_key("job", "a")) == b"1"
     assert get_redis().lrange(queueing.pending_key(model_id), 0, -1) == [b"a", b"b"]
     get_redis().delete(reply_key("job", "a"))
@@ -153,7 +154,7 @@ def test_a_batch_that_raises_is_split_and_its_culprit_set_aside_not_retried(mode
         return got
 
     report = batching.drain(get_redis(), _settings(batch_max_jobs=3), model_id, 0, "t-split",
-                            run_batch, lambda: None, recover)  # fmt: skip
+                            lambda: None, recover, run_batch=run_batch)  # fmt: skip
     assert batches == [["a", "poison", "b"], ["a"], ["poison"], ["b"], ["c"]]
     assert aside == ["poison"] and report.batches == 3
     assert not get_redis().llen(queueing.pending_key(model_id))

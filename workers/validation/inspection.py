@@ -1,9 +1,9 @@
 """What the validation sandbox does with an upload: load it through the allow-list, audit it,
 describe it, predict a probe row and the attached sample, and try compiling it to ONNX.
 
-Runs only inside the sandbox's child (workers/sandbox_child.py): it takes the file's bytes and the
-few settings it needs in the request, and returns JSON-safe metadata plus the compiled ONNX bytes;
-storing them is the worker's job.
+Runs only inside the sandbox's child (workers/validation/sandbox_child.py): it takes the file's
+bytes and the few settings it needs in the request, and returns JSON-safe metadata plus the
+compiled ONNX bytes; storing them is the worker's job.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from shared.config import Settings
 from shared.features import in_feature_order
 from shared.onnx_graph import OnnxGraphError
 from shared.safe_load import ModelLoadError, load_model, load_with_warnings
-from workers.audit import audit_model, check_classes
-from workers.compile import compile_model
-from workers.introspect import NotAModelError, SmokePredictError, describe, smoke_predict
-from workers.onnx_upload import inspect_onnx
 from workers.runtimes.sklearn import SklearnRuntime
+from workers.validation.audit import audit_model, check_classes
+from workers.validation.compile import compile_model
+from workers.validation.introspect import NotAModelError, SmokePredictError, describe, smoke_predict
+from workers.validation.onnx_upload import inspect_onnx
 
 EXPECTED = (ModelLoadError, NotAModelError, SmokePredictError, OnnxGraphError)
 # Settings the compiler reads; the sandbox gets their values in the request, never the rest.

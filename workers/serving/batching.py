@@ -23,6 +23,7 @@ from shared import queueing
 from shared.config import Settings
 from shared.inline_jobs import entry_id
 from shared.signals import send_commands
+from workers.serving import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ SHOWN_IDS = 100  # job ids kept for the task's result, which Flower shows and se
 class DrainReport:
     batches: int = 0
     jobs: int = 0
-    handed_off: bool = False
     job_ids: list[str] = field(default_factory=list)
 
 
@@ -54,13 +54,14 @@ def drain(
     model_id: str,
     slot: int,
     token: str,
-    run_batch: RunBatch,
     hand_off: Callable[[], None],
     recover: Callable[[str], queueing.Recovered] | None = None,
+    run_batch: RunBatch = pipeline.run_batch,
 ) -> DrainReport:
     """Lease → run → release until the list is empty or the time budget is spent. `recover`
-    puts back a dead task's lease (workers/recovery.recover, which records what it sets
-    aside); by default the set-aside entries are only dropped."""
+    puts back a dead task's lease (workers/serving/recovery.recover, which records what it sets
+    aside); by default the set-aside entries are only dropped. `run_batch` predicts one leased
+    batch: the prediction pipeline, or a stand-in in tests."""
     report = DrainReport()
     recover = recover or functools.partial(queueing.recover_lease, client)
     # A redelivered task (same id as the one that died: its worker was lost) first puts its old
@@ -100,7 +101,7 @@ def drain(
         report.job_ids += [entry_id(e) for e in ids[: SHOWN_IDS - len(report.job_ids)]]
         if time.monotonic() > deadline:
             send_commands(client, signals)
-            _hand_off(client, model_id, slot, token, hand_off, report)
+            _hand_off(client, model_id, slot, token, hand_off)
             return report
         batch = queueing.next_batch(client, model_id, token, slot, settings.batch_max_jobs,
                                     then=signals)  # fmt: skip
@@ -131,14 +132,12 @@ def _hand_off(
     slot: int,
     token: str,
     hand_off: Callable[[], None],
-    report: DrainReport,
 ) -> None:
     """The budget is spent: if work is left, a fresh task takes over the wake flag."""
     queueing.release_lease(client, model_id, token)
     queueing.keep_wake(client, model_id, slot)
     if queueing.queue_depth(client, model_id) or queueing.release_wake(client, model_id, slot):
         hand_off()  # the wake flag stays set: it now belongs to the new task
-        report.handed_off = True
 
 
 def _fill(

@@ -1,5 +1,5 @@
-"""The validation sandbox's own process: started clean by workers/sandbox.py, it imports the model
-libraries once, then forks one short-lived child per upload.
+"""The validation sandbox's own process: started clean by workers/validation/sandbox.py, it imports
+the model libraries once, then forks one short-lived child per upload.
 
 The child is where a stranger's file is first read: it has no secrets or service URLs in its
 environment (this process was started with a clean one and never reads the settings), an empty
@@ -90,7 +90,7 @@ def _preload() -> None:
     import importlib
 
     from shared.safe_load import ALLOWED_GLOBALS
-    from workers import inspection  # noqa: F401 - the work itself, with its libraries
+    from workers.validation import inspection  # noqa: F401 - the work itself, with its libraries
 
     for module in {m for m, _ in ALLOWED_GLOBALS} | set(_LAZY_MODULES):
         importlib.import_module(module.replace("numpy.core.", "numpy._core."))
@@ -112,7 +112,7 @@ def _child(header: dict[str, Any], artifact: bytes, writer: int) -> None:
         with os.fdopen(writer, "wb") as out:
             try:
                 confine(header["limits"])
-                from workers.inspection import inspect_upload
+                from workers.validation.inspection import inspect_upload
 
                 meta, blob = inspect_upload(header, artifact)
                 write_frame(out, {"ok": True, "meta": meta}, blob)
@@ -199,7 +199,7 @@ def _vm_size() -> int:
 
 def _describe(exc: BaseException) -> str:
     """Our own refusals as they are; anything else as its type and first line."""
-    from workers.inspection import EXPECTED
+    from workers.validation.inspection import EXPECTED
 
     text = str(exc).strip().split("\n", 1)[0]
     if isinstance(exc, EXPECTED):

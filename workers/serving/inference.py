@@ -1,8 +1,7 @@
-"""Run prediction jobs: claim, load through the cache, predict as one batch, write results.
+"""Pure inference: claimed jobs and a runtime in, one outcome per job out (no database, no Redis).
 
-Plain functions over a database session and a runtime, so they are tested without Celery. The
-database is touched in two short transactions (claim, then write); none is held while the model
-predicts.
+One predict call serves the whole batch; if it fails, each job runs alone so that one bad job
+fails only itself. The pipeline (workers/serving/pipeline.py) claims before and writes after.
 """
 
 from __future__ import annotations
@@ -10,20 +9,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
+from shared import failures
 from shared.config import get_settings
-from shared.db import kept_execute
-from shared.jobs import statements
 from shared.jobs.rows import OUTCOME_RECORD
-from shared.matrix import from_npy
 from workers.runtimes.base import ModelRuntime
 
 log = logging.getLogger(__name__)
@@ -54,70 +48,6 @@ class Outcome:
         return {name: getattr(self, name) for name in OUTCOME_RECORD}
 
 
-@dataclass
-class ModelRef:
-    """What a worker needs to know about a model to load and run it."""
-
-    id: uuid.UUID
-    status: str
-    deleted: bool
-    sha256: str
-    artifact_key: str
-    format: str
-    size_bytes: int
-    input_schema: dict[str, Any] | None
-    extra: dict[str, Any] = field(default_factory=dict)
-    owner_id: uuid.UUID | None = None
-
-    @property
-    def servable(self) -> bool:
-        return self.status == "ready" and not self.deleted
-
-
-def claim_jobs(model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str) -> list[ClaimedJob]:
-    """Mark the jobs running and take a fencing token (the attempt number) for each: one
-    prepared statement, committed by itself, on the worker's kept connection (db.kept_execute).
-    Safe to run twice: a second claim supersedes the first (attempts + 1).
-
-    Jobs already finished or cancelled are skipped; a job left `running` by a dead worker is
-    taken over, and the dead run's late write (if any) then fails its fence.
-    """
-    params = ([str(job_id) for job_id in job_ids], str(model_id), worker)
-    execute = f"EXECUTE {statements.CLAIM_NAME} (%s::uuid[], %s, %s)"
-    rows = kept_execute(statements.CLAIM_NAME, statements.CLAIM, execute, params)
-    return [_claimed(r) for r in rows]
-
-
-def _claimed(row: dict[str, Any]) -> ClaimedJob:
-    matrix = _matrix(row["input_matrix"], row["inputs"])
-    return ClaimedJob(
-        uuid.UUID(str(row["id"])), row["attempts"], matrix, row["return_probabilities"]
-    )
-
-
-def _matrix(matrix: bytes | memoryview | None, inputs: Any) -> np.ndarray:
-    if matrix is not None:
-        return from_npy(matrix)
-    return np.asarray(inputs, dtype=np.float64)  # a job queued before input_matrix existed
-
-
-def load_model_ref(session: Session | Connection, model_id: uuid.UUID) -> ModelRef | None:
-    row = session.execute(
-        text(
-            "SELECT id, status, deleted_at IS NOT NULL AS deleted, sha256, artifact_key, format,"
-            " size_bytes, input_schema, runtime, onnx_key, onnx_sha256, onnx_size_bytes,"
-            " owner_id"
-            " FROM models WHERE id = :id"
-        ),
-        {"id": model_id},
-    ).first()
-    if row is None:
-        return None
-    # `extra`: the runtime the next job uses, the compiled ONNX artifact (workers/runtime_select).
-    extra = {k: row._mapping[k] for k in ("runtime", "onnx_key", "onnx_sha256", "onnx_size_bytes")}
-    return ModelRef(*row[:8], extra=extra, owner_id=row.owner_id)
-
-
 def failed(job: ClaimedJob, code: str, message: str, **extra: Any) -> Outcome:
     return Outcome(job.id, job.attempts, "failed", error_code=code, error_message=message, **extra)
 
@@ -125,8 +55,10 @@ def failed(job: ClaimedJob, code: str, message: str, **extra: Any) -> Outcome:
 def out_of_memory(job: ClaimedJob, **extra: Any) -> Outcome:
     """A job whose prediction (or model) did not fit in the worker child's memory cap."""
     limit = get_settings().worker_memory_limit_mb
-    return failed(job, "out_of_memory", f"prediction needed more memory than the worker's limit"
-                  f" (WORKER_MEMORY_LIMIT_MB={limit})", **extra)  # fmt: skip
+    message = (
+        f"prediction needed more memory than the worker's limit (WORKER_MEMORY_LIMIT_MB={limit})"
+    )
+    return failed(job, failures.OUT_OF_MEMORY, message, **extra)
 
 
 def predict_batch(runtime: ModelRuntime, jobs: list[ClaimedJob], cache_hit: bool) -> list[Outcome]:
@@ -155,7 +87,7 @@ def _predict_one(runtime: ModelRuntime, job: ClaimedJob, cache_hit: bool) -> Out
             f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         )
         return failed(
-            job, "inference_error", message[:500], cache_hit=cache_hit, runtime=runtime.name
+            job, failures.INFERENCE_ERROR, message[:500], cache_hit=cache_hit, runtime=runtime.name
         )
 
 

@@ -1,6 +1,6 @@
 """Validate an uploaded model in a worker: the file is read only inside the validation sandbox
-(workers/sandbox.py); this side sends it there, stores the compiled ONNX model it answers with,
-and records the outcome.
+(workers/validation/sandbox.py); this side sends it there, stores the compiled ONNX model it
+answers with, and records the outcome.
 
 The web tier never deserialises an upload; everything that touches the file's contents is there.
 """
@@ -19,9 +19,9 @@ from shared.db import session_scope
 from shared.models import MLModel
 from shared.runtime_choice import choose_runtime
 from shared.store import get_store
-from workers.compile import Compiled
-from workers.inspection import COMPILE_SETTINGS
-from workers.sandbox import Limits, SandboxError, get_sandbox
+from workers.validation.compile import Compiled
+from workers.validation.inspection import COMPILE_SETTINGS
+from workers.validation.sandbox import Limits, SandboxError, get_sandbox
 
 log = logging.getLogger(__name__)
 

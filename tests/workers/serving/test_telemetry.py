@@ -1,4 +1,4 @@
-"""The worker's per-job log line and job metrics (workers/telemetry.py), on the real database."""
+"""The per-job log line and job metrics (workers/serving/telemetry.py), on the real database."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from shared.db import session_scope
 from shared.jobs import Job
 from shared.jobs.rows import REPORTED
 from shared.models import MLModel, User
-from workers import telemetry
+from workers.serving import telemetry
 
 SECRET_INPUT = 9.87654321
 

@@ -15,14 +15,14 @@ from shared.db import kept_execute, session_scope
 from shared.models import Job, MLModel, User
 from shared.store import get_store
 from tests.fixtures.models import dump, fit_classifier
-from workers import inference, jobs, results
 from workers.runtimes.cache import model_cache
 from workers.runtimes.sklearn import SklearnRuntime
+from workers.serving import claims, inference, pipeline, results
 
 
 @pytest.fixture
 def model_row(tmp_path) -> MLModel:
-    from workers.introspect import describe
+    from workers.validation.introspect import describe
 
     est = fit_classifier()
     meta = describe(est)
@@ -63,7 +63,7 @@ def _job(job_id: uuid.UUID) -> Job:
 def test_batch_of_jobs_is_split_back_per_job(model_row):
     inputs = [[[5.1, 3.5, 1.4, 0.2]], [[6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]]
     ids = _jobs(model_row, inputs, proba=True)
-    report = jobs.run_jobs(str(model_row.id), [str(i) for i in ids], worker="t")
+    report = pipeline.run_jobs(str(model_row.id), [str(i) for i in ids], worker="t")
     assert (report.claimed, report.written, report.failed) == (2, 2, 0)
     est = fit_classifier()
     for job_id, rows in zip(ids, inputs, strict=True):
@@ -76,7 +76,7 @@ def test_batch_of_jobs_is_split_back_per_job(model_row):
 
 def test_one_bad_job_fails_alone(model_row):
     ids = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]], [[1.0, 2.0]]])  # second: wrong width
-    jobs.run_jobs(str(model_row.id), [str(i) for i in ids], worker="t")
+    pipeline.run_jobs(str(model_row.id), [str(i) for i in ids], worker="t")
     good, bad = _job(ids[0]), _job(ids[1])
     assert good.status == "succeeded"
     assert bad.status == "failed" and bad.error_code == "inference_error"
@@ -85,8 +85,8 @@ def test_one_bad_job_fails_alone(model_row):
 
 def test_duplicate_delivery_writes_one_result(model_row):
     (job_id,) = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]])
-    first = jobs.run_jobs(str(model_row.id), [str(job_id)], worker="t")
-    second = jobs.run_jobs(str(model_row.id), [str(job_id)], worker="t")
+    first = pipeline.run_jobs(str(model_row.id), [str(job_id)], worker="t")
+    second = pipeline.run_jobs(str(model_row.id), [str(job_id)], worker="t")
     assert (first.written, second.claimed, second.written) == (1, 0, 0)
     assert _job(job_id).attempts == 1
 
@@ -94,8 +94,8 @@ def test_duplicate_delivery_writes_one_result(model_row):
 def test_stale_attempt_cannot_overwrite(model_row):
     """A run that lost its claim (another delivery took the job over) has its write refused."""
     (job_id,) = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]])
-    (old,) = inference.claim_jobs(model_row.id, [job_id], "dead")
-    (new,) = inference.claim_jobs(model_row.id, [job_id], "alive")
+    (old,) = claims.claim_jobs(model_row.id, [job_id], "dead")
+    (new,) = claims.claim_jobs(model_row.id, [job_id], "alive")
     runtime = SklearnRuntime(fit_classifier(), None)
     assert results.write(inference.predict_batch(runtime, [old], False), []) == ([], [])
     rows, _ = results.write(inference.predict_batch(runtime, [new], False), [])
@@ -107,7 +107,7 @@ def test_cancelled_job_is_skipped_and_late_result_discarded(model_row):
     a, b = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]] * 2)
     with session_scope() as s:
         s.execute(update(Job).where(Job.id == a).values(status="cancelled"))
-    (claimed_b,) = inference.claim_jobs(model_row.id, [a, b], "t")
+    (claimed_b,) = claims.claim_jobs(model_row.id, [a, b], "t")
     assert claimed_b.id == b
     with session_scope() as s:  # cancelled while running
         s.execute(update(Job).where(Job.id == b).values(status="cancelled"))
@@ -120,7 +120,7 @@ def test_poison_job_fails_after_max_attempts(model_row):
     (job_id,) = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]])
     with session_scope() as s:
         s.execute(update(Job).where(Job.id == job_id).values(status="running", attempts=3))
-    jobs.run_jobs(str(model_row.id), [str(job_id)], worker="t")
+    pipeline.run_jobs(str(model_row.id), [str(job_id)], worker="t")
     job = _job(job_id)
     assert job.status == "failed" and job.error_code == "worker_lost"
 
@@ -130,7 +130,7 @@ def test_disabled_model_fails_jobs_and_evicts(model_row):
     model_cache().put((str(model_row.id), model_row.sha256), object(), 1)
     with session_scope() as s:
         s.execute(update(MLModel).where(MLModel.id == model_row.id).values(status="disabled"))
-    jobs.run_jobs(str(model_row.id), [str(job_id)], worker="t")
+    pipeline.run_jobs(str(model_row.id), [str(job_id)], worker="t")
     assert _job(job_id).error_code == "model_unavailable"
     assert (str(model_row.id), model_row.sha256) not in model_cache()
 
@@ -191,9 +191,9 @@ def test_kept_connection_is_replaced_after_a_restart(model_row):
     """Claims and result writes run on a connection the worker keeps (no pre-ping): when the
     database drops it, the next statement notices, reconnects and runs once more."""
     first, second = _jobs(model_row, [[[1.0, 2.0, 3.0, 4.0]]] * 2)
-    (claimed,) = inference.claim_jobs(model_row.id, [first], "t")
+    (claimed,) = claims.claim_jobs(model_row.id, [first], "t")
     assert _cut_connections() >= 1
-    (claimed,) = inference.claim_jobs(model_row.id, [second], "t")
+    (claimed,) = claims.claim_jobs(model_row.id, [second], "t")
     assert claimed.id == second
     assert _cut_connections() >= 1
     runtime = SklearnRuntime(fit_classifier(), None)

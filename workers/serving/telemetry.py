@@ -1,5 +1,5 @@
 """What a worker reports about the jobs it finished: one JSON log line per job and the job
-metrics. Called by the prediction pipeline (workers/jobs.py) after it wrote a batch.
+metrics. Called by the prediction pipeline (workers/serving/pipeline.py) after it wrote a batch.
 
 Each job's line carries the id of the HTTP request that created the job (jobs.request_id), so
 `grep <request id>` finds the web line and the worker line of the same prediction. Inputs, results

@@ -19,8 +19,8 @@ import orjson
 
 from shared.db import kept_execute
 from shared.jobs import statements
-from workers import inline
-from workers.inference import Outcome
+from workers.serving import inline
+from workers.serving.inference import Outcome
 
 
 def write(

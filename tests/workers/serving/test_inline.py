@@ -21,8 +21,8 @@ from shared.redis_client import get_redis
 from shared.schemas.jobs import JobOut
 from shared.signals import reply_key
 from tests.fixtures.models import fit_classifier
-from tests.workers.test_inference import model_row  # noqa: F401  (fixture)
-from workers import jobs
+from tests.workers.serving.test_pipeline import model_row  # noqa: F401  (fixture)
+from workers.serving import pipeline
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -54,7 +54,7 @@ def _persist_queued(job: InlineJob) -> None:
 def test_inline_jobs_are_inserted_finished_and_answered(model_row):  # noqa: F811
     a = _inline(model_row, [ROW], proba=True)
     b = _inline(model_row, [ROW, [6.7, 3.0, 5.2, 2.3]])
-    report = jobs.run_jobs(str(model_row.id), [a.encode(), b.encode()], worker="t")
+    report = pipeline.run_jobs(str(model_row.id), [a.encode(), b.encode()], worker="t")
     assert (report.claimed, report.written, report.failed) == (2, 2, 0)
     expected = fit_classifier().predict(np.array(b.inputs)).tolist()
     row = _job(b.id)
@@ -72,7 +72,7 @@ def test_inline_jobs_are_inserted_finished_and_answered(model_row):  # noqa: F81
 def test_result_lands_on_a_row_the_web_tier_left_queued(model_row):  # noqa: F811
     job = _inline(model_row, [ROW])
     _persist_queued(job)
-    jobs.run_jobs(str(model_row.id), [job.encode()], worker="t")
+    pipeline.run_jobs(str(model_row.id), [job.encode()], worker="t")
     row = _job(job.id)
     assert row.status == "succeeded" and row.attempts == 1
 
@@ -82,7 +82,7 @@ def test_cancelled_row_keeps_its_status(model_row):  # noqa: F811
     _persist_queued(job)
     with session_scope() as s:
         s.execute(update(Job).where(Job.id == uuid.UUID(job.id)).values(status="cancelled"))
-    report = jobs.run_jobs(str(model_row.id), [job.encode()], worker="t")
+    report = pipeline.run_jobs(str(model_row.id), [job.encode()], worker="t")
     assert report.written == 0
     assert _job(job.id).status == "cancelled" and _job(job.id).result is None
 
@@ -91,13 +91,13 @@ def test_id_and_inline_entry_of_one_job_write_one_result(model_row):  # noqa: F8
     """A 202 leaves both the inline entry and the id queued: in one batch or in two, one result."""
     together = _inline(model_row, [ROW])
     _persist_queued(together)
-    report = jobs.run_jobs(str(model_row.id), [together.encode(), together.id], worker="t")
+    report = pipeline.run_jobs(str(model_row.id), [together.encode(), together.id], worker="t")
     assert report.written == 1 and _job(together.id).status == "succeeded"
 
     apart = _inline(model_row, [ROW])
     _persist_queued(apart)
-    first = jobs.run_jobs(str(model_row.id), [apart.id], worker="t")
-    second = jobs.run_jobs(str(model_row.id), [apart.encode()], worker="t")
+    first = pipeline.run_jobs(str(model_row.id), [apart.id], worker="t")
+    second = pipeline.run_jobs(str(model_row.id), [apart.encode()], worker="t")
     assert (first.written, second.written) == (1, 0)
     assert _job(apart.id).attempts == 1
 
@@ -105,13 +105,13 @@ def test_id_and_inline_entry_of_one_job_write_one_result(model_row):  # noqa: F8
 def test_stale_inline_entry_is_dropped(model_row):  # noqa: F811
     past = time.time() - DEADLINE_GRACE_S - 1
     job = _inline(model_row, [ROW], created_at=past - 1, deadline=past)
-    report = jobs.run_jobs(str(model_row.id), [job.encode()], worker="t")
+    report = pipeline.run_jobs(str(model_row.id), [job.encode()], worker="t")
     assert report.claimed == 0 and _job(job.id) is None
 
 
 def test_bad_rows_fail_only_their_own_inline_job(model_row):  # noqa: F811
     good, bad = _inline(model_row, [ROW]), _inline(model_row, [[1.0, 2.0]])
-    jobs.run_jobs(str(model_row.id), [good.encode(), bad.encode()], worker="t")
+    pipeline.run_jobs(str(model_row.id), [good.encode(), bad.encode()], worker="t")
     assert _job(good.id).status == "succeeded"
     assert _job(bad.id).error_code == "inference_error"
     answer = orjson.loads(get_redis().lpop(reply_key("job", bad.id)))
@@ -127,13 +127,13 @@ def test_model_reference_is_cached_until_the_epoch_moves(model_row):  # noqa: F8
     """A batch without a claim reads no model row while the cache epoch stands; the API bumps
     the epoch after disabling a model, and the next batch sees it."""
     first = _inline(model_row, [ROW])
-    jobs.run_jobs(str(model_row.id), [first.encode()], worker="t")
+    pipeline.run_jobs(str(model_row.id), [first.encode()], worker="t")
     with session_scope() as s:
         s.execute(update(MLModel).where(MLModel.id == model_row.id).values(status="disabled"))
     unchanged = _inline(model_row, [ROW])
-    jobs.run_jobs(str(model_row.id), [unchanged.encode()], worker="t")
+    pipeline.run_jobs(str(model_row.id), [unchanged.encode()], worker="t")
     assert _job(unchanged.id).status == "succeeded"  # the epoch did not move: still cached
     cache_epoch.bump(get_redis())
     after = _inline(model_row, [ROW])
-    jobs.run_jobs(str(model_row.id), [after.encode()], worker="t")
+    pipeline.run_jobs(str(model_row.id), [after.encode()], worker="t")
     assert _job(after.id).error_code == "model_unavailable"

@@ -29,9 +29,9 @@ from sklearn.pipeline import Pipeline
 from shared.config import Settings
 from shared.onnx_graph import CLASSES_PROP
 from shared.store import Stored, get_store
-from workers.equivalence import Verdict, compare, numeric_rows, probe_rows
 from workers.runtimes.onnx import ROUNDING_PROP, OnnxRuntime
 from workers.runtimes.sklearn import SklearnRuntime
+from workers.validation.equivalence import Verdict, compare, numeric_rows, probe_rows
 
 log = logging.getLogger(__name__)
 # Opsets every converter used here is tested with in skl2onnx 1.20 and onnxruntime 1.32.

@@ -1,0 +1,41 @@
+"""Claim jobs for a run: mark them running and read their inputs, in one prepared statement
+(shared/jobs/statements.py: CLAIM) committed by itself on the worker's kept connection."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+
+from shared.db import kept_execute
+from shared.jobs import statements
+from shared.matrix import from_npy
+from workers.serving.inference import ClaimedJob
+
+
+def claim_jobs(model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str) -> list[ClaimedJob]:
+    """Mark the jobs running and take a fencing token (the attempt number) for each: one
+    prepared statement, committed by itself, on the worker's kept connection (db.kept_execute).
+    Safe to run twice: a second claim supersedes the first (attempts + 1).
+
+    Jobs already finished or cancelled are skipped; a job left `running` by a dead worker is
+    taken over, and the dead run's late write (if any) then fails its fence.
+    """
+    params = ([str(job_id) for job_id in job_ids], str(model_id), worker)
+    execute = f"EXECUTE {statements.CLAIM_NAME} (%s::uuid[], %s, %s)"
+    rows = kept_execute(statements.CLAIM_NAME, statements.CLAIM, execute, params)
+    return [_claimed(r) for r in rows]
+
+
+def _claimed(row: dict[str, Any]) -> ClaimedJob:
+    matrix = _matrix(row["input_matrix"], row["inputs"])
+    return ClaimedJob(
+        uuid.UUID(str(row["id"])), row["attempts"], matrix, row["return_probabilities"]
+    )
+
+
+def _matrix(matrix: bytes | memoryview | None, inputs: Any) -> np.ndarray:
+    if matrix is not None:
+        return from_npy(matrix)
+    return np.asarray(inputs, dtype=np.float64)  # a job queued before input_matrix existed
