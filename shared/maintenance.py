@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from shared import failures
 from shared.jobs import Job
 from shared.models import MLModel
 from shared.store import ArtifactStore
@@ -28,7 +29,7 @@ def expire_queued_jobs(session: Session, ttl_s: int) -> list:
             .values(
                 status="expired",
                 finished_at=datetime.now(UTC),
-                error_code="expired",
+                error_code=failures.EXPIRED,
                 error_message=f"not started within {ttl_s} s",
             )
             .returning(Job.id)
