@@ -220,3 +220,13 @@ def test_missing_values_are_sent_as_null(sdk, tmp_path):
     with pytest.raises(ValidationError) as err:
         sdk.predict(model, [[1.0, 2.0, 3.0, 4.0], 5])
     assert "each row must be a list or an object" in err.value.message
+
+
+@pytest.mark.e2e
+def test_a_model_that_fails_validation_is_returned_failed(sdk, tmp_path):
+    """The server answers 422 invalid_model; the SDK returns the failed record it points to."""
+    path = dump(fit_classifier(), tmp_path / "m.joblib")
+    cut = tmp_path / "cut.joblib"
+    cut.write_bytes(path.read_bytes()[:200])
+    model = sdk.upload(cut, "cut")
+    assert isinstance(model, Model) and model.status == "failed" and model.error

@@ -162,8 +162,9 @@ def test_bad_onnx_graph_fails_validation_in_the_sandbox(client, user, tmp_path, 
     """The web tier never parses a graph (a 10 MB file expands ~100x in protobuf objects): the
     sandbox does, and the upload ends failed, readable by its id, with nothing compiled."""
     resp = upload(client, user, maker(tmp_path / "bad.onnx"), name="bad")
-    assert resp.status_code == 201, resp.json
-    model = resp.json
+    assert resp.status_code == 422 and resp.json["error"]["code"] == "invalid_model", resp.json
+    model_id = resp.json["error"]["details"]["model_id"]
+    model = client.get(f"/api/v1/models/{model_id}", headers=user.headers).json
     assert model["status"] == "failed" and message in model["error"]
 
 

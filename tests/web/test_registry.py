@@ -101,11 +101,22 @@ def test_text_file_is_415(client, user, tmp_path):
         assert s.scalar(select(MLModel.id)) is None
 
 
+def _invalid(client, user, path):
+    """The 422 invalid_model of a failed upload, and the failed record it points to."""
+    resp = upload(client, user, path)
+    assert resp.status_code == 422, resp.json
+    error = resp.json["error"]
+    assert error["code"] == "invalid_model" and error["message"].startswith("model failed")
+    model = client.get(f"/api/v1/models/{error['details']['model_id']}", headers=user.headers)
+    assert model.status_code == 200
+    return model.json
+
+
 def test_truncated_joblib_fails_validation(client, user, classifier_file, tmp_path):
     data = classifier_file.read_bytes()
     path = tmp_path / "cut.joblib"
     path.write_bytes(data[: len(data) // 2])
-    body = upload(client, user, path).json
+    body = _invalid(client, user, path)
     assert body["status"] == "failed"
     assert body["error"]
 
@@ -122,7 +133,7 @@ def test_reduce_payload_never_runs(client, user, tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps(_Payload(str(marker)), protocol=4))
-    body = upload(client, user, path).json
+    body = _invalid(client, user, path)
     assert body["status"] == "failed"
     assert "builtins" in body["error"] or "io" in body["error"]
     assert not marker.exists()

@@ -10,7 +10,7 @@ from flask import Blueprint, request
 from spectree import Response
 
 from shared.celery_config import VALIDATE_MODEL
-from shared.errors import Conflict, ServiceUnavailable
+from shared.errors import Conflict, ServiceUnavailable, ValidationFailed
 from shared.models import MLModel
 from shared.runtime_choice import apply_preference
 from shared.schemas.common import ErrorResponse
@@ -47,7 +47,8 @@ _OWN = errors(*PROTECTED_ERRORS, 404)
     security=AUTH,
 )
 def upload():
-    """Upload a model file; a worker validates it (201 when done in time, else 202 validating)."""
+    """Upload a model file; a worker validates it (201 when done in time, else 202 validating;
+    422 invalid_model when it failed, the failed record readable by the id in details)."""
     form: ModelUpload = request.context.form
     fmt = uploads.sniff_format(form.file)
     sample = uploads.parse_sample(form.sample)
@@ -59,7 +60,18 @@ def upload():
             "model", model.id, settings.validation_wait_s, url=settings.redis_url
         ):
             db.session.refresh(model)
+    if model.status == "failed":
+        raise invalid_model(model)
     return ModelOut.model_validate(model), 202 if model.status == "validating" else 201
+
+
+def invalid_model(model: MLModel) -> ValidationFailed:
+    """A 201 would read as success to a curl user: a model that failed validation is a 422."""
+    return ValidationFailed(
+        f"model failed validation: {model.error}",
+        code="invalid_model",
+        details={"model_id": str(model.id)},
+    )
 
 
 def _create_model(form: ModelUpload, fmt: str, sample) -> MLModel:

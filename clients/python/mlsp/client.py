@@ -10,7 +10,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from mlsp.errors import JobTimeout, NotFound
+from mlsp.errors import JobTimeout, NotFound, ValidationError
 from mlsp.resources import MAX_LONG_POLL_S, Job, JobGroup, Model
 from mlsp.rows import as_rows, chunked
 from mlsp.transport import Transport
@@ -131,7 +131,12 @@ class Client:
             data["sample"] = json.dumps(as_rows(sample))
         with open(path, "rb") as fh:
             files = {"file": (Path(path).name, fh)}
-            model = Model(self, self._json("POST", "/models", data=data, files=files))
+            try:
+                model = Model(self, self._json("POST", "/models", data=data, files=files))
+            except ValidationError as exc:
+                if exc.code != "invalid_model":
+                    raise
+                return self.model(exc.details["model_id"])  # failed: its record says why
         return self._until_validated(model, wait)
 
     def _until_validated(self, model: Model, wait: float) -> Model:
