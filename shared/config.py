@@ -97,11 +97,11 @@ class Settings(BaseSettings):
     onnx_proba_atol: float = Field(1e-6, ge=0)
     onnx_regression_rtol: float = Field(1e-6, ge=0)
     onnx_max_model_mb: float = Field(64, gt=0)
-    # Calls over more rows use scikit-learn where the upload has it (workers/runtime_select.py).
+    # Calls over more rows use scikit-learn where the upload has it (workers/runtimes/selection.py).
     onnx_max_batch_rows: int = Field(5000, ge=0)  # ~0.25 s of conversion per MB (RandomForest)
 
-    # The validation sandbox (workers/sandbox.py): what reading one upload may take. Memory is
-    # on top of the sandbox's own address space after its imports.
+    # The validation sandbox (workers/validation/sandbox.py): what reading one upload may take.
+    # Memory is on top of the sandbox's own address space after its imports.
     validation_memory_mb: int = Field(1024, ge=64)
     validation_cpu_s: int = Field(40, ge=1)
     validation_timeout_s: float = Field(45, gt=0)

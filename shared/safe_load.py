@@ -11,9 +11,9 @@ budget, so a 1 KB bz2 file cannot expand to gigabytes and a pickle cannot ask fo
 object in one read. skops files are walked node by node against the same exact list (skops' own
 defaults trust every scikit-learn estimator and numpy ufuncs as callables).
 
-This is not memory safety: a crafted ``Tree`` can still crash ``predict``; workers/audit.py
-checks their structure after loading. Load and predict only in worker processes, first in the
-validation sandbox (workers/sandbox.py).
+This is not memory safety: a crafted ``Tree`` can still crash ``predict``;
+workers/validation/audit.py checks their structure after loading. Load and predict only in worker
+processes, first in the validation sandbox (workers/validation/sandbox.py).
 """
 
 from __future__ import annotations

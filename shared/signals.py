@@ -5,7 +5,7 @@ waiter (several long-polls on one job) wakes too; the list expires on its own. A
 signal carries the finished job itself (`reply_commands`; the waiter blocks on `reply_key` in
 the round trip that queues the job, shared/queueing.push_and_wait), so it answers without
 reading the database. A drainer sends its batch's signals in the round trip that leases the
-next batch (workers/batching.py); `signal_done` sends them on their own.
+next batch (workers/serving/batching.py); `signal_done` sends them on their own.
 """
 
 from __future__ import annotations
