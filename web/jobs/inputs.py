@@ -15,6 +15,8 @@ import numpy as np
 from shared.errors import ValidationFailed
 from shared.features import FeatureMismatch, in_feature_order
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def _fail(message: str, row: int, column: int | str | None = None) -> ValidationFailed:
     details: dict[str, Any] = {"row": row}
@@ -76,6 +78,13 @@ def normalise_rows(inputs: list[Any], input_schema: dict[str, Any], max_rows: in
             code="invalid_input",
             details={"rows": len(inputs)},
         )
+    matrix = _matrix(inputs, input_schema)
+    if input_schema.get("float32"):
+        _check_float32(matrix, input_schema.get("feature_names"))
+    return matrix
+
+
+def _matrix(inputs: list[Any], input_schema: dict[str, Any]) -> np.ndarray:
     n_features = input_schema["n_features"]
     fast = _numeric_matrix(inputs, n_features)
     if fast is not None:
@@ -93,3 +102,17 @@ def normalise_rows(inputs: list[Any], input_schema: dict[str, Any], max_rows: in
             raise _fail(f"each row needs exactly {n_features} features, got {len(row)}", i)
         out.append([_number(v, i, names[j] if names else j) for j, v in enumerate(row)])
     return np.asarray(out, dtype=np.float64)
+
+
+def _check_float32(matrix: np.ndarray, names: list[str] | None) -> None:
+    """A model recorded as casting its input to float32 (scikit-learn's trees) refuses numbers
+    beyond it; the service refuses them too, whichever runtime serves the model (ONNX Runtime
+    would answer them as infinity)."""
+    beyond = np.abs(matrix) > _FLOAT32_MAX
+    if beyond.any():
+        row, column = (int(i) for i in np.argwhere(beyond)[0])
+        raise _fail(
+            "number beyond float32 range (±3.4e38), which this model refuses",
+            row,
+            names[column] if names else column,
+        )

@@ -23,7 +23,13 @@ from shared.safe_load import ModelLoadError, load_model, load_with_warnings
 from workers.runtimes.sklearn import SklearnRuntime
 from workers.validation.audit import audit_model, check_classes
 from workers.validation.compile import compile_model
-from workers.validation.introspect import NotAModelError, SmokePredictError, describe, smoke_predict
+from workers.validation.introspect import (
+    NotAModelError,
+    SmokePredictError,
+    describe,
+    refuses_past_float32,
+    smoke_predict,
+)
 from workers.validation.onnx_upload import inspect_onnx
 
 EXPECTED = (ModelLoadError, NotAModelError, SmokePredictError, OnnxGraphError)
@@ -41,6 +47,8 @@ def inspect_upload(request: dict[str, Any], artifact: bytes) -> tuple[dict[str, 
     check_classes(getattr(estimator, "classes_", None))  # before describe() copies them
     meta = describe(estimator)
     smoke_predict(estimator, meta["input_schema"])
+    if refuses_past_float32(estimator, meta["input_schema"]):
+        meta["input_schema"]["float32"] = True
     if sample:
         predict_sample(estimator, meta["input_schema"], sample)
     meta["warnings"] = warnings

@@ -82,6 +82,31 @@ def smoke_predict(estimator: Any, input_schema: dict[str, Any]) -> None:
         ) from exc
 
 
+# Just past float32's largest finite value (3.4028235e38).
+_PAST_FLOAT32 = 3.5e38
+
+
+def refuses_past_float32(estimator: Any, input_schema: dict[str, Any]) -> bool:
+    """Whether the model refuses numbers beyond float32 at its input, as scikit-learn's trees
+    do ("Input X contains infinity or a value too large for dtype('float32')"). Found by
+    predicting a row of them, not guessed from the class: the web tier then refuses such numbers
+    for this model, also when ONNX Runtime (which would answer them as infinity) serves it."""
+    row = _zeros_row(estimator, input_schema)
+    if isinstance(row, np.ndarray):
+        row = np.full_like(row, _PAST_FLOAT32)
+    else:  # a DataFrame: numeric columns only (an encoder's column keeps its category)
+        for name in row.columns:
+            if isinstance(row.at[0, name], float):
+                row[name] = _PAST_FLOAT32
+    try:
+        estimator.predict(row)
+    except ValueError as exc:
+        return "float32" in str(exc)
+    except Exception:
+        return False  # refused for another reason: not what this probe is about
+    return False
+
+
 def _require_fitted_model(estimator: object) -> None:
     if not isinstance(estimator, BaseEstimator):
         raise NotAModelError(f"not a scikit-learn estimator: {type(estimator).__name__}")
