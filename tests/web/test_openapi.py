@@ -1,5 +1,6 @@
-"""The API's documentation pages work without internet: their scripts and styles come with the
-page from this server, none from a CDN."""
+"""The OpenAPI document and the API's documentation pages (web/openapi.py, web/__init__.py): the
+pages work without internet, their scripts and styles come with the page from this server, none
+from a CDN."""
 
 from __future__ import annotations
 
@@ -28,3 +29,11 @@ def test_docs_shortcut_leads_to_swagger(client):
     resp = client.get("/api/v1/docs")
     assert resp.status_code in (301, 302)
     assert resp.headers["Location"].endswith("/api/v1/apidoc/swagger/")
+
+
+def test_openapi_document_and_docs(client):
+    doc = client.get("/api/v1/openapi.json").json
+    assert doc["openapi"].startswith("3.")
+    assert "/api/v1/auth/register" in doc["paths"]
+    assert client.get("/api/v1/docs").status_code in (301, 302)
+    assert client.get("/api/v1/apidoc/swagger/").status_code == 200
