@@ -87,8 +87,11 @@ def observe_jobs(batch_size: int, finished: Iterable[dict[str, Any]]) -> None:
     m = worker_metrics()
     if batch_size:
         m.batch_size.observe(batch_size)
-    histograms = (m.queue_time, "queue_ms"), (m.inference_time, "inference_ms"), (
-        m.total_time, "total_ms")  # fmt: skip
+    histograms = (
+        (m.queue_time, "queue_ms"),
+        (m.inference_time, "inference_ms"),
+        (m.total_time, "total_ms"),
+    )
     statuses: collections.Counter[str] = collections.Counter()
     for job in finished:
         statuses[job["status"]] += 1

@@ -104,8 +104,9 @@ def drain_model(self, model_id: str, slot: int = 0) -> dict:
             # holding this model's wake flag (no other drainer starts for it meanwhile).
             recover(queueing.lease_key(model_id, self.request.id))  # if redelivered
             queueing.keep_wake(redis, model_id, slot)
-            drain_model.apply_async(args=[model_id, slot], queue=_settings.default_queue,
-                                    countdown=OWNER_WAIT_S)  # fmt: skip
+            drain_model.apply_async(
+                args=[model_id, slot], queue=_settings.default_queue, countdown=OWNER_WAIT_S
+            )
             return {"model_id": model_id, "jobs": 0, "deferred": True}
         report = batching.drain(
             redis, _settings, model_id, slot, self.request.id, hand_off, recover
@@ -148,8 +149,9 @@ def _take_owner_slot(redis: Any, model_id: str, token: str) -> str | bool | None
 
 
 def _route() -> queueing.Route:
-    return queueing.Route(app, _settings.default_queue, _settings.drain_concurrency,
-                          _settings.batch_max_jobs)  # fmt: skip
+    return queueing.Route(
+        app, _settings.default_queue, _settings.drain_concurrency, _settings.batch_max_jobs
+    )
 
 
 @app.task(name=REAP_JOBS, ignore_result=True, soft_time_limit=60, time_limit=90)
@@ -170,8 +172,10 @@ def reap_jobs() -> int:
     if count or leases:
         log.warning(
             "reaper: re-enqueued %d stuck jobs; recovered %d dead leases (%d entries set aside)",
-            count, len(leases), sum(len(r.set_aside) for r in leases),
-        )  # fmt: skip
+            count,
+            len(leases),
+            sum(len(r.set_aside) for r in leases),
+        )
     return count
 
 

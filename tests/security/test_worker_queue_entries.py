@@ -52,5 +52,7 @@ def test_unprocessable_entries_are_set_aside_and_the_queue_behind_them_drains(us
     failed = _job(named)
     assert (failed.status, failed.error_code) == ("failed", "bad_queue_entry")
     assert redis.llen(pending) == 0
-    print(f"good job succeeded {elapsed:.1f} s after the worker started; the broken entry's job"
-          f" recorded failed ({failed.error_message}); list empty")  # fmt: skip
+    print(
+        f"good job succeeded {elapsed:.1f} s after the worker started; the broken entry's job"
+        f" recorded failed ({failed.error_message}); list empty"
+    )

@@ -75,8 +75,9 @@ def test_a_batch_killed_at_the_hard_limit_fails_after_one_kill(user, other_user,
     """Before: the job went back to the queue after each hard kill, 1 + JOB_MAX_ATTEMPTS kills
     in all (4 x 90 s by default), into every worker. Now its batch is failed (`timeout`) at the
     first kill, and another owner's job runs meanwhile on the other child."""
-    stack = isolated(TASK_SOFT_TIME_LIMIT_S=1, TASK_TIME_LIMIT_S=3, JOB_REAPER_INTERVAL_S=1,
-                     JOB_STUCK_AFTER_S=2)  # fmt: skip
+    stack = isolated(
+        TASK_SOFT_TIME_LIMIT_S=1, TASK_TIME_LIMIT_S=3, JOB_REAPER_INTERVAL_S=1, JOB_STUCK_AFTER_S=2
+    )
     slow = insert_ready_model(user, _slow_knn(50_000), tmp_path, name="slow")  # ~7 s a call
     fast = insert_ready_model(other_user, fit_classifier(), tmp_path, name="fast")
     with stack.beat(), stack.worker(concurrency=2, name="timekill"):
@@ -91,8 +92,10 @@ def test_a_batch_killed_at_the_hard_limit_fails_after_one_kill(user, other_user,
     assert job.status == "failed" and job.error_code == "timeout", (job.status, job.error_code)
     assert "hard time limit (3s)" in job.error_message
     assert job.attempts == 1  # claimed once: never run again after the kill
-    print(f"poison job failed after 1 kill in {elapsed:.1f} s; other owner's job succeeded "
-          f"in {other_job.total_ms:.0f} ms while it ran")  # fmt: skip
+    print(
+        f"poison job failed after 1 kill in {elapsed:.1f} s; other owner's job succeeded "
+        f"in {other_job.total_ms:.0f} ms while it ran"
+    )
 
 
 def _interval(job: Job) -> tuple[datetime, datetime]:

@@ -103,8 +103,9 @@ def drain(
             send_commands(client, signals)
             _hand_off(client, model_id, slot, token, hand_off)
             return report
-        batch = queueing.next_batch(client, model_id, token, slot, settings.batch_max_jobs,
-                                    then=signals)  # fmt: skip
+        batch = queueing.next_batch(
+            client, model_id, token, slot, settings.batch_max_jobs, then=signals
+        )
 
 
 def _send_anyway(client: redis.Redis, signals: list[tuple]) -> None:

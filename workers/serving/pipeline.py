@@ -92,8 +92,13 @@ def run_batch(model_id: str, entries: list[str], epoch: bytes, signals: list[tup
     report = run_jobs(model_id, entries, epoch=epoch, signals=signals)
     log.info(
         "batch model=%s size=%d claimed=%d written=%d failed=%d cache_hit=%s",
-        model_id, len(entries), report.claimed, report.written, report.failed, report.cache_hit,
-    )  # fmt: skip
+        model_id,
+        len(entries),
+        report.claimed,
+        report.written,
+        report.failed,
+        report.cache_hit,
+    )
 
 
 def _split_entries(
@@ -130,8 +135,13 @@ def _inline_rows(
             rows_of[job_id] = inline.claimed(job)
         except (ValueError, TypeError):
             del carried[job_id]
-            recovery.set_aside(model_id, [job.encode()], failures.BAD_QUEUE_ENTRY,
-                               "inputs are not a numeric matrix", signals)  # fmt: skip
+            recovery.set_aside(
+                model_id,
+                [job.encode()],
+                failures.BAD_QUEUE_ENTRY,
+                "inputs are not a numeric matrix",
+                signals,
+            )
     return rows_of
 
 

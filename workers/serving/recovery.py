@@ -75,8 +75,10 @@ def recover(client: Any, key: str, route: queueing.Route | None = None) -> queue
     if got.requeued:
         log.warning(
             "recovered lease of model %s (cause %s): %d entries requeued to run alone",
-            got.model_id, got.cause, len(got.requeued),
-        )  # fmt: skip
+            got.model_id,
+            got.cause,
+            len(got.requeued),
+        )
         _requeue_rows(got.model_id, got.requeued)
         if route is not None:
             queueing.wake(client, route, got.model_id)
@@ -113,8 +115,12 @@ def set_aside(
     recorded = [str(i) for i in failed]
     log.warning(
         "set aside %d entries of model %s (%s: %s); recorded failed: %s",
-        len(entries), model_id, code, message, recorded or "none",
-    )  # fmt: skip
+        len(entries),
+        model_id,
+        code,
+        message,
+        recorded or "none",
+    )
     metrics.jobs_finished("failed", len(recorded) + len(inline_rows))
     return recorded + [j.id for j in inline_rows]
 

@@ -17,9 +17,18 @@ from workers import metrics
 log = logging.getLogger("mlsp.job")
 
 _LOGGED = (
-    "status", "request_id", "attempts", "n_rows", "runtime", "cache_hit", "worker", "error_code",
-    "queue_ms", "inference_ms", "total_ms",
-)  # fmt: skip
+    "status",
+    "request_id",
+    "attempts",
+    "n_rows",
+    "runtime",
+    "cache_hit",
+    "worker",
+    "error_code",
+    "queue_ms",
+    "inference_ms",
+    "total_ms",
+)
 
 
 def record_batch(model_id: str, batch_size: int, rows: Sequence[dict[str, Any]]) -> None:

@@ -12,10 +12,18 @@ from workers.runtimes.selection import cache_entry
 
 def _ref(fmt: str = "joblib", runtime: str = "onnx") -> SimpleNamespace:
     mid = uuid.uuid4()
-    return SimpleNamespace(id=mid, format=fmt, artifact_key=f"{mid}.{fmt}", sha256="skl-hash",
-                           size_bytes=20, input_schema=None, runtime=runtime,
-                           onnx_key=f"{mid}.onnx", onnx_sha256="onnx-hash",
-                           onnx_size_bytes=10)  # fmt: skip
+    return SimpleNamespace(
+        id=mid,
+        format=fmt,
+        artifact_key=f"{mid}.{fmt}",
+        sha256="skl-hash",
+        size_bytes=20,
+        input_schema=None,
+        runtime=runtime,
+        onnx_key=f"{mid}.onnx",
+        onnx_sha256="onnx-hash",
+        onnx_size_bytes=10,
+    )
 
 
 def _hash(ref, rows: int, limit: int) -> str:
@@ -38,10 +46,17 @@ def test_onnx_uploads_and_sklearn_choices_never_switch():
 
 def test_cache_entry_follows_models_runtime():
     ref = SimpleNamespace(
-        id="m", format="joblib", sha256="a" * 64, size_bytes=10, artifact_key="m.joblib",
-        input_schema=None, runtime="onnx", onnx_key="m.onnx", onnx_sha256="b" * 64,
+        id="m",
+        format="joblib",
+        sha256="a" * 64,
+        size_bytes=10,
+        artifact_key="m.joblib",
+        input_schema=None,
+        runtime="onnx",
+        onnx_key="m.onnx",
+        onnx_sha256="b" * 64,
         onnx_size_bytes=5,
-    )  # fmt: skip
+    )
     store = SimpleNamespace(local_path=lambda key: key)
     assert cache_entry(ref, store)[:2] == (("m", "b" * 64), 5)
     ref.runtime = "sklearn"

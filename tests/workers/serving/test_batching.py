@@ -44,8 +44,15 @@ def _drain(model_id: str, settings: Settings, on_batch: Callable[[], None] = lam
         signals += done_commands("job", entries)
         on_batch()
 
-    report = batching.drain(get_redis(), settings, model_id, 0, f"t-{uuid.uuid4().hex}",
-                            hand_off=lambda: None, run_batch=run_batch)  # fmt: skip
+    report = batching.drain(
+        get_redis(),
+        settings,
+        model_id,
+        0,
+        f"t-{uuid.uuid4().hex}",
+        hand_off=lambda: None,
+        run_batch=run_batch,
+    )
     return batches, report
 
 
@@ -129,8 +136,9 @@ def test_an_outage_mid_batch_still_signals_what_it_wrote_and_puts_its_lease_back
         raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
 
     with pytest.raises(OperationalError):
-        batching.drain(get_redis(), _settings(), model_id, 0, "t-fail", lambda: None,
-                       run_batch=run_batch)  # fmt: skip
+        batching.drain(
+            get_redis(), _settings(), model_id, 0, "t-fail", lambda: None, run_batch=run_batch
+        )
     assert get_redis().lpop(reply_key("job", "a")) == b"1"
     assert get_redis().lrange(queueing.pending_key(model_id), 0, -1) == [b"a", b"b"]
     get_redis().delete(reply_key("job", "a"))
@@ -153,8 +161,16 @@ def test_a_batch_that_raises_is_split_and_its_culprit_set_aside_not_retried(mode
         aside.extend(got.set_aside)
         return got
 
-    report = batching.drain(get_redis(), _settings(batch_max_jobs=3), model_id, 0, "t-split",
-                            lambda: None, recover, run_batch=run_batch)  # fmt: skip
+    report = batching.drain(
+        get_redis(),
+        _settings(batch_max_jobs=3),
+        model_id,
+        0,
+        "t-split",
+        lambda: None,
+        recover,
+        run_batch=run_batch,
+    )
     assert batches == [["a", "poison", "b"], ["a"], ["poison"], ["b"], ["c"]]
     assert aside == ["poison"] and report.batches == 3
     assert not get_redis().llen(queueing.pending_key(model_id))

@@ -30,10 +30,16 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 def _inline(model: MLModel, rows: list[list[float]], proba: bool = False, **kw) -> InlineJob:
     now = time.time()
     fields = dict(
-        id=new_id(), model_id=str(model.id), owner_id=str(model.owner_id), model_version=1,
-        inputs=rows, return_probabilities=proba, created_at=now - 0.01, deadline=now + 10,
+        id=new_id(),
+        model_id=str(model.id),
+        owner_id=str(model.owner_id),
+        model_version=1,
+        inputs=rows,
+        return_probabilities=proba,
+        created_at=now - 0.01,
+        deadline=now + 10,
         request_id="req-1",
-    )  # fmt: skip
+    )
     return InlineJob(**{**fields, **kw})
 
 
@@ -45,10 +51,17 @@ def _job(job_id: str) -> Job | None:
 def _persist_queued(job: InlineJob) -> None:
     """What the web tier does when its wait runs out."""
     with session_scope() as s:
-        s.add(Job(id=uuid.UUID(job.id), model_id=uuid.UUID(job.model_id), model_version=1,
-                  owner_id=uuid.UUID(job.owner_id), input_matrix=to_npy(np.array(job.inputs)),
-                  n_rows=len(job.inputs),
-                  return_probabilities=job.return_probabilities))  # fmt: skip
+        s.add(
+            Job(
+                id=uuid.UUID(job.id),
+                model_id=uuid.UUID(job.model_id),
+                model_version=1,
+                owner_id=uuid.UUID(job.owner_id),
+                input_matrix=to_npy(np.array(job.inputs)),
+                n_rows=len(job.inputs),
+                return_probabilities=job.return_probabilities,
+            )
+        )
 
 
 def test_inline_jobs_are_inserted_finished_and_answered(model_row):  # noqa: F811

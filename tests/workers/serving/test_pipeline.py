@@ -34,10 +34,18 @@ def model_row(tmp_path) -> MLModel:
         s.add(user)
         s.flush()
         row = MLModel(
-            id=mid, owner_id=user.id, name="m", version=1, status="ready", format="joblib",
-            artifact_key=stored.key, sha256=stored.sha256, size_bytes=stored.size_bytes,
-            input_schema=meta["input_schema"], output_schema=meta["output_schema"],
-        )  # fmt: skip
+            id=mid,
+            owner_id=user.id,
+            name="m",
+            version=1,
+            status="ready",
+            format="joblib",
+            artifact_key=stored.key,
+            sha256=stored.sha256,
+            size_bytes=stored.size_bytes,
+            input_schema=meta["input_schema"],
+            output_schema=meta["output_schema"],
+        )
         s.add(row)
     return row
 
@@ -48,10 +56,15 @@ def _jobs(model: MLModel, inputs: list[list[list[float]]], proba: bool = False) 
         for job_id, rows in zip(ids, inputs, strict=True):
             s.add(
                 Job(
-                    id=job_id, model_id=model.id, model_version=1, owner_id=model.owner_id,
-                    inputs=rows, n_rows=len(rows), return_probabilities=proba,
+                    id=job_id,
+                    model_id=model.id,
+                    model_version=1,
+                    owner_id=model.owner_id,
+                    inputs=rows,
+                    n_rows=len(rows),
+                    return_probabilities=proba,
                 )
-            )  # fmt: skip
+            )
     return ids
 
 

@@ -29,22 +29,40 @@ def _jobs() -> tuple[str, list[uuid.UUID]]:
         s.flush()
         s.add(
             MLModel(
-                id=model_id, owner_id=user.id, name="m", version=1, status="ready",
-                format="joblib", artifact_key="k", sha256="0" * 64, size_bytes=1,
+                id=model_id,
+                owner_id=user.id,
+                name="m",
+                version=1,
+                status="ready",
+                format="joblib",
+                artifact_key="k",
+                sha256="0" * 64,
+                size_bytes=1,
             )
-        )  # fmt: skip
+        )
         s.flush()
         for job_id, status in zip(ids, ("succeeded", "failed"), strict=True):
             s.add(
                 Job(
-                    id=job_id, model_id=model_id, model_version=1, owner_id=user.id,
-                    status=status, inputs=[[SECRET_INPUT]], n_rows=1, request_id=f"req-{status}",
-                    queue_ms=20.0, inference_ms=1.5, total_ms=25.0, cache_hit=True, attempts=1,
+                    id=job_id,
+                    model_id=model_id,
+                    model_version=1,
+                    owner_id=user.id,
+                    status=status,
+                    inputs=[[SECRET_INPUT]],
+                    n_rows=1,
+                    request_id=f"req-{status}",
+                    queue_ms=20.0,
+                    inference_ms=1.5,
+                    total_ms=25.0,
+                    cache_hit=True,
+                    attempts=1,
                     error_code="inference_error" if status == "failed" else None,
                     error_message=f"ValueError: {SECRET_INPUT}" if status == "failed" else None,
-                    created_at=now - timedelta(seconds=1), finished_at=now,
+                    created_at=now - timedelta(seconds=1),
+                    finished_at=now,
                 )
-            )  # fmt: skip
+            )
     return str(model_id), ids
 
 

@@ -143,8 +143,12 @@ def test_smoke_predict_wrong_width_fails_clearly():
 def test_smoke_predict_uses_a_known_category_for_encoded_columns(handle_unknown):
     # 0.0 in a column an encoder fitted on strings fails even with handle_unknown="ignore".
     frame = FRAME.assign(city=np.array(["paris", "oslo"])[Y], size=np.array(["S", "L"])[Y])
-    categorical = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                            ("encode", OneHotEncoder(handle_unknown=handle_unknown))])  # fmt: skip
+    categorical = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="most_frequent")),
+            ("encode", OneHotEncoder(handle_unknown=handle_unknown)),
+        ]
+    )
     encode = ColumnTransformer(
         [("num", StandardScaler(), ["age", "income"]), ("cat", categorical, ["size", "city"])],
         remainder="passthrough",
