@@ -46,6 +46,7 @@ def assumed(view: F) -> F:
         except cache_epoch.Stale as stale:
             found = stale.epoch
         except (ApiError, HTTPException):
+            # No g.user: authentication refused the request (it sets g.user only once passed).
             if "user" not in g or (found := moved()) is None:
                 raise
         restart(found)
