@@ -17,6 +17,7 @@ from tests.fixtures.models import (
     upload_ready,
 )
 from tests.web.jobs.calls import ROWS, job_count, poll, submit
+from web import extensions
 
 pytestmark = [pytest.mark.e2e]
 
@@ -196,6 +197,7 @@ def test_nan_and_infinity_are_422(client, user, tmp_path):
 
 def test_too_many_rows_is_422(client, user, tmp_path, monkeypatch):
     meta = insert_ready_model(user, fit_classifier(), tmp_path)
-    monkeypatch.setattr(client.application.extensions["mlsp_settings"], "max_rows_per_request", 3)
+    with client.application.app_context():
+        monkeypatch.setattr(extensions.settings(), "max_rows_per_request", 3)
     assert submit(client, user, meta, {"inputs": ROWS[:4]}).status_code == 422
     assert job_count() == 0
