@@ -24,6 +24,7 @@ from granian.server import Server
 from shared import metrics_dir
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
+from shared.ports import require_port
 
 log = logging.getLogger("mlsp.web")
 
@@ -67,6 +68,7 @@ def build_server(settings: Settings) -> Server:
 
 def main() -> None:
     settings = get_settings()
+    require_port("web", settings.host, settings.port, "PORT")
     configure_logging(settings.log_level, settings.log_format)
     path = metrics_dir.prepare(Path(settings.metrics_dir), "web")
     log.info("metrics directory %s", path)

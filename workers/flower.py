@@ -11,6 +11,7 @@ import os
 import sys
 
 from shared.config import get_settings
+from shared.ports import require_port
 
 MIN_PASSWORD = 8
 
@@ -36,8 +37,25 @@ def main(argv: list[str] | None = None) -> None:
         print(f"flower: refusing to start: {problem}", file=sys.stderr)
         raise SystemExit(2)
     args = sys.argv[1:] if argv is None else argv
+    require_port(
+        "flower",
+        _option(args, "address", "0.0.0.0"),
+        int(_option(args, "port", "5555")),
+        "FLOWER_PORT",
+    )
     celery = [sys.executable, "-m", "celery", "-A", "workers.celery_app:app", "flower", *args]
     os.execv(sys.executable, celery)  # noqa: S606 - our own interpreter and arguments
+
+
+def _option(args: list[str], name: str, default: str) -> str:
+    """A `--name=value` (or `--name value`) argument of Flower's command line; Flower's own
+    default otherwise."""
+    for i, arg in enumerate(args):
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+        if arg == f"--{name}" and i + 1 < len(args):
+            return args[i + 1]
+    return default
 
 
 if __name__ == "__main__":
