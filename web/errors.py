@@ -8,6 +8,8 @@ from typing import Any
 import redis
 from flask import Flask, Response, g, jsonify
 from kombu.exceptions import OperationalError as BrokerError
+from pydantic import ValidationError
+from spectree.model_adapter.pydantic_adapter import PydanticModelAdapter
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -88,6 +90,15 @@ def _unhandled(err: Exception) -> Response:
     log.exception("unhandled error", extra={"request_id": g.get("request_id")})
     _reset_session()
     return error_response(500, "internal_error", "Internal server error")
+
+
+class InputFreeErrors(PydanticModelAdapter):
+    """spectree's pydantic adapter, rendering a failed request's errors without the input values.
+    spectree serialises them before `raise_validation_error` replaces its answer, and a form's
+    input can hold an uploaded file, which JSON cannot: that was a 500 for any invalid upload."""
+
+    def validation_errors(self, err: ValidationError) -> list[dict[str, Any]]:
+        return err.errors(include_url=False, include_context=False, include_input=False)
 
 
 def raise_validation_error(req, resp, err, instance, adapter) -> None:

@@ -7,7 +7,7 @@ from spectree import SecurityScheme, SpecTree
 from spectree.models import SecureType, SecuritySchemeData
 
 from shared.schemas.common import ErrorResponse
-from web.errors import raise_validation_error
+from web.errors import InputFreeErrors, raise_validation_error
 
 spec = SpecTree(
     "flask",
@@ -18,6 +18,7 @@ spec = SpecTree(
     validation_error_status=422,
     validation_error_model=ErrorResponse,
     before=raise_validation_error,
+    model_adapter=InputFreeErrors(),
     annotations=False,
     security_schemes=[
         SecurityScheme(

@@ -3,18 +3,23 @@ access-log line plus metrics for every answered request."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from celery.signals import before_task_publish
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask.sessions import SessionInterface
+from werkzeug.exceptions import BadRequest as UnreadableBody
 
 from shared import logs
 from shared.errors import BadRequest, ValidationFailed
 from web import extensions, metrics
+from web.openapi import spec
 
 log = logging.getLogger("mlsp.request")
 
@@ -38,23 +43,56 @@ def _assign_request_id() -> None:
     logs.bind(request_id=g.request_id)
 
 
-def _check_json_body() -> None:
-    """Malformed JSON or a body that is not JSON is a 400, before validation turns it into 422."""
-    if request.method not in _BODY_METHODS or request.mimetype == "multipart/form-data":
+def _check_body() -> None:
+    """A body the route cannot take is a 4xx here, before authentication and the view: malformed
+    JSON or the wrong media type a 400, a JSON route's missing or non-object body a 422."""
+    if request.method not in _BODY_METHODS:
+        return
+    takes = _declared_body(current_app.view_functions.get(request.endpoint))
+    if takes == "form":
         return  # uploads: their route checks the content type and its own size limit
     # JSON bodies get the smaller MAX_BODY_MB limit (werkzeug answers 413 past it).
     request.max_content_length = extensions.settings().max_body_bytes
     if request.blueprint in _OWN_BODY_FORMAT:
         return
-    if not request.mimetype and not request.content_length:
-        return  # no body at all: the route's schema decides whether that is enough
+    if takes == "json":
+        _require_json_object()
+    elif request.mimetype or request.content_length:
+        _read_json()  # a route that takes no body still refuses one it cannot read
+
+
+@functools.cache
+def _declared_body(view: Callable[..., Any] | None) -> str | None:
+    """The body the view's spectree schema takes: form, json, or None for none (a route that
+    spectree does not validate takes none here: OIP reads its own)."""
+    metadata = spec.get_function_metadata(view) if view is not None else None
+    if metadata is None:
+        return None
+    return "form" if metadata.form else "json" if metadata.json else None
+
+
+def _require_json_object() -> None:
+    # Left to spectree, a missing, empty or non-object body was validated as {} and a multipart
+    # one not at all: the view got None, which an all-optional schema let through and a
+    # required one crashed on (500).
+    if not (request.mimetype or request.content_length) or not isinstance(_read_json(), dict):
+        raise ValidationFailed("The request body must be a JSON object")
+
+
+def _read_json() -> Any:
+    """The parsed body (None when empty); 400 when it is not JSON."""
     if not request.is_json:
         raise BadRequest("Content-Type must be application/json", code="unsupported_content_type")
-    if request.content_length and request.get_json(silent=True) is None:
-        raise BadRequest("Malformed JSON body", code="malformed_json")
+    if not request.get_data(cache=True):
+        return None
+    try:
+        body = request.get_json()  # cached: spectree reads the same value, parsed once
+    except UnreadableBody:
+        raise BadRequest("Malformed JSON body", code="malformed_json") from None
     if _NUL in request.get_data(cache=True):
         # PostgreSQL text and JSONB cannot hold U+0000; refuse it here rather than fail later.
         raise ValidationFailed("Strings must not contain the NUL character", code="invalid_input")
+    return body
 
 
 def _echo_request_id(resp: Response) -> Response:
@@ -126,7 +164,7 @@ def register(app: Flask) -> None:
     # First of all before-request hooks (flask-limiter registers one earlier), so that even a
     # request refused by another hook has an id, a start time and a log line.
     app.before_request_funcs.setdefault(None, []).insert(0, _assign_request_id)
-    app.before_request(_check_json_body)
+    app.before_request(_check_body)
     app.after_request(_echo_request_id)
     app.after_request(_log_and_count)
     app.teardown_request(_forget_context)

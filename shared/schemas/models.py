@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from spectree.model_adapter.pydantic_adapter import BaseFile
+from werkzeug.datastructures import FileStorage
 
 from shared.schemas.common import PageQuery
 
@@ -15,6 +16,16 @@ NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"
 MAX_SAMPLE_ROWS = 1000
 
 ModelStatus = Literal["validating", "ready", "failed", "disabled"]
+
+
+def _one_file(value: Any) -> FileStorage:
+    # spectree's BaseFile takes any value: a text field or a repeated part reached the view.
+    if not isinstance(value, FileStorage):
+        raise ValueError("must be one file part (with a filename), not a text field")
+    return value
+
+
+UploadedFile = Annotated[BaseFile, AfterValidator(_one_file)]
 
 
 class InputSchema(BaseModel):
@@ -69,7 +80,7 @@ class ModelQuery(PageQuery):
 class ModelUpload(BaseModel):
     """multipart/form-data fields of an upload."""
 
-    file: BaseFile
+    file: UploadedFile
     name: str = Field(pattern=NAME_PATTERN)
     description: str | None = Field(None, max_length=2000, pattern=r"^[^\x00]*$")
     sample: str | None = Field(
