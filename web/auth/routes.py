@@ -26,9 +26,7 @@ bp = Blueprint("auth", __name__)
 
 @bp.post("/register")
 @limit(auth_limit)
-@spec.validate(
-    json=Credentials, resp=Response(HTTP_201=UserOut, HTTP_409=ErrorResponse), tags=["auth"]
-)
+@spec.validate(json=Credentials, resp=Response(HTTP_201=UserOut, **errors(400, 409)), tags=["auth"])
 def register():
     """Create an account (email is case-insensitive and unique)."""
     body: Credentials = request.context.json
@@ -56,9 +54,7 @@ def _check_login(body: LoginIn) -> User:
 
 @bp.post("/login")
 @limit(auth_limit)
-@spec.validate(
-    json=LoginIn, resp=Response(HTTP_200=TokenPair, HTTP_401=ErrorResponse), tags=["auth"]
-)
+@spec.validate(json=LoginIn, resp=Response(HTTP_200=TokenPair, **errors(400, 401)), tags=["auth"])
 def login():
     """Exchange email + password for an access and a refresh token."""
     user = _check_login(request.context.json)
@@ -69,7 +65,7 @@ def login():
 
 @bp.post("/refresh")
 @spec.validate(
-    resp=Response(HTTP_200=AccessToken, HTTP_401=ErrorResponse), tags=["auth"], security=AUTH
+    resp=Response(HTTP_200=AccessToken, **errors(400, 401)), tags=["auth"], security=AUTH
 )
 def refresh():
     """Trade a refresh token for a new access token and a new refresh token (rotation)."""
