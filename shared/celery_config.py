@@ -65,7 +65,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # also how long a message of a worker killed outright (main process and all) waits
             # before redelivery; the reaper usually requeues its jobs sooner.
             "visibility_timeout": max(300, settings.task_time_limit_s * 3),
-            # kombu restores unacked messages only every ~100 s by default (FACTS.md).
+            # kombu restores unacked messages only every ~100 s by default
+            # (docs/measurements.md, "kombu's unacked restore interval").
             "unacked_restore_interval": 1,
             "unacked_restore_throttle": 1,
         },

@@ -1,4 +1,4 @@
-"""Domain errors, each mapped to one HTTP status and error code of API.md."""
+"""Domain errors, each mapped to one HTTP status and error code (docs/api.md, "Errors")."""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ A synchronous predict answers from the worker's reply, so the web tier need not 
 row first: it queues the rows themselves (this entry) and waits. The worker predicts, inserts the
 finished row (the prediction history) with its batch, and replies with the job object. Only when
 the client's timeout runs out does the web tier insert the row, as `queued`, and queue its id:
-from the 202 on the job is as durable as any other (DESIGN.md). Until then nothing was promised:
-a web process that dies mid-wait has answered nothing, like an in-process server would.
+from the 202 on the job is as durable as any other (docs/design.md, "Guarantees"). Until then
+nothing was promised: a web process that dies mid-wait has answered nothing, like an in-process
+server would.
 
 Entries in a model's pending list are either a job id (the row is in PostgreSQL) or one of these
 JSON objects; `is_inline` tells them apart by the first byte.

@@ -1,8 +1,9 @@
 """Per-model job queues on Redis, drained in batches by coalesced Celery wake-up tasks.
 
 Why not one Celery task per job: a single-row predict costs far more than its share of a batched
-call, and Celery itself tops out near 200-300 tasks/s here (FACTS.md). So job ids wait in a Redis
-list per model; the web tier sends a `drain_model` wake-up only when none is pending
+call, and Celery itself tops out near 200-300 tasks/s here (docs/measurements.md, "Celery's task
+throughput ceiling"). So job ids wait in a Redis list per model; the web tier sends a
+`drain_model` wake-up only when none is pending
 (`SET wake NX`), and the woken task moves batches of ids into a lease, predicts them together
 and deletes the lease. A lease whose task died is put back: at once by the redelivered task (the
 lease is named after the Celery task id) or, failing that, after LEASE_TTL_S by anyone.

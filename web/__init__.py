@@ -93,7 +93,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_docs(app: Flask) -> None:
-    """OpenAPI document at /api/v1/openapi.json (API.md) and Swagger UI at /api/v1/docs."""
+    """OpenAPI document at /api/v1/openapi.json (docs/api.md) and Swagger UI at /api/v1/docs."""
     spec.register(app)  # also serves /api/v1/apidoc/{openapi.json,swagger/,redoc/}
     app.add_url_rule("/api/v1/openapi.json", "openapi_document", lambda: jsonify(spec.spec))
     app.add_url_rule("/api/v1/docs", "openapi_docs", lambda: redirect("/api/v1/apidoc/swagger/"))

@@ -1,4 +1,4 @@
-"""One JSON error shape for every 4xx/5xx (API.md), registered once on the app."""
+"""One JSON error shape for every 4xx/5xx (docs/api.md, "Errors"), registered once on the app."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def error_response(
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """Build the API.md error body."""
+    """Build the error body of the API (docs/api.md, "Errors")."""
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
@@ -102,7 +102,7 @@ class InputFreeErrors(PydanticModelAdapter):
 
 
 def raise_validation_error(req, resp, err, instance, adapter) -> None:
-    """spectree hook: a request that fails its schema is answered in the API.md shape (422)."""
+    """spectree hook: a request that fails its schema is answered in the API's error shape (422)."""
     if err is None:
         return
     fields = [

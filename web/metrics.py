@@ -1,4 +1,4 @@
-"""Prometheus metrics of the web tier, served at `/metrics` on the server root (API.md).
+"""Prometheus metrics of the web tier, served at `/metrics` on the server root (docs/operations.md).
 
 Every web server process counts for itself; with PROMETHEUS_MULTIPROC_DIR set (by
 web/serve.py) the files of all of them are summed at scrape time, so whichever process

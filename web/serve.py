@@ -28,7 +28,7 @@ from shared.ports import require_port
 
 log = logging.getLogger("mlsp.web")
 
-# Longer than the longest sync wait (60 s, API.md) would keep a deploy waiting on one client;
+# Longer than the longest sync wait (60 s, docs/api.md) would keep a deploy waiting on one client;
 # compose's stop_grace_period is 35 s.
 GRACEFUL_STOP_S = 30
 

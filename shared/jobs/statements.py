@@ -3,8 +3,9 @@ column types of the table.
 
 The worker's statements stay raw SQL, PREPAREd once per connection (shared/db.kept_execute): they
 run for every batch, and a statement not parsed and planned again each time is most of what made
-the result write cheap (docs/measurements.md, "The result write"). Each carries a name to prepare
-it under; change the name with the text, since a connection keeps the statement it prepared.
+the result write cheap (docs/measurements.md, "The result write's prepared-statement costs").
+Each carries a name to prepare it under; change the name with the text, since a connection keeps
+the statement it prepared.
 """
 
 # ruff: noqa: S608 (every statement is composed of this package's constants; values are parameters)

@@ -1,4 +1,4 @@
-"""Schemas of a model's usage analytics (API.md "Analytics object")."""
+"""Schemas of a model's usage analytics (docs/api.md, "Analytics")."""
 
 from __future__ import annotations
 

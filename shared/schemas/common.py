@@ -14,7 +14,7 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Every 4xx/5xx answer (API.md "Errors")."""
+    """Every 4xx/5xx answer (docs/api.md, "Errors")."""
 
     error: ErrorBody
 

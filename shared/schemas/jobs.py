@@ -1,4 +1,4 @@
-"""Schemas of prediction jobs (API.md "Predictions")."""
+"""Schemas of prediction jobs (docs/api.md, "Predictions (jobs)")."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class Timings(BaseModel):
 
 
 class JobOut(BaseModel):
-    """The job object of API.md."""
+    """The job object (docs/api.md, "The job object")."""
 
     id: uuid.UUID
     model_id: uuid.UUID

@@ -103,7 +103,7 @@ def _unauthorized(message: str) -> Response:
 
 
 def register_jwt_errors(app: Flask) -> None:
-    """flask-jwt-extended's failures answer in the API.md shape."""
+    """flask-jwt-extended's failures answer in the API's error shape."""
     jwt.expired_token_loader(lambda _h, _p: _unauthorized("Token has expired"))
     jwt.revoked_token_loader(_revoked)
     jwt.invalid_token_loader(lambda msg: _unauthorized(f"Invalid token: {msg}"))

@@ -1,6 +1,6 @@
 """The Open Inference Protocol's error shape, `{"error": "<message>"}`, for the /v2 blueprint.
 
-The rest of the API answers `{"error": {"code", "message", ...}}` (API.md); OIP clients such as
+The rest of the API answers `{"error": {"code", "message", ...}}` (docs/api.md); OIP clients such as
 tritonclient read `error` as a string, so this blueprint answers its own way.
 """
 
@@ -38,7 +38,7 @@ def _http_error(err: HTTPException) -> Response:
 
 def _flatten(resp: Response) -> Response:
     """Errors answered by app-wide handlers (JWT failures, dependency outages, crashes) come in
-    the API.md shape; give OIP clients the message string they expect."""
+    the API's error shape; give OIP clients the message string they expect."""
     if resp.status_code < 400 or not resp.is_json:
         return resp
     body = resp.get_json(silent=True)

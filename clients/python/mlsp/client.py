@@ -1,4 +1,4 @@
-"""`Client`: the whole HTTP API (API.md) as Python calls."""
+"""`Client`: the whole HTTP API as Python calls."""
 
 from __future__ import annotations
 

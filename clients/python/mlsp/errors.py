@@ -1,4 +1,4 @@
-"""Typed errors of the SDK, each carrying the API's error code (API.md "Errors")."""
+"""Typed errors of the SDK, each carrying the error code the API answered."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ class Resource:
 
 
 class Model(Resource):
-    """One model version (API.md model object)."""
+    """One model version (the API's model object)."""
 
     def __repr__(self) -> str:
         return f"<Model {self.raw['name']} v{self.raw['version']} {self.raw['status']} {self.id}>"
@@ -78,7 +78,7 @@ class Model(Resource):
 
 
 class Job(Resource):
-    """One prediction job (API.md job object)."""
+    """One prediction job (the API's job object)."""
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.raw['status']}>"
