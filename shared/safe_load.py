@@ -3,8 +3,10 @@
 Unpickling runs code chosen by the file. A module-prefix allow-list (``sklearn.*``, ``numpy.*``) is
 not enough: those packages contain helpers that exec, eval or spawn processes (see FACTS.md, "Safe
 loading of uploaded joblib/pickle files"). So the joblib loader admits an exact set of
-``(module, name)`` globals and refuses BUILD on classes, functions and modules (which would let a
-file monkey-patch an allowed class for every later model in the process).
+``(module, name)`` globals (the classes generated into shared/allowlist_sklearn.py from every
+scikit-learn estimator, and the reviewed functions below), refuses BUILD on classes, functions and
+modules (which would let a file monkey-patch an allowed class for every later model in the
+process), and refuses to call the functions a model may only hold (e.g. `numpy.log1p`).
 
 Memory is bounded while reading: every read of the (decompressed) stream counts against a byte
 budget, so a 1 KB bz2 file cannot expand to gigabytes and a pickle cannot ask for a 4 GB bytes
@@ -18,19 +20,22 @@ processes, first in the validation sandbox (workers/validation/sandbox.py).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import io
 import pickle
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import numpy as np
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from joblib.numpy_pickle_utils import _ensure_native_byte_order, _validate_fileobject_and_memmap
+
+from shared.allowlist_sklearn import SKLEARN_CLASSES
 
 
 class ModelLoadError(Exception):
@@ -41,64 +46,47 @@ class UnsafeModelError(ModelLoadError):
     """The file references a forbidden global or tries something not allowed."""
 
 
-# Recorded by unpickling real models of the test zoo (tests/shared/test_safe_load.py checks that
-# this set equals what the zoo needs plus _EXTRA_GLOBALS). Adding a model family means adding it
-# to the zoo first; never add a name without reading what it does when called.
-_RECORDED: dict[str, str] = {
-    "builtins": "slice",
-    "joblib.numpy_pickle": "NumpyArrayWrapper",
-    "numpy": "dtype ndarray float64",
+# Functions a pickle calls (REDUCE) to rebuild values, each read for what it does when called with
+# arguments the file chooses: numpy's array, scalar and masked-array reconstructors, numpy.random's
+# generator constructors, Cython's generated `__pyx_unpickle_*` (they check the type they are given,
+# then set its state) and scikit-learn's `newObj` (`cls.__new__(cls)` on an allowed class).
+_LOADERS: dict[str, str] = {
     "numpy._core.multiarray": "_reconstruct scalar",
     "numpy._core.numeric": "_frombuffer",
-    "numpy.random._mt19937": "MT19937",
-    "numpy.random._pcg64": "PCG64",
+    "numpy.core.multiarray": "_reconstruct scalar",  # the numpy 1.x spellings
+    "numpy.core.numeric": "_frombuffer",
+    "numpy.ma.core": "_mareconstruct",
     "numpy.random._pickle": "__bit_generator_ctor __generator_ctor __randomstate_ctor",
-    "numpy.random.bit_generator": "SeedSequence __pyx_unpickle_SeedSequence",
-    "sklearn._loss._loss": (
-        "CyHalfBinomialLoss CyHalfMultinomialLoss CyHalfSquaredError "
-        "__pyx_unpickle_CyHalfMultinomialLoss"
-    ),
-    "sklearn._loss.link": "IdentityLink Interval LogitLink MultinomialLogit",
-    "sklearn._loss.loss": "HalfBinomialLoss HalfMultinomialLoss HalfSquaredError",
-    "sklearn.compose._column_transformer": "ColumnTransformer",
-    "sklearn.dummy": "DummyClassifier DummyRegressor",
-    "sklearn.ensemble._forest": (
-        "ExtraTreesClassifier ExtraTreesRegressor RandomForestClassifier RandomForestRegressor"
-    ),
-    "sklearn.ensemble._gb": "GradientBoostingClassifier GradientBoostingRegressor",
-    "sklearn.ensemble._hist_gradient_boosting.binning": "_BinMapper",
-    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting": (
-        "HistGradientBoostingClassifier HistGradientBoostingRegressor"
-    ),
-    "sklearn.ensemble._hist_gradient_boosting.predictor": "TreePredictor",
-    "sklearn.linear_model._base": "LinearRegression",
-    "sklearn.linear_model._logistic": "LogisticRegression",
-    "sklearn.linear_model._ridge": "Ridge",
-    "sklearn.metrics._dist_metrics": "EuclideanDistance64 newObj",
-    "sklearn.naive_bayes": "GaussianNB",
-    "sklearn.neighbors._ball_tree": "BallTree newObj",
-    "sklearn.neighbors._classification": "KNeighborsClassifier",
-    "sklearn.neighbors._kd_tree": "KDTree newObj",
-    "sklearn.neighbors._regression": "KNeighborsRegressor",
-    "sklearn.neural_network._multilayer_perceptron": "MLPClassifier MLPRegressor",
-    "sklearn.neural_network._stochastic_optimizers": "AdamOptimizer",
-    "sklearn.pipeline": "Pipeline",
-    "sklearn.preprocessing._data": "StandardScaler",
-    "sklearn.preprocessing._encoders": "OneHotEncoder",
-    "sklearn.preprocessing._label": "LabelBinarizer LabelEncoder",
-    "sklearn.svm._classes": "SVC SVR",
-    "sklearn.tree._classes": (
-        "DecisionTreeClassifier DecisionTreeRegressor ExtraTreeClassifier ExtraTreeRegressor"
-    ),
-    "sklearn.tree._tree": "Tree",
+    "numpy.random.bit_generator": "__pyx_unpickle_SeedSequence",
+    "sklearn._loss._loss": "__pyx_unpickle_CyHalfMultinomialLoss",
+    "sklearn.metrics._dist_metrics": "newObj",
+    "sklearn.neighbors._ball_tree": "newObj",
+    "sklearn.neighbors._kd_tree": "newObj",
 }
 
-# Not produced by the zoo but harmless and expected: the numpy 1.x spellings of the array
-# reconstructors, and numeric scalar types (estimators keep them as `dtype=` parameters).
+# Callables a model may hold as a value (never call while loading: the unpickler refuses REDUCE
+# on them). The transforms are what FunctionTransformer and TransformedTargetRegressor are used
+# with, elementwise math on arrays; the rest are defaults some estimators keep: the univariate
+# scores of the feature selectors, FeatureAgglomeration's pooling, a threshold tuner's metric,
+# BisectingKMeans' inner k-means, SplineTransformer's array conversion, the input check
+# HistGradientBoosting keeps (in a functools.partial) for its numeric columns.
+TRANSFORM_FUNCTIONS: dict[str, str] = {
+    "numpy": "absolute arcsinh arctan cbrt exp exp2 expm1 log log10 log1p log2 reciprocal sign "
+    "sinh sqrt square tanh",
+}
+_HELD_FUNCTIONS: dict[str, str] = {
+    "numpy": "mean median",
+    "scipy._lib.array_api_compat.numpy._aliases": "asarray",
+    "sklearn.cluster._kmeans": "_kmeans_single_elkan _kmeans_single_lloyd",
+    "sklearn.feature_selection._mutual_info": "mutual_info_classif mutual_info_regression",
+    "sklearn.feature_selection._univariate_selection": "chi2 f_classif f_regression r_regression",
+    "sklearn.metrics._classification": "accuracy_score balanced_accuracy_score f1_score",
+    "sklearn.utils.validation": "check_array",
+}
+
+# Numeric scalar types beyond those the generated list found (estimators keep them as `dtype=`).
 _EXTRA: dict[str, str] = {
-    "numpy.core.multiarray": "_reconstruct scalar",
-    "numpy.core.numeric": "_frombuffer",
-    "numpy": "bool_ float16 float32 int8 int16 int32 int64 uint8 uint16 uint32 uint64",
+    "numpy": "bool_ float16 float32 float64 int8 int16 int32 int64 uint8 uint16 uint32 uint64",
 }
 
 
@@ -106,8 +94,14 @@ def _flatten(table: dict[str, str]) -> frozenset[tuple[str, str]]:
     return frozenset((module, name) for module, names in table.items() for name in names.split())
 
 
+LOADER_FUNCTIONS = _flatten(_LOADERS)
+HELD_CALLABLES = _flatten(TRANSFORM_FUNCTIONS) | _flatten(_HELD_FUNCTIONS)
+# Every function a pickle may name; anything else it names must be a class.
+REVIEWED_FUNCTIONS = LOADER_FUNCTIONS | HELD_CALLABLES
 _EXTRA_GLOBALS: frozenset[tuple[str, str]] = _flatten(_EXTRA)
-ALLOWED_GLOBALS: frozenset[tuple[str, str]] = _flatten(_RECORDED) | _EXTRA_GLOBALS
+# Every pair above is audited by tests/shared/test_allowlist.py.
+SKLEARN_GLOBALS = _flatten(SKLEARN_CLASSES) | REVIEWED_FUNCTIONS | _EXTRA_GLOBALS
+ALLOWED_GLOBALS: frozenset[tuple[str, str]] = SKLEARN_GLOBALS
 
 # numpy 2 keeps `numpy.core` only as a shim that warns on access; resolve old files' names from
 # the new location so loading them does not emit a DeprecationWarning.
@@ -216,6 +210,23 @@ def _check_build_target(stack: list[Any]) -> None:
         raise UnsafeModelError(f"model file tries to set attributes of {qualified}")
 
 
+@functools.cache
+def held_callables() -> frozenset[Any]:
+    """The objects HELD_CALLABLES name (ufuncs and functions), for identity checks."""
+    return frozenset(getattr(importlib.import_module(m), n) for m, n in HELD_CALLABLES)
+
+
+def _check_reduce_target(stack: list[Any]) -> None:
+    """Refuse REDUCE (a call) on a callable a model may only hold: a file could otherwise call
+    `numpy.log1p(x, out)` or a feature score on arguments of its choosing while it loads."""
+    if len(stack) < 2:
+        return  # malformed; the base load_reduce raises
+    target = stack[-2]
+    if isinstance(target, Hashable) and target in held_callables():
+        name = getattr(target, "__name__", "?")
+        raise UnsafeModelError(f"model file calls {name} while loading: not allowed")
+
+
 class _CappedReader(io.RawIOBase):
     """A read-only view of a stream that refuses to hand out more than `budget` bytes in all.
 
@@ -276,12 +287,20 @@ class _Restricted:
         _check_build_target(self.stack)
         super().load_build()  # type: ignore[misc]
 
+    def load_reduce(self) -> None:
+        _check_reduce_target(self.stack)
+        super().load_reduce()  # type: ignore[misc]
+
 
 class _SafeUnpickler(_Restricted, NumpyUnpickler):
     """joblib's unpickler restricted to ALLOWED_GLOBALS and to BUILD on plain instances."""
 
     # pickle dispatches opcodes through this table, not through method lookup.
-    dispatch = {**NumpyUnpickler.dispatch, pickle.BUILD[0]: _Restricted.load_build}
+    dispatch = {
+        **NumpyUnpickler.dispatch,
+        pickle.BUILD[0]: _Restricted.load_build,
+        pickle.REDUCE[0]: _Restricted.load_reduce,
+    }
 
 
 class _SafeInnerUnpickler(_Restricted, pickle._Unpickler):
@@ -291,7 +310,11 @@ class _SafeInnerUnpickler(_Restricted, pickle._Unpickler):
     class could be patched from inside an object array), and joblib 1.5 used a bare pickle.load.
     """
 
-    dispatch = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: _Restricted.load_build}
+    dispatch = {
+        **pickle._Unpickler.dispatch,
+        pickle.BUILD[0]: _Restricted.load_build,
+        pickle.REDUCE[0]: _Restricted.load_reduce,
+    }
 
 
 class _SafeNumpyArrayWrapper(NumpyArrayWrapper):
