@@ -127,10 +127,15 @@ def _log_and_count(resp: Response) -> Response:
     metrics.observe_request(request.method, route, resp.status_code, seconds)
     level = _level(duration_ms)
     fields = {
-        "method": request.method, "path": request.path, "route": route,
-        "status": resp.status_code, "duration_ms": duration_ms, "user_id": _user_id(),
-        "request_id": g.get("request_id"), "remote_addr": request.remote_addr,
-    }  # fmt: skip
+        "method": request.method,
+        "path": request.path,
+        "route": route,
+        "status": resp.status_code,
+        "duration_ms": duration_ms,
+        "user_id": _user_id(),
+        "request_id": g.get("request_id"),
+        "remote_addr": request.remote_addr,
+    }
     if level == logging.WARNING:
         fields["slow"] = True
     log.log(level, "%s %s %s", request.method, request.path, resp.status_code, extra=fields)

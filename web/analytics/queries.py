@@ -117,9 +117,11 @@ def model_analytics(
         cache_hit_rate=_float(summary["cache_hit_rate"]),
         latency_ms=Latency(**{t: _stats(summary, t) for t in TIMINGS}),
         daily=_daily_buckets(daily, since, days),
-        recent_failures=[RecentFailure(job_id=r.id, at=r.at, code=r.error_code,
-                                       message=r.error_message) for r in failures],
-    )  # fmt: skip
+        recent_failures=[
+            RecentFailure(job_id=r.id, at=r.at, code=r.error_code, message=r.error_message)
+            for r in failures
+        ],
+    )
 
 
 def tune_transaction(session: Session, timeout_ms: int) -> None:

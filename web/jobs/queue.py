@@ -40,9 +40,12 @@ def queue_full(depth: int) -> TooManyRequests:
 
 def _route(config: Settings) -> queueing.Route:
     return queueing.Route(
-        extensions.producer(), config.default_queue, config.drain_concurrency,
-        config.batch_max_jobs, {"request_id": g.get("request_id")},
-    )  # fmt: skip
+        extensions.producer(),
+        config.default_queue,
+        config.drain_concurrency,
+        config.batch_max_jobs,
+        {"request_id": g.get("request_id")},
+    )
 
 
 def push(model_id: uuid.UUID, entries: list[str]) -> None:
@@ -55,9 +58,15 @@ def push_and_wait(model_id: uuid.UUID, entry: str, reply_key: str, seconds: floa
     config = extensions.settings()
     try:
         reply = queueing.push_and_wait(
-            extensions.redis(blocking=True), _route(config), str(model_id), entry, reply_key,
-            seconds, max_depth=config.max_queue_depth, expect_epoch=epoch.expected(),
-        )  # fmt: skip
+            extensions.redis(blocking=True),
+            _route(config),
+            str(model_id),
+            entry,
+            reply_key,
+            seconds,
+            max_depth=config.max_queue_depth,
+            expect_epoch=epoch.expected(),
+        )
     except queueing.QueueFull as full:
         epoch.confirm()  # the script checks the epoch before the depth
         raise queue_full(full.depth) from None

@@ -49,9 +49,10 @@ def prepare_rows(model: ServingModel | MLModel, body: PredictRequest) -> np.ndar
     rows = normalise_rows(body.inputs, model.input_schema or {}, limit)
     if body.return_probabilities and not (model.output_schema or {}).get("has_proba"):
         raise ValidationFailed(
-            "This model cannot return probabilities", code="invalid_input",
+            "This model cannot return probabilities",
+            code="invalid_input",
             details={"field": "return_probabilities"},
-        )  # fmt: skip
+        )
     return rows
 
 
@@ -159,10 +160,16 @@ def _predict_inline(
 ) -> JobOut:
     now = time.time()
     job = InlineJob(
-        id=inline_jobs.new_id(), model_id=str(model.id), owner_id=str(current().id),
-        model_version=model.version, inputs=rows, return_probabilities=probabilities,
-        created_at=now, deadline=now + max(timeout, 0), request_id=g.get("request_id"),
-    )  # fmt: skip
+        id=inline_jobs.new_id(),
+        model_id=str(model.id),
+        owner_id=str(current().id),
+        model_version=model.version,
+        inputs=rows,
+        return_probabilities=probabilities,
+        created_at=now,
+        deadline=now + max(timeout, 0),
+        request_id=g.get("request_id"),
+    )
     reply = queue.push_and_wait(model.id, job.encode(), reply_key("job", job.id), timeout)
     metrics.job_submitted()
     if reply is not None:

@@ -37,8 +37,15 @@ class ServingModel:
 
     @classmethod
     def of(cls, row: MLModel) -> ServingModel:
-        return cls(row.id, row.owner_id, row.name, row.version, row.status,
-                   row.input_schema or {}, row.output_schema or {})  # fmt: skip
+        return cls(
+            row.id,
+            row.owner_id,
+            row.name,
+            row.version,
+            row.status,
+            row.input_schema or {},
+            row.output_schema or {},
+        )
 
 
 @dataclass(frozen=True)
