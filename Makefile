@@ -36,8 +36,11 @@ $(VENV)/pyvenv.cfg:
 
 # Reinstall when the declared dependencies change; a stamp is touched only on success. The test
 # set builds on the run set, so a change to any dependency file redoes both.
+# The dev tools go in last, on their own: in a .venv made before the split, replacing the old
+# all-in-one `mlsp` deletes bin/mlsp-dev, which must then be written again.
 $(RUN_STAMP): $(VENV)/pyvenv.cfg $(DEPENDENCY_FILES)
-	$(BIN)/python -m pip install -e . -e ./clients/python -e ./devtools
+	$(BIN)/python -m pip install -e . -e ./clients/python
+	$(BIN)/python -m pip install -e ./devtools
 	touch $@
 
 $(TEST_STAMP): $(RUN_STAMP)
