@@ -4,14 +4,21 @@ parameter audit on classes the allow-list does not even admit, and loaded-size c
 from __future__ import annotations
 
 import bz2
+import contextlib
+import functools
 import io
+import os
 import pickle
 
 import joblib
 import numpy as np
 import pytest
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import VotingClassifier
 from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from shared.safe_load import ModelLoadError, UnsafeModelError, load_joblib
 from workers.runtimes.cache import ModelCache
@@ -68,3 +75,110 @@ def test_cache_entry_weighs_what_loading_took_not_the_file():
     cache = ModelCache(max_entries=8, max_bytes=1 << 40)
     cache.get_or_load(("m", "sha"), 100, lambda: np.ones(50_000_000))
     assert cache.total_bytes > 350_000_000
+
+
+# --- payloads abusing what the scikit-learn-wide allow-list admits ----------------------------
+
+
+def _reduce(module: str, name: str, *args: object) -> bytes:
+    """A protocol 4 pickle calling module.name(*args) while it loads."""
+    name_ops = b"".join(b"\x8c" + bytes([len(s)]) + s.encode() for s in (module, name))
+    return b"\x80\x04" + name_ops + b"\x93" + pickle.dumps(args, protocol=4)[2:-1] + b"R."
+
+
+class _Call:
+    """Pickles as `func(*args)`."""
+
+    def __init__(self, func: object, *args: object) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _dumps(model: object) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
+
+
+def _fitted_transformer(**params: object) -> FunctionTransformer:
+    return FunctionTransformer(**params).fit(np.ones((2, 2)))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        # an allowed ufunc called with arguments the file chose (an `out=` array to write into)
+        (_reduce("numpy", "log1p", np.ones(2), np.zeros(2)), "calls log1p while loading"),
+        (_reduce("numpy", "mean", np.ones(2)), "calls mean while loading"),
+        (_reduce("sklearn.utils.validation", "check_array", [[1.0]]), "calls check_array"),
+        (_reduce("numpy", "add", np.ones(2), np.ones(2)), "forbidden global numpy.add"),
+    ],
+)
+def test_allowed_callables_cannot_be_called_while_loading(data, reason):
+    with pytest.raises(UnsafeModelError, match=reason):
+        load_joblib(data)
+
+
+def test_meta_estimator_holding_a_forbidden_object_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    x, y = np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1])
+    voting = VotingClassifier([("lr", LogisticRegression())]).fit(x, y)
+    voting.estimators_ = [_Call(os.system, f"touch {marker}")]
+    data = _dumps(voting)
+    with contextlib.suppress(Exception):  # control: plain joblib runs it
+        joblib.load(io.BytesIO(data))
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(UnsafeModelError, match=r"forbidden global posix\.system"):
+        load_joblib(data)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("func", "reason"),
+    [
+        (os.system, r"forbidden global posix\.system"),
+        (np.savetxt, r"forbidden global numpy\.savetxt"),
+        (eval, r"forbidden global builtins\.eval"),
+        (np.add, r"forbidden global numpy\.add"),
+        (functools.partial(os.system, "id"), r"forbidden global posix\.system"),
+    ],
+)
+def test_function_transformer_off_the_list_is_refused_at_loading(tmp_path, func, reason):
+    marker = tmp_path / "pwned"
+    data = _dumps(_fitted_transformer(func=func, validate=False))
+    if func is os.system:  # control: loaded plainly, transform runs the command
+        joblib.load(io.BytesIO(data)).transform(f"touch {marker}")
+        assert marker.exists()
+        marker.unlink()
+    with pytest.raises(UnsafeModelError, match=reason):
+        load_joblib(data)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        # names the allow-list admits, in a place where they would be called on the input
+        ({"func": np._core.multiarray._reconstruct}, "callable"),
+        ({"func": Pipeline}, "holds the type"),
+        ({"func": np.sqrt, "kw_args": {"out": np.zeros(2)}}, "kw_args holds"),
+        ({"func": functools.partial(np.sqrt, out=np.zeros(2))}, "arguments that are not values"),
+    ],
+)
+def test_function_transformer_with_allowed_names_misused_is_refused_by_the_audit(params, reason):
+    model = load_joblib(_dumps(_fitted_transformer(**params)))
+    with pytest.raises(UnsafeModelError, match=reason):
+        audit_model(model)
+
+
+def test_reviewed_transforms_pass_the_audit():
+    x, y = np.arange(1.0, 9.0).reshape(4, 2), np.arange(1.0, 5.0)
+    target = TransformedTargetRegressor(func=np.log1p, inverse_func=np.expm1).fit(x, y)
+    for model in (_fitted_transformer(func=np.log1p, inverse_func=np.expm1), target):
+        loaded = load_joblib(_dumps(model))
+        audit_model(loaded)
+        method = "predict" if model is target else "transform"
+        np.testing.assert_array_equal(getattr(loaded, method)(x), getattr(model, method)(x))

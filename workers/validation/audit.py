@@ -22,7 +22,7 @@ from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.neighbors import BallTree, KDTree
 from sklearn.tree._tree import Tree
 
-from shared.safe_load import ModelLoadError, UnsafeModelError
+from shared.safe_load import ModelLoadError, UnsafeModelError, held_callables
 
 MAX_OBJECTS = 2_000_000
 MAX_CLASSES = 100_000
@@ -39,12 +39,13 @@ _VALUE_TYPES = frozenset(
     | {getattr(np, n) for n in ("bool_", "float16", "float32", "float64", "object_", "str_")}
     | {getattr(np, f"{s}int{b}") for s in ("", "u") for b in (8, 16, 32, 64)}
 )
-# Callables reviewed as safe to hold as parameters: none yet. A model family that needs one
-# (e.g. FunctionTransformer(func=numpy.log1p)) adds it here with the reason.
-REVIEWED_CALLABLES: frozenset[Any] = frozenset()
+# Keyword arguments an estimator passes to a callable it holds (FunctionTransformer's kw_args):
+# plain values only, so no `out=` array that the call would write into.
+_KWARGS_PARAMS = ("kw_args", "inv_kw_args")
 _CALLABLE_KINDS = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
     types.WrapperDescriptorType, types.MethodDescriptorType, np.ufunc, functools.partial,
+    type(np.mean),  # numpy's array-function dispatchers (np.mean, np.median, ...)
 )  # fmt: skip
 
 
@@ -58,9 +59,36 @@ def audit_model(model: object) -> None:
         elif isinstance(obj, type):
             if obj not in _VALUE_TYPES and not issubclass(obj, BaseEstimator | Exception):
                 raise UnsafeModelError(f"model holds the type {_name(obj)}, which is not allowed")
-        elif isinstance(obj, _CALLABLE_KINDS) and obj not in REVIEWED_CALLABLES:
-            raise UnsafeModelError(f"model holds the callable {_name(obj)}, which is not allowed")
+        elif isinstance(obj, _CALLABLE_KINDS):
+            _check_callable(obj)
         _check_structure(obj)
+
+
+def _check_callable(func: Any) -> None:
+    """Only the callables safe_load reviewed (HELD_CALLABLES), also inside a functools.partial
+    (HistGradientBoosting keeps `partial(check_array, ...)`), with plain arguments."""
+    target = func.func if isinstance(func, functools.partial) else func
+    if target not in held_callables():
+        raise UnsafeModelError(f"model holds the callable {_name(target)}, which is not allowed")
+    if isinstance(func, functools.partial) and not (
+        _plain(list(func.args)) and _plain(dict(func.keywords))
+    ):
+        raise UnsafeModelError(f"model holds {_name(target)} with arguments that are not values")
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """A number, string, None, allowed type, or a small list/dict of them."""
+    if value is None or isinstance(value, bool | int | float | str | np.generic):
+        return True
+    if isinstance(value, type):
+        return value in _VALUE_TYPES
+    if depth < 2 and isinstance(value, list | tuple):
+        return len(value) <= 100 and all(_plain(v, depth + 1) for v in value)
+    if depth < 2 and isinstance(value, dict):
+        return len(value) <= 100 and all(
+            isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items()
+        )
+    return False
 
 
 def check_classes(classes: Any) -> None:
@@ -102,7 +130,18 @@ def _members(obj: object) -> list[Any]:
         return obj.ravel().tolist() if obj.dtype == object else []
     if isinstance(obj, (type, types.ModuleType, *_CALLABLE_KINDS)):
         return []
-    return list(vars(obj).values()) if hasattr(obj, "__dict__") else []
+    if not hasattr(obj, "__dict__"):
+        return []
+    return [value for value in vars(obj).values() if not _own_method(obj, value)]
+
+
+def _own_method(obj: object, value: Any) -> bool:
+    """A function of the object's own class, set by its code (IsotonicRegression's interpolator
+    picks one of its methods when scikit-learn rebuilds it); a file can only name functions
+    through the allow-list."""
+    return (
+        isinstance(value, types.FunctionType) and getattr(type(obj), value.__name__, None) is value
+    )
 
 
 def _check_params(estimator: BaseEstimator) -> None:
@@ -115,6 +154,9 @@ def _check_params(estimator: BaseEstimator) -> None:
     for param in _PATH_PARAMS:
         if params.get(param) is not None:
             raise UnsafeModelError(f"{name}({param}=...) writes to disk: set it to None")
+    for param in _KWARGS_PARAMS:
+        if not _plain(params.get(param)):
+            raise UnsafeModelError(f"{name}.{param} holds something that is not a plain value")
     for param, value in params.items():
         # A type is a callable too (the review's vectorizer had analyzer=numpy.float64).
         if isinstance(value, type) and param not in _TYPE_PARAMS:
