@@ -34,7 +34,7 @@ class InputSchema(BaseModel):
 
 
 class OutputSchema(BaseModel):
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "regression", "clustering", "outlier"]
     classes: list[Any] | None = None
     has_proba: bool = False
 

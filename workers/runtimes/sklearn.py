@@ -41,9 +41,14 @@ class SklearnRuntime:
         return pd.DataFrame(array, columns=self.feature_names)
 
     def predict(self, rows: Rows) -> list[Any]:
-        """Predictions as the model's own labels (strings stay strings, floats stay floats)."""
+        """Predictions as the model's own labels (strings stay strings, floats stay floats), a
+        clusterer's cluster numbers, an outlier detector's 1 (inlier) or -1 (outlier)."""
         return np.asarray(self.estimator.predict(self._matrix(rows))).tolist()
 
     def predict_proba(self, rows: Rows) -> tuple[list[list[float]], list[Any]]:
+        """Probabilities and class order; a model without predict_proba (LinearSVC, a clusterer,
+        an outlier detector) says so (the web tier refuses such requests before they queue)."""
+        if not hasattr(self.estimator, "predict_proba"):
+            raise ValueError("this model cannot return probabilities (it has no predict_proba)")
         probabilities = self.estimator.predict_proba(self._matrix(rows))
         return np.asarray(probabilities).tolist(), np.asarray(self.estimator.classes_).tolist()

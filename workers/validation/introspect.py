@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import scipy
 import sklearn
-from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.base import (
+    BaseEstimator,
+    is_classifier,
+    is_clusterer,
+    is_outlier_detector,
+    is_regressor,
+)
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
@@ -19,7 +25,8 @@ from sklearn.utils.validation import check_is_fitted
 
 
 class NotAModelError(ValueError):
-    """The object is not a fitted scikit-learn classifier or regressor with `predict`."""
+    """The object is not a fitted scikit-learn model with `predict` (a classifier, regressor,
+    clusterer or outlier detector)."""
 
 
 class SmokePredictError(ValueError):
@@ -52,9 +59,10 @@ def describe(estimator: object) -> dict[str, Any]:
             "feature_names": None if feature_names is None else [str(n) for n in feature_names],
         },
         "output_schema": {
-            "task": "classification" if classifier else "regression",
+            "task": task(estimator),
             "classes": None if classes is None else _json_safe(classes),
-            # hasattr honours available_if: SVC(probability=False) has no predict_proba.
+            # hasattr honours available_if: SVC(probability=False) has no predict_proba, nor
+            # has LinearSVC: those answer labels and refuse return_probabilities.
             "has_proba": bool(classifier and hasattr(estimator, "predict_proba")),
         },
     }
@@ -119,8 +127,25 @@ def _require_fitted_model(estimator: object) -> None:
         raise NotAModelError(f"{name} is not fitted") from exc
     if not hasattr(estimator, "n_features_in_"):
         raise NotAModelError(f"{name} does not record its number of input features")
-    if not (is_classifier(estimator) or is_regressor(estimator)):
-        raise NotAModelError(f"{name} is neither a classifier nor a regressor")
+    if task(estimator) is None:
+        raise NotAModelError(
+            f"{name} is not a classifier, regressor, clusterer or outlier detector"
+        )
+
+
+def task(estimator: object) -> str | None:
+    """What predict answers: "classification" (labels), "regression" (numbers), "clustering"
+    (cluster labels, e.g. KMeans) or "outlier" (1 inlier, -1 outlier, e.g. IsolationForest);
+    None for anything else. A pipeline answers what its last step does."""
+    if is_classifier(estimator):
+        return "classification"
+    if is_regressor(estimator):
+        return "regression"
+    if is_clusterer(estimator):
+        return "clustering"
+    if is_outlier_detector(estimator):
+        return "outlier"
+    return None
 
 
 def _qualified_name(obj: object) -> str:
