@@ -6,6 +6,8 @@ from __future__ import annotations
 import bz2
 import io
 import json
+import os
+import pickle
 import time
 import zipfile
 from pathlib import Path
@@ -16,10 +18,11 @@ import pytest
 import skops.io
 from onnx import TensorProto, helper
 from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import StackingRegressor
+from sklearn.ensemble import StackingRegressor, VotingClassifier
 from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeClassifier
 
 from tests.fixtures.models import fit_classifier, iris, upload
@@ -200,3 +203,50 @@ def _mutated_tree(field: str, index: int, value: float) -> DecisionTreeClassifie
     tree.__setstate__(state)
     model.tree_ = tree
     return model
+
+
+def _reduce(module: str, name: str, *args: object) -> bytes:
+    """A protocol 4 pickle calling module.name(*args) while it loads."""
+    name_ops = b"".join(b"\x8c" + bytes([len(s)]) + s.encode() for s in (module, name))
+    return b"\x80\x04" + name_ops + b"\x93" + pickle.dumps(args, protocol=4)[2:-1] + b"R."
+
+
+class _Call:
+    """Pickles as `func(*args)`."""
+
+    def __init__(self, func: object, *args: object) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _hostile_file(tmp_path: Path, kind: str, marker: Path) -> Path:
+    path = tmp_path / f"{kind}.joblib"
+    x, y = iris()
+    if kind == "ufunc_call":  # an allowed ufunc called on arguments of the file's choosing
+        path.write_bytes(_reduce("numpy", "sqrt", np.ones(2), np.zeros(2)))
+    elif kind == "meta_estimator":
+        voting = VotingClassifier([("lr", LogisticRegression(max_iter=500))]).fit(x, y)
+        voting.estimators_ = [_Call(os.system, f"touch {marker}")]
+        joblib.dump(voting, path)
+    else:  # a FunctionTransformer whose func is off the list, in a pipeline that predicts
+        run = FunctionTransformer(func=os.system, validate=False)
+        joblib.dump(Pipeline([("run", run), ("clf", fit_classifier())]), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("ufunc_call", "calls sqrt while loading"),
+        ("meta_estimator", "forbidden global posix.system"),
+        ("function_transformer", "forbidden global posix.system"),
+    ],
+)
+def test_newly_allowed_kinds_abused_are_refused(client, user, tmp_path, kind, reason):
+    """What the scikit-learn-wide allow-list admits (ufuncs as values, meta-estimators,
+    FunctionTransformer) cannot carry a call: refused, and nothing ran."""
+    marker = tmp_path / "pwned"
+    _refused(client, user, _hostile_file(tmp_path, kind, marker), reason)
+    assert not marker.exists()
