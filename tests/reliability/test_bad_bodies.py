@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import io
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,11 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text, update
 
+from shared.config import get_settings
 from shared.db import session_scope
 from shared.models import User
 from shared.queueing import PENDING_PREFIX
 from shared.redis_client import get_redis
-from tests.conftest import TEST_QUEUE
 from tests.fixtures.api import Account, register_and_login
 from tests.fixtures.models import fit_classifier, insert_ready_model
 
@@ -138,7 +139,8 @@ def world(client: FlaskClient, tmp_path: Path) -> World:
 
 
 def _state() -> tuple:
-    """What a refused request must not change: rows in every table, queued work in Redis."""
+    """What a refused request must not change: the rows of each table (and the last update of a
+    model or user), the work queued in Redis."""
     with session_scope() as s:
         rows = s.execute(
             text(
@@ -149,7 +151,7 @@ def _state() -> tuple:
         ).one()
     redis = get_redis()
     pending = sum(redis.llen(k) for k in redis.scan_iter(f"{PENDING_PREFIX}*"))
-    return tuple(rows), redis.llen(TEST_QUEUE), pending
+    return tuple(rows), redis.llen(get_settings().default_queue), pending
 
 
 def _error_shape_problem(resp, oip: bool) -> str | None:
@@ -179,7 +181,9 @@ def _problem(client: FlaskClient, world: World, route: Route, request: dict) -> 
     return None if _state() == before else "refused, but something was written or enqueued"
 
 
-def _refused_everywhere(client, world, routes: dict[str, Route], request) -> dict[str, str]:
+def _refused_everywhere(
+    client: FlaskClient, world: World, routes: dict[str, Route], request: Callable[[], dict]
+) -> dict[str, str]:
     answers = {name: _problem(client, world, route, request()) for name, route in routes.items()}
     return {name: problem for name, problem in answers.items() if problem}
 
