@@ -26,25 +26,36 @@ from joblib.numpy_pickle_compat import NDArrayWrapper
 from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 from sklearn._loss.loss import HalfMultinomialLoss
 from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import (
+    BaggingClassifier,
     ExtraTreesClassifier,
     ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
+    IsolationForest,
     RandomForestClassifier,
     RandomForestRegressor,
 )
+from sklearn.feature_selection import VarianceThreshold
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-from sklearn.svm import SVC, SVR
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    PolynomialFeatures,
+    StandardScaler,
+)
+from sklearn.svm import SVC, SVR, LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from shared import safe_load
@@ -77,6 +88,10 @@ def _fit_zoo() -> dict[str, tuple[BaseEstimator, object]]:
     encoded_lr = Pipeline([("prep", encode), ("clf", LogisticRegression())])
     trees = {"n_estimators": 5, "random_state": 0}
     mlp = {"hidden_layer_sizes": (5,), "max_iter": 50, "random_state": 0}
+    imputed_svc = make_pipeline(
+        SimpleImputer(), PolynomialFeatures(2), VarianceThreshold(), LinearSVC()
+    )
+    calibrated = CalibratedClassifierCV(BaggingClassifier(n_estimators=3, random_state=0), cv=3)
     zoo: list[tuple[str, BaseEstimator, object, object]] = [
         ("lr_binary", LogisticRegression(), xc, yc),
         ("lr_multiclass", LogisticRegression(max_iter=500), xm, ym),
@@ -106,6 +121,10 @@ def _fit_zoo() -> dict[str, tuple[BaseEstimator, object]]:
         ("mlp_classifier", MLPClassifier(**mlp), xc, yc),
         ("mlp_regressor", MLPRegressor(**mlp), xr, yr),
         ("gaussian_nb", GaussianNB(), xc, yc),
+        ("kmeans", make_pipeline(StandardScaler(), KMeans(3, n_init=2, random_state=0)), xc, None),
+        ("isolation_forest", IsolationForest(n_estimators=5, random_state=0), xc, None),
+        ("imputer_linear_svc", imputed_svc, xc, yc),
+        ("calibrated_bagging", calibrated, xc, yc),
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MLP convergence warnings
@@ -141,6 +160,10 @@ MODEL_NAMES = [
     "mlp_classifier",
     "mlp_regressor",
     "gaussian_nb",
+    "kmeans",
+    "isolation_forest",
+    "imputer_linear_svc",
+    "calibrated_bagging",
 ]
 KINDS = ["joblib", "joblib_compress3", "pickle5", "skops"]
 
