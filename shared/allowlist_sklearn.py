@@ -5,10 +5,10 @@ on small synthetic data; shared/safe_load.py admits them beside its reviewed fun
 """
 
 SKLEARN_CLASSES: dict[str, str] = {
-    "builtins": "slice",
+    "builtins": "object slice",
     "functools": "partial",
     "joblib.numpy_pickle": "NumpyArrayWrapper",
-    "numpy": "dtype float64 int64 ndarray",
+    "numpy": "dtype float64 int64 ndarray number",
     "numpy.ma": "MaskedArray",
     "numpy.random._mt19937": "MT19937",
     "numpy.random._pcg64": "PCG64",
@@ -37,7 +37,7 @@ SKLEARN_CLASSES: dict[str, str] = {
     "sklearn.cluster._mean_shift": "MeanShift",
     "sklearn.cluster._optics": "OPTICS",
     "sklearn.cluster._spectral": "SpectralClustering",
-    "sklearn.compose._column_transformer": "ColumnTransformer",
+    "sklearn.compose._column_transformer": "ColumnTransformer make_column_selector",
     "sklearn.compose._target": "TransformedTargetRegressor",
     "sklearn.covariance._elliptic_envelope": "EllipticEnvelope",
     "sklearn.covariance._empirical_covariance": "EmpiricalCovariance",

@@ -238,7 +238,7 @@ def _table_frame(data: dict[str, Any]) -> pd.DataFrame:
 
 def _recipes(data: dict[str, Any]) -> Iterator[Any]:
     """Composite models as they are shipped (their internals differ from the parts fitted alone)."""
-    from sklearn.compose import ColumnTransformer
+    from sklearn.compose import ColumnTransformer, make_column_selector
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.gaussian_process import GaussianProcessRegressor
@@ -263,6 +263,13 @@ def _recipes(data: dict[str, Any]) -> Iterator[Any]:
         ]
     )
     yield make_pipeline(prep, LogisticRegression()).fit(frame, data["labels"])
+    by_dtype = ColumnTransformer(
+        [
+            ("num", SimpleImputer(), make_column_selector(dtype_include=np.number)),
+            ("cat", OneHotEncoder(), make_column_selector(dtype_include=object, pattern="^c")),
+        ]
+    )
+    yield make_pipeline(by_dtype, LogisticRegression()).fit(frame, data["y2"])
     native = HistGradientBoostingClassifier(max_iter=5, categorical_features="from_dtype")
     yield native.fit(frame[numbers].assign(color=frame["color"].astype("category")), data["y2"])
     for kernel in (

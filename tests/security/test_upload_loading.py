@@ -12,13 +12,15 @@ import pickle
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
-from sklearn.compose import TransformedTargetRegressor
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor, make_column_selector
 from sklearn.ensemble import VotingClassifier
 from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from shared.safe_load import ModelLoadError, UnsafeModelError, load_joblib
 from workers.runtimes.cache import ModelCache
@@ -182,3 +184,18 @@ def test_reviewed_transforms_pass_the_audit():
         audit_model(loaded)
         method = "predict" if model is target else "transform"
         np.testing.assert_array_equal(getattr(loaded, method)(x), getattr(model, method)(x))
+
+
+def test_columns_chosen_by_dtype_pass_the_audit():
+    """make_column_selector keeps numpy.number and object as filters: types, but values."""
+    frame = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0], "c": ["x", "y", "x", "y"]})
+    prep = ColumnTransformer(
+        [
+            ("num", SimpleImputer(), make_column_selector(dtype_include=np.number)),
+            ("cat", OneHotEncoder(), make_column_selector(dtype_include=object)),
+        ]
+    )
+    model = Pipeline([("prep", prep), ("lr", LogisticRegression())]).fit(frame, [0, 1, 0, 1])
+    loaded = load_joblib(_dumps(model))
+    audit_model(loaded)
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))

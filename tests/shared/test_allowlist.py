@@ -24,11 +24,13 @@ _HOOKS = ("__reduce__", "__reduce_ex__", "__setstate__")
 
 # Classes from outside scikit-learn that its pickles name, and why rebuilding them is harmless.
 _FOREIGN_CLASSES: dict[str, str] = {
+    "builtins.object": "a bare object; held as make_column_selector's dtype filter",
     "builtins.slice": "slice(start, stop, step) holds three values",
     "functools.partial": "its state is (func, args, keywords): audit.py checks what it wraps",
     "joblib.numpy_pickle.NumpyArrayWrapper": "resolves to safe_load's size-checked reader",
     "numpy.dtype": "a dtype from its description",
     "numpy.ndarray": "an array from shape, dtype and bytes",
+    "numpy.number": "an abstract scalar type; held as make_column_selector's dtype filter",
     "numpy.ma.MaskedArray": "an array and its mask",
     "numpy.random._mt19937.MT19937": "a bit generator's state (integers)",
     "numpy.random._pcg64.PCG64": "a bit generator's state (integers)",

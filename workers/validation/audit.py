@@ -33,9 +33,10 @@ _IO_MODES = {"input": {"content"}}
 _PATH_PARAMS = ("memory",)
 # The only attributes where an estimator may hold a type, and which ones (below).
 _TYPE_PARAMS = ("dtype",)
-# Types an estimator may hold as a value (e.g. `OneHotEncoder(dtype=numpy.float64)`).
+# Types an estimator may hold as a value (e.g. `OneHotEncoder(dtype=numpy.float64)`, or
+# `make_column_selector(dtype_include=numpy.number)` for a ColumnTransformer).
 _VALUE_TYPES = frozenset(
-    {bool, int, float, str, object}
+    {bool, int, float, str, object, np.number, np.integer, np.floating}
     | {getattr(np, n) for n in ("bool_", "float16", "float32", "float64", "object_", "str_")}
     | {getattr(np, f"{s}int{b}") for s in ("", "u") for b in (8, 16, 32, 64)}
 )
