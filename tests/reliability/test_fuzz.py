@@ -91,8 +91,10 @@ def _owner(app: Flask, tmp_path: Path) -> Owner:
     return Owner(account, logout.access_token, refresh.refresh_token, ids)
 
 
-def _operation(path: str, method: str, **settings: str) -> str:
-    lines = ["[[operations]]", f'include-path = "{path}"', f'include-method = "{method}"']
+def _operation(label: str, **settings: str) -> str:
+    # By name ("METHOD /path"): an operation's include-path and include-method each select on
+    # their own, so a section with both applied to every POST.
+    lines = ["[[operations]]", f'include-name = "{label}"']
     return "\n".join(lines + [f"{name} = {value}" for name, value in settings.items()])
 
 
@@ -108,28 +110,23 @@ def _config(owner: Owner) -> str:
             f'"path.key_id" = "{ids["key"]}"\n'
             f'"path.user_id" = "{ids["user"]}"',
             _operation(
-                "/api/v1/auth/logout",
-                "POST",
+                "POST /api/v1/auth/logout",
                 headers=f'{{ Authorization = "Bearer {owner.logout_token}" }}',
             ),
             _operation(
-                "/api/v1/auth/refresh",
-                "POST",
+                "POST /api/v1/auth/refresh",
                 headers=f'{{ Authorization = "Bearer {owner.refresh_token}" }}',
             ),
             _operation(
-                "/api/v1/models/{model_id}",
-                "PATCH",
+                "PATCH /api/v1/models/{model_id}",
                 parameters=f'{{ "path.model_id" = "{ids["patched_model"]}" }}',
             ),
             _operation(
-                "/api/v1/models/{model_id}",
-                "DELETE",
+                "DELETE /api/v1/models/{model_id}",
                 parameters=f'{{ "path.model_id" = "{ids["doomed_model"]}" }}',
             ),
             _operation(
-                "/api/v1/api-keys/{key_id}",
-                "DELETE",
+                "DELETE /api/v1/api-keys/{key_id}",
                 parameters=f'{{ "path.key_id" = "{ids["doomed_key"]}" }}',
             ),
         ]
@@ -157,20 +154,29 @@ def _command(url: str, config: Path, junit: Path) -> list[str]:
 class Run:
     output: str
     results: dict[str, ET.Element]
+    still_logged_in: bool
 
 
 @pytest.fixture(scope="module")
 def run(app: Flask, worker, tmp_path_factory: pytest.TempPathFactory) -> Run:
     tmp_path = tmp_path_factory.mktemp("fuzz")
     config, junit = tmp_path / "schemathesis.toml", tmp_path / "junit.xml"
-    config.write_text(_config(_owner(app, tmp_path)))
+    owner = _owner(app, tmp_path)
+    config.write_text(_config(owner))
     with serve(app) as url:
         done = subprocess.run(
             _command(url, config, junit), capture_output=True, text=True, timeout=RUN_TIMEOUT_S
         )
     output = done.stdout + done.stderr
     cases = ET.parse(junit).getroot().iter("testcase") if junit.exists() else []
-    return Run(output, {case.get("name", ""): case for case in cases})
+    me = app.test_client().get("/api/v1/auth/me", headers=owner.account.headers)
+    return Run(output, {case.get("name", ""): case for case in cases}, me.status_code == 200)
+
+
+def test_the_run_acted_as_its_user_throughout(run: Run):
+    """Had a logout or a refresh ended the run's session, every later request would have been a
+    401 that tests nothing."""
+    assert run.still_logged_in, run.output[-4000:]
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 60)  # the first test waits for the whole run
