@@ -125,8 +125,9 @@ _SKOPS_VALUES: frozenset[tuple[str, str]] = _flatten(
         "numpy.random.mtrand": "RandomState",
     }
 )
-# FunctionNode, MethodNode, PartialNode, OperatorFuncNode and DefaultDictNode hold callables and
-# are never admitted; a generic ReduceNode would call a constructor named by the file.
+# MethodNode, PartialNode, OperatorFuncNode and DefaultDictNode hold callables and are never
+# admitted, nor is a FunctionNode unless it names one of HELD_CALLABLES; a generic ReduceNode
+# would call a constructor named by the file.
 _SKOPS_NODES = frozenset(
     {
         "CachedNode",
@@ -433,6 +434,8 @@ def _check_skops_tree(root: Any) -> None:
 
 def _check_skops_node(node: Any) -> None:
     kind = type(node).__name__
+    if kind == "FunctionNode" and (node.module_name, node.class_name) in HELD_CALLABLES:
+        return  # a reviewed function, looked up by name: skops does not call it while loading
     if kind not in _SKOPS_NODES:
         raise UnsafeModelError(
             f"skops file holds a {kind} ({node.module_name}.{node.class_name}): not allowed"

@@ -42,7 +42,7 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.feature_selection import VarianceThreshold
+from sklearn.feature_selection import SelectKBest, VarianceThreshold
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
@@ -524,6 +524,23 @@ def test_skops_untrusted_type_is_refused(tmp_path):
         load_model(path, "skops")
     skops.io.dump({"call": os.system}, path)  # a bare function, not hidden in an estimator
     with pytest.raises(UnsafeModelError, match=r"posix\.system"):
+        load_model(path, "skops")
+
+
+def test_skops_reviewed_functions_load(tmp_path):
+    """A FunctionNode naming a held callable (np.log1p, f_classif) is admitted, nothing else."""
+    x, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    model = make_pipeline(
+        FunctionTransformer(np.abs),
+        FunctionTransformer(np.log1p, inverse_func=np.expm1),
+        SelectKBest(k=2),
+        LogisticRegression(),
+    ).fit(x, y)
+    path = tmp_path / "functions.skops"
+    skops.io.dump(model, path)
+    _assert_same_predictions(model, load_model(path, "skops"), x)
+    skops.io.dump(FunctionTransformer(np.savetxt), path)
+    with pytest.raises(UnsafeModelError, match="FunctionNode"):
         load_model(path, "skops")
 
 
