@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.booster_files import library
 from shared.errors import Conflict
 from shared.models import MLModel
 
@@ -20,6 +21,9 @@ def choose_runtime(
     """(runtime, runtime_reason) for a model's format, preference and compilation outcome."""
     if fmt == "onnx":
         return "onnx", "ONNX upload: served by ONNX Runtime"
+    native = library(fmt)
+    if native is not None:
+        return native, f"{native} model file: served by {native}"
     verdict = (onnx_info or {}).get("reason") or "not compiled to ONNX"
     if onnx_key is None:
         return "sklearn", verdict

@@ -35,6 +35,7 @@ import numpy as np
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from joblib.numpy_pickle_utils import _ensure_native_byte_order, _validate_fileobject_and_memmap
 
+from shared.allowlist_boosters import BOOSTER_GLOBALS, advice
 from shared.allowlist_sklearn import SKLEARN_CLASSES
 
 
@@ -101,7 +102,7 @@ REVIEWED_FUNCTIONS = LOADER_FUNCTIONS | HELD_CALLABLES
 _EXTRA_GLOBALS: frozenset[tuple[str, str]] = _flatten(_EXTRA)
 # Every pair above is audited by tests/shared/test_allowlist.py.
 SKLEARN_GLOBALS = _flatten(SKLEARN_CLASSES) | REVIEWED_FUNCTIONS | _EXTRA_GLOBALS
-ALLOWED_GLOBALS: frozenset[tuple[str, str]] = SKLEARN_GLOBALS
+ALLOWED_GLOBALS: frozenset[tuple[str, str]] = SKLEARN_GLOBALS | BOOSTER_GLOBALS
 
 # numpy 2 keeps `numpy.core` only as a shim that warns on access; resolve old files' names from
 # the new location so loading them does not emit a DeprecationWarning.
@@ -166,9 +167,12 @@ def detect_format(head: bytes, filename: str | None) -> str | None:
 
     Returns "joblib" (pickle protocol >= 3, or a joblib-compressed file), "skops" (a zip file),
     "onnx" (by extension, and the first field every ONNX writer puts first: ir_version; the
-    graph itself is parsed only in the validation sandbox) or None. Pickle protocols 0-2 are
-    None on purpose: they need globals (`copy_reg._reconstructor`) that are not allowed.
+    graph itself is parsed only in the validation sandbox), a booster's own format or
+    "catboost" (shared/booster_files.py), or None. Pickle protocols 0-2 are None on purpose: they
+    need globals (`copy_reg._reconstructor`) that are not allowed.
     """
+    from shared.booster_files import detect_native  # that module imports this one
+
     if head.startswith(_PICKLE_HEADERS) or head.startswith(_COMPRESSED_MAGIC):
         return "joblib"
     if _is_zlib_header(head):
@@ -177,7 +181,7 @@ def detect_format(head: bytes, filename: str | None) -> str | None:
         return "skops"
     if filename and filename.lower().endswith(".onnx") and head.startswith(_ONNX_START):
         return "onnx"
-    return None
+    return detect_native(head, filename)
 
 
 def _is_zlib_header(head: bytes) -> bool:
@@ -193,7 +197,9 @@ def _is_zlib_header(head: bytes) -> bool:
 def _resolve_global(module: str, name: str) -> Any:
     """The find_class of every unpickler here: exact pairs only, nothing dotted."""
     if "." in name or (module, name) not in ALLOWED_GLOBALS:
-        raise UnsafeModelError(f"model file references forbidden global {module}.{name}")
+        raise UnsafeModelError(
+            f"model file references forbidden global {module}.{name}{advice(module)}"
+        )
     if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
         return _SafeNumpyArrayWrapper
     return getattr(importlib.import_module(_RENAMED_MODULES.get(module, module)), name)
@@ -209,6 +215,9 @@ def _check_build_target(stack: list[Any]) -> None:
         module = getattr(target, "__module__", None)
         qualified = f"{module}.{label}" if module else label
         raise UnsafeModelError(f"model file tries to set attributes of {qualified}")
+    from shared.booster_files import check_booster_state  # that module imports this one
+
+    check_booster_state(target, stack[-1])  # a LightGBM model's text, before its parser
 
 
 @functools.cache
@@ -452,11 +461,17 @@ def _check_skops_type(module: str, name: str) -> None:
 
 def load_model(source: Path | bytes, fmt: str) -> object:
     """Load a model file (a path or its bytes) of format `fmt` ("joblib" or "skops"; see
-    detect_format)."""
+    detect_format), or a booster's own file: its xgboost.Booster or lightgbm.Booster."""
+    from shared import booster_files  # that module imports this one
+
     if fmt == "joblib":
         return load_joblib(source)
     if fmt == "skops":
         return load_skops(source)
+    if booster_files.library(fmt) == "xgboost":
+        return booster_files.load_xgboost(source, fmt)
+    if fmt == "lightgbm_txt":
+        return booster_files.load_lightgbm(source)[0]
     if fmt == "onnx":
         raise ModelLoadError("ONNX models are not loaded by shared.safe_load")
     raise ModelLoadError(f"unsupported model format {fmt!r}")

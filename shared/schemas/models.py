@@ -55,7 +55,7 @@ class ModelOut(BaseModel):
     size_bytes: int
     input_schema: InputSchema | None
     output_schema: OutputSchema | None
-    runtime: Literal["onnx", "sklearn"]
+    runtime: Literal["onnx", "sklearn", "xgboost", "lightgbm"]
     runtime_reason: str | None
     info: dict[str, Any] | None = Field(
         None, description="Estimator class, pipeline steps, library versions and load warnings"

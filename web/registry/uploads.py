@@ -12,6 +12,7 @@ from flask import request
 from sqlalchemy import func, select, text
 from werkzeug.datastructures import FileStorage
 
+from shared.booster_files import NATIVE_FORMATS, REFUSED_FORMATS
 from shared.errors import BadRequest, PayloadTooLarge, UnsupportedFormat, ValidationFailed
 from shared.models import MLModel
 from shared.safe_load import detect_format
@@ -22,7 +23,9 @@ from web.extensions import db
 
 # Room for the multipart envelope and the small text fields around the file.
 FORM_OVERHEAD = 1 << 20
-EXTENSIONS = {"joblib": "joblib", "skops": "skops", "onnx": "onnx"}
+EXTENSIONS = {"joblib": "joblib", "skops": "skops", "onnx": "onnx"} | {
+    fmt: extension for fmt, (_, extension) in NATIVE_FORMATS.items()
+}
 
 
 def upload_guard(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,13 +45,18 @@ def upload_guard(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def sniff_format(upload: FileStorage) -> str:
-    """The artifact's format from its first bytes (and name, for ONNX); 415 when unknown."""
+    """The artifact's format from its first bytes (and name, for ONNX and XGBoost's files);
+    415 when unknown, or known and not served (CatBoost), with what to do instead."""
     head = upload.stream.read(16)
     upload.stream.seek(0)
     fmt = detect_format(head, upload.filename)
+    if fmt in REFUSED_FORMATS:
+        raise UnsupportedFormat(REFUSED_FORMATS[fmt], details={"filename_ignored": True})
     if fmt not in EXTENSIONS:
         raise UnsupportedFormat(
-            "Unsupported model file: expected a joblib/pickle (protocol 3+), skops or .onnx file",
+            "Unsupported model file: expected a joblib/pickle (protocol 3+), skops or .onnx file, "
+            "or XGBoost's .json/.ubj or LightGBM's text model file; other libraries: export the "
+            "model to ONNX",
             details={"filename_ignored": True},
         )
     return fmt

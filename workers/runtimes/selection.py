@@ -3,7 +3,8 @@
 `models.runtime` already folds in the owner's preference (shared/runtime_choice.py), so a worker
 only honours it. Each runtime is cached under its own artifact's hash: (model id, sha256 of the
 joblib/skops file) for scikit-learn, (model id, sha256 of the .onnx file) for ONNX Runtime; a
-PATCH that switches runtimes therefore never serves a stale entry.
+PATCH that switches runtimes therefore never serves a stale entry. A booster's own file (XGBoost
+.json/.ubj, LightGBM text) is served by its library's runtime, under the file's hash.
 """
 
 from __future__ import annotations
@@ -14,13 +15,21 @@ from typing import TYPE_CHECKING
 from shared.store import ArtifactStore
 from workers.runtimes.base import ModelRuntime
 from workers.runtimes.cache import CacheKey
+from workers.runtimes.lightgbm import LightGBMRuntime
 from workers.runtimes.onnx import OnnxRuntime
 from workers.runtimes.sklearn import SklearnRuntime
+from workers.runtimes.xgboost import XGBoostRuntime
 
 if TYPE_CHECKING:
     from workers.serving.model_refs import ModelRef
 
 Loader = Callable[[], ModelRuntime]
+# The runtime of each booster's own format (shared/booster_files.py).
+NATIVE_RUNTIMES = {
+    "xgboost_json": XGBoostRuntime,
+    "xgboost_ubj": XGBoostRuntime,
+    "lightgbm_txt": LightGBMRuntime,
+}
 
 
 def cache_entry(
@@ -37,6 +46,10 @@ def cache_entry(
     if ref.format == "onnx":  # uploaded as ONNX: the artifact itself
         path = store.local_path(ref.artifact_key)
         return (model_id, ref.sha256), ref.size_bytes, lambda: OnnxRuntime.load(path)
+    native = NATIVE_RUNTIMES.get(ref.format)
+    if native is not None:  # a booster's own file: its library serves it
+        path = store.local_path(ref.artifact_key)
+        return (model_id, ref.sha256), ref.size_bytes, lambda: native.load(path, ref.format)
     big = onnx_max_rows and rows > onnx_max_rows
     if ref.runtime == "onnx" and ref.onnx_key and not big:
         path = store.local_path(ref.onnx_key)

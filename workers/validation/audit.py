@@ -23,6 +23,7 @@ from sklearn.neighbors import BallTree, KDTree
 from sklearn.tree._tree import Tree
 
 from shared.safe_load import ModelLoadError, UnsafeModelError, held_callables
+from workers.validation import boosters
 
 MAX_OBJECTS = 2_000_000
 MAX_CLASSES = 100_000
@@ -54,6 +55,7 @@ def audit_model(model: object) -> None:
     """Raise UnsafeModelError (I/O or a foreign callable) or ModelLoadError (a structure C code
     would follow out of bounds) for anything the model holds that inference must not meet."""
     for obj in _objects(model):
+        boosters.check_object(obj)  # XGBoost's and LightGBM's objects
         if isinstance(obj, BaseEstimator):
             _check_params(obj)
             _check_estimator_trees(obj)

@@ -1,10 +1,11 @@
 """Compile a validated scikit-learn model to ONNX, and keep the result only if it is equivalent.
 
-Runs inside model validation (in its sandbox). Each candidate conversion (input dtype) is tried in
-turn; the first one whose answers match scikit-learn's on the probe rows is returned, and the
-worker stores it beside the original as `<model id>.onnx`. Anything else -- no converter, a
-runtime that rejects the graph, one differing label -- keeps scikit-learn, with the reason
-recorded for the model's owner.
+Runs inside model validation (in its sandbox). XGBoost's and LightGBM's scikit-learn wrappers,
+alone or in a pipeline, convert through onnxmltools' converters, registered with skl2onnx here.
+Each candidate conversion (input dtype) is tried in turn; the first one whose answers match
+scikit-learn's on the probe rows is returned, and the worker stores it beside the original as
+`<model id>.onnx`. Anything else -- no converter, a runtime that rejects the graph, one differing
+label -- keeps scikit-learn, with the reason recorded for the model's owner.
 """
 
 from __future__ import annotations
@@ -18,11 +19,19 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import lightgbm
 import numpy as np
 import onnx
+import xgboost
 from celery.exceptions import SoftTimeLimitExceeded
-from skl2onnx import to_onnx  # 1.6 s to import: here, once in the parent before it forks
+from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+from skl2onnx import to_onnx, update_registered_converter  # 1.6 s to import: here, once
 from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+from skl2onnx.common.shape_calculator import (
+    calculate_linear_classifier_output_shapes,
+    calculate_linear_regressor_output_shapes,
+)
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
@@ -36,6 +45,37 @@ from workers.validation.equivalence import Verdict, compare, numeric_rows, probe
 log = logging.getLogger(__name__)
 # Opsets every converter used here is tested with in skl2onnx 1.20 and onnxruntime 1.32.
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
+
+
+def _register_booster_converters() -> None:
+    """onnxmltools' XGBoost and LightGBM converters for skl2onnx, so that a pipeline ending in
+    one of their wrappers converts as a whole (the names are onnxmltools' own aliases)."""
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    for model, alias, converter in (
+        (xgboost.XGBClassifier, "XGBoostXGBClassifier", convert_xgboost),
+        (lightgbm.LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm),
+    ):
+        update_registered_converter(
+            model,
+            alias,
+            calculate_linear_classifier_output_shapes,
+            converter,
+            options=classifier_options,
+        )
+    for model, alias, converter in (
+        (xgboost.XGBRegressor, "XGBoostXGBRegressor", convert_xgboost),
+        (lightgbm.LGBMRegressor, "LightGbmLGBMRegressor", convert_lightgbm),
+    ):
+        update_registered_converter(
+            model,
+            alias,
+            calculate_linear_regressor_output_shapes,
+            converter,
+            options={"split": None},
+        )
+
+
+_register_booster_converters()
 
 
 @dataclass(frozen=True)

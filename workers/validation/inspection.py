@@ -1,5 +1,6 @@
 """What the validation sandbox does with an upload: load it through the allow-list, audit it,
-describe it, predict a probe row and the attached sample, and try compiling it to ONNX.
+describe it, predict a probe row and the attached sample, and try compiling it to ONNX (a
+booster's own file: load, check and describe it, workers/validation/booster_upload.py).
 
 Runs only inside the sandbox's child (workers/validation/sandbox_child.py): it takes the file's
 bytes and the few settings it needs in the request, and returns JSON-safe metadata plus the
@@ -16,12 +17,14 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from shared.booster_files import NATIVE_FORMATS
 from shared.config import Settings
 from shared.features import in_feature_order
 from shared.onnx_graph import OnnxGraphError
 from shared.safe_load import ModelLoadError, load_model, load_with_warnings
 from workers.runtimes.sklearn import SklearnRuntime
 from workers.validation.audit import audit_model, check_classes
+from workers.validation.booster_upload import inspect_native
 from workers.validation.compile import compile_model
 from workers.validation.introspect import (
     NotAModelError,
@@ -42,6 +45,8 @@ def inspect_upload(request: dict[str, Any], artifact: bytes) -> tuple[dict[str, 
     fmt, sample = request["format"], request.get("sample")
     if fmt == "onnx":
         return inspect_onnx(artifact, sample), b""
+    if fmt in NATIVE_FORMATS:
+        return inspect_native(fmt, artifact, sample), b""
     estimator, warnings = load_with_warnings(functools.partial(load_model, fmt=fmt), artifact)
     audit_model(estimator)
     check_classes(getattr(estimator, "classes_", None))  # before describe() copies them

@@ -23,6 +23,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from workers.validation import boosters
+
 
 class NotAModelError(ValueError):
     """The object is not a fitted scikit-learn model with `predict` (a classifier, regressor,
@@ -47,7 +49,7 @@ def describe(estimator: object) -> dict[str, Any]:
     return {
         "estimator": _qualified_name(estimator),
         "steps": _steps(estimator),
-        "framework": "sklearn",
+        "framework": boosters.framework(estimator),
         "versions": {
             "sklearn": sklearn.__version__,
             "numpy": np.__version__,
