@@ -18,6 +18,11 @@ WORKDIR /app
 # tools with their embedded PostgreSQL and Redis, the test tools and the SDK are other
 # distributions, under devtools/ and clients/python/, never installed here).
 COPY setup.cfg pyproject.toml README.md ./
+# LightGBM's library links the system's OpenMP runtime, which the slim image lacks (scikit-learn
+# and XGBoost carry their own copy).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['options']['install_requires'])" > /tmp/requirements.txt \
     && pip install --no-cache-dir -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
