@@ -7,6 +7,7 @@ again on exit, so nothing needs to be installed or running on the machine.
     mlsp-dev run        embedded services + `release` (migrations) + honcho on the Procfile
     mlsp-dev test ...   embedded services + `python -m pytest ...`
     mlsp-dev services   embedded services only; prints the variables to export
+    mlsp-dev flask ...  `flask --app web ...` on the same services, e.g. `create-admin EMAIL`
 
 Every child runs in its own session and this process forwards SIGINT/SIGTERM/SIGHUP to it, so a
 Ctrl-C reaches each child exactly once; the servers are stopped only after the child has exited.
@@ -18,14 +19,16 @@ import argparse
 import os
 import shlex
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from honcho.environ import parse_procfile
 
-from mlsp_dev.environment import embedded_services, flower_credentials
+from mlsp_dev.environment import base_env, embedded_services, flower_credentials
 from mlsp_dev.processes import Stop, run_child, say, signal_router
+from shared.ports import port_problem
 
 SERVICE_PROCESSES = ("web", "worker", "beat", "flower")  # `web` first: honcho gives it PORT
 
@@ -59,12 +62,34 @@ def _procfile_commands(path: Path) -> dict[str, str]:
     return dict(parse_procfile(path.read_text()).processes)
 
 
+def run_env(env: dict[str, str], data_dir: Path) -> dict[str, str]:
+    """The stack's settings where the environment leaves them unset."""
+    env.setdefault("PORT", "8000")
+    env.setdefault("FLOWER_PORT", "5555")
+    env.setdefault("FLOWER_BASIC_AUTH", flower_credentials(data_dir))
+    # Read in a terminal: lines for people. Production and compose keep JSON (the default).
+    env.setdefault("LOG_FORMAT", "text")
+    return env
+
+
+def ports_problem(env: dict[str, str]) -> str | None:
+    """A port the web or Flower process could not listen on, said before anything starts
+    (otherwise one process dies with a backtrace and honcho stops the rest)."""
+    host = env.get("HOST", "127.0.0.1")
+    for variable, default in (("PORT", "8000"), ("FLOWER_PORT", "5555")):
+        if problem := port_problem(host, int(env.get(variable, default)), variable):
+            return problem
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     procfile = Path(args.procfile)
     commands = _procfile_commands(procfile)
+    if problem := ports_problem(base_env(Path(args.data_dir))):
+        say(problem)
+        return 1
     with embedded_services(Path(args.data_dir)) as env:
-        env.setdefault("PORT", "8000")
-        env.setdefault("FLOWER_BASIC_AUTH", flower_credentials(Path(args.data_dir)))
+        run_env(env, Path(args.data_dir))
         say(f"release: {commands['release']}")
         code = run_child(commands["release"], env)
         if signal_router.received is not None:
@@ -82,6 +107,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     with embedded_services(Path(args.data_dir)) as env:
         return run_child([sys.executable, "-m", "pytest", *args.extra], env)
+
+
+def cmd_flask(args: argparse.Namespace) -> int:
+    """`flask --app web ...` with the stack's environment: alongside a running `mlsp-dev run`
+    (same data directory) it reaches the same embedded database, so nothing needs exporting."""
+    with embedded_services(Path(args.data_dir)) as env:
+        # In the foreground, not a session of its own: create-admin asks for a password.
+        flask = [sys.executable, "-m", "flask", "--app", "web", *args.extra]
+        return subprocess.call(flask, env=env)  # noqa: S603 - our interpreter, the user's args
 
 
 def cmd_services(args: argparse.Namespace) -> int:
@@ -111,6 +145,10 @@ def _parser() -> argparse.ArgumentParser:
     test.set_defaults(func=cmd_test)
     services = sub.add_parser("services", help="only start PostgreSQL/Redis and wait")
     services.set_defaults(func=cmd_services)
+    flask = sub.add_parser(
+        "flask", help="run `flask --app web ...` on the same services", add_help=False
+    )
+    flask.set_defaults(func=cmd_flask)
     return parser
 
 
@@ -118,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     args.extra = extra
-    if args.extra and args.command != "test":
+    if args.extra and args.command not in ("test", "flask"):
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     func: Callable[[argparse.Namespace], int] = args.func
     signal_router.install()
