@@ -82,6 +82,7 @@ def main() -> None:
 _LAZY_MODULES = (
     "skops.io", "skops.io._audit", "skops.io._utils", "zipfile", "encodings.cp437", "urllib.error",
     "pandas", "onnxruntime", "skl2onnx",
+    "skl2onnx.algebra.onnx_operator_mixin",  # by onnxmltools' converters of XGBoost and LightGBM
 )  # fmt: skip
 
 
