@@ -164,8 +164,12 @@ def run(app: Flask, worker, tmp_path_factory: pytest.TempPathFactory) -> Run:
     owner = _owner(app, tmp_path)
     config.write_text(_config(owner))
     with serve(app) as url:
-        done = subprocess.run(
-            _command(url, config, junit), capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+        done = subprocess.run(  # in tmp_path: schemathesis keeps a cache in its working directory
+            _command(url, config, junit),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            cwd=tmp_path,
         )
     output = done.stdout + done.stderr
     cases = ET.parse(junit).getroot().iter("testcase") if junit.exists() else []
