@@ -301,6 +301,11 @@ class _Restricted:
         _check_reduce_target(self.stack)
         super().load_reduce()  # type: ignore[misc]
 
+    def _instantiate(self, klass: Any, args: tuple[Any, ...]) -> None:
+        # The protocol 0/1 opcodes OBJ and INST call what they name too, in any stream.
+        _check_reduce_target([klass, args])
+        super()._instantiate(klass, args)  # type: ignore[misc]
+
 
 class _SafeUnpickler(_Restricted, NumpyUnpickler):
     """joblib's unpickler restricted to ALLOWED_GLOBALS and to BUILD on plain instances."""

@@ -88,6 +88,19 @@ def _reduce(module: str, name: str, *args: object) -> bytes:
     return b"\x80\x04" + name_ops + b"\x93" + pickle.dumps(args, protocol=4)[2:-1] + b"R."
 
 
+def _obj_call(module: str, name: str, *args: object) -> bytes:
+    """MARK, the global, the arguments, OBJ: calls module.name(*args)."""
+    name_ops = b"".join(b"\x8c" + bytes([len(s)]) + s.encode() for s in (module, name))
+    arg_ops = b"".join(pickle.dumps(a, protocol=4)[2:-1] for a in args)
+    return b"\x80\x04(" + name_ops + b"\x93" + arg_ops + b"o."
+
+
+def _inst_call(module: str, name: str, *args: object) -> bytes:
+    """MARK, the arguments, INST module name: calls module.name(*args)."""
+    arg_ops = b"".join(pickle.dumps(a, protocol=4)[2:-1] for a in args)
+    return b"\x80\x04(" + arg_ops + f"i{module}\n{name}\n".encode() + b"."
+
+
 class _Call:
     """Pickles as `func(*args)`."""
 
@@ -116,6 +129,9 @@ def _fitted_transformer(**params: object) -> FunctionTransformer:
         (_reduce("numpy", "mean", np.ones(2)), "calls mean while loading"),
         (_reduce("sklearn.utils.validation", "check_array", [[1.0]]), "calls check_array"),
         (_reduce("numpy", "add", np.ones(2), np.ones(2)), "forbidden global numpy.add"),
+        # the same call through the protocol 0/1 opcodes OBJ and INST, which a stream may mix in
+        (_obj_call("numpy", "log1p", np.ones(2)), "calls log1p while loading"),
+        (_inst_call("numpy", "log1p", np.ones(2)), "calls log1p while loading"),
     ],
 )
 def test_allowed_callables_cannot_be_called_while_loading(data, reason):
