@@ -118,7 +118,7 @@ def test_validation_past_its_wall_clock_is_killed(sandbox):
     started = time.monotonic()
     answer, _ = sandbox.run(REQUEST, _joblib_bytes(forest), Limits(1024, 20, 0.05), 1 << 20)
     assert answer == {"ok": False, "error": "validation took longer than 0.05 s"}
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10  # killed: far below its 20 s CPU limit (loaded: ~5 s)
     answer, _ = sandbox.run(REQUEST, _joblib_bytes(fit_classifier()), LIMITS, 1 << 20)
     assert answer["ok"]  # the sandbox goes on serving
 
