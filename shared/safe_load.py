@@ -1,8 +1,8 @@
 """Safe loading of uploaded model files (joblib/pickle and skops).
 
 Unpickling runs code chosen by the file. A module-prefix allow-list (``sklearn.*``, ``numpy.*``) is
-not enough: those packages contain helpers that exec, eval or spawn processes (see FACTS.md, "Safe
-loading of uploaded joblib/pickle files"). So the joblib loader admits an exact set of
+not enough: those packages contain helpers that exec, eval or spawn processes (docs/measurements.md,
+"Safe loading: why prefix allow-lists are bypassable"). So the joblib loader admits an exact set of
 ``(module, name)`` globals (the classes generated into shared/allowlist_sklearn.py from every
 scikit-learn estimator, and the reviewed functions below), refuses BUILD on classes, functions and
 modules (which would let a file monkey-patch an allowed class for every later model in the

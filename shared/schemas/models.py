@@ -40,7 +40,7 @@ class OutputSchema(BaseModel):
 
 
 class ModelOut(BaseModel):
-    """The model object of API.md."""
+    """The model object (docs/api.md, "The model object")."""
 
     model_config = ConfigDict(from_attributes=True)
 

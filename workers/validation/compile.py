@@ -177,7 +177,7 @@ def _found(data: bytes, candidate: Candidate, verdict: Verdict) -> Compiled:
 
 
 def candidates(estimator: Any) -> list[Candidate]:
-    """Input dtypes to try, best first (FACTS.md, "ONNX Runtime vs scikit-learn").
+    """Input dtypes to try, best first (docs/measurements.md, "Input dtypes for ONNX conversion").
 
     scikit-learn's own trees read float32 and sum in double: a double graph fed float32-rounded
     rows reproduces both; where onnxruntime refuses double trees (gradient boosting), float.
