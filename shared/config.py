@@ -1,6 +1,6 @@
 """All configuration, read once from environment variables and typed.
 
-Every variable is documented in the README's configuration table; keep the two in step.
+Every variable is documented in docs/operations.md ("Configuration"); keep the two in step.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me-0123456789"  # noqa: S105 - the value production refuses
-MIN_SECRET_CHARS = 32  # README: production refuses shorter secrets
+MIN_SECRET_CHARS = 32  # production refuses shorter secrets (docs/operations.md)
 
 
 class Settings(BaseSettings):
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1)
     db_connect_timeout_s: int = Field(3, ge=1)
 
-    # Observability (README "Operating it").
+    # Observability (docs/operations.md, "Metrics (Prometheus)" and "Logs").
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     slow_request_ms: float = Field(1000, gt=0)

@@ -1,7 +1,7 @@
 """The web process: granian serving the WSGI app (`python -m web.serve`; Procfile, Dockerfile).
 
 Why granian rather than gunicorn: its HTTP handling is Rust, off the GIL, and the measured
-difference on these 2-core machines is the web tier's main cost (README, Benchmarks: 0.97 vs
+difference on these 2-core machines is the web tier's main cost (bench/README.md, step 14: 0.97 vs
 1.16 ms of CPU per sync prediction, +20-35% requests/s at 16 connections). WSGI requests run on
 a pool of blocking threads per worker process, so a request waiting for its prediction holds a
 thread, not a process, as gunicorn's gthread workers did.
@@ -28,8 +28,8 @@ from shared.ports import require_port
 
 log = logging.getLogger("mlsp.web")
 
-# Longer than the longest sync wait (60 s, docs/api.md) would keep a deploy waiting on one client;
-# compose's stop_grace_period is 35 s.
+# Longer than the longest sync wait (60 s, docs/api.md, "Sync predict") would keep a deploy
+# waiting on one client; compose's stop_grace_period is 35 s.
 GRACEFUL_STOP_S = 30
 
 

@@ -25,7 +25,7 @@ UNSIGNED = ("worker", "beat", "flower")  # process types that never sign anythin
 
 
 def test_production_web_refuses_a_short_secret():
-    """README: production refuses secrets under 32 characters (a 3-character one was taken)."""
+    """Production refuses secrets under 32 characters (a 3-character one was taken)."""
     for weak in ({"SECRET_KEY": "abc"}, {"SECRET_KEY": STRONG, "JWT_SECRET_KEY": "x" * 31}):
         with pytest.raises(ValueError, match="32 characters"):
             create_app(Settings(MLSP_ENV="production", **weak))

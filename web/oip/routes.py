@@ -36,7 +36,7 @@ _NO_VERSION = {"version": None}
 
 def _server_version() -> str:
     try:
-        return version("mlsp")
+        return version("mlsp-server")
     except PackageNotFoundError:
         return "0"
 
