@@ -1,4 +1,5 @@
-"""The interface every model runtime answers: load an artifact once, then predict on row matrices.
+"""The interface every model runtime answers: load an artifact once, then predict on row matrices
+(and the two score conversions the booster runtimes share).
 
 The cache and the inference loop do not care which engine is behind a model; a new engine (e.g.
 XGBoost, LightGBM) is one more module in this package implementing `ModelRuntime`.
@@ -12,6 +13,22 @@ import numpy as np
 
 # A float64 matrix (what jobs carry), or rows of numbers (validation samples).
 Rows = np.ndarray | list[list[float]]
+
+
+def class_indices(scores: np.ndarray) -> list[int]:
+    """A booster's class per row, as its scikit-learn wrapper picks it: the largest of one
+    probability column per class, or a binary model's positive-class probability over 0.5."""
+    if scores.ndim == 2:
+        return np.argmax(scores, axis=1).tolist()
+    return (scores > 0.5).astype(np.int64).tolist()
+
+
+def both_columns(scores: np.ndarray) -> list[list[float]]:
+    """Probabilities with one column per class: a binary booster answers only the positive
+    class's, which its wrapper pairs with the negative one."""
+    if scores.ndim == 1:
+        scores = np.column_stack([1 - scores, scores])
+    return scores.tolist()
 
 
 class ModelRuntime(Protocol):

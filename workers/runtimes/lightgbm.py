@@ -14,7 +14,7 @@ import lightgbm
 import numpy as np
 
 from shared.booster_files import header_value, load_lightgbm
-from workers.runtimes.base import Rows
+from workers.runtimes.base import Rows, both_columns, class_indices
 
 _CLASSIFICATION = ("binary", "multiclass", "multiclassova")
 
@@ -56,16 +56,11 @@ class LightGBMRuntime:
         out = self._raw(rows)
         if not self.classifier:
             return out.tolist()
-        if out.ndim == 2:
-            return np.argmax(out, axis=1).tolist()
-        return (out > 0.5).astype(np.int64).tolist()
+        return class_indices(out)
 
     def predict_proba(self, rows: Rows) -> tuple[list[list[float]], list[Any]]:
         if not self.has_proba:
             raise ValueError(
                 f"a LightGBM model with objective {self.objective} has no probabilities"
             )
-        out = self._raw(rows)
-        if out.ndim == 1:  # binary: the positive class's probability, as LGBMClassifier pairs it
-            out = np.column_stack([1 - out, out])
-        return out.tolist(), list(self.classes or [])
+        return both_columns(self._raw(rows)), list(self.classes or [])

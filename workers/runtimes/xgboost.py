@@ -15,7 +15,7 @@ import numpy as np
 import xgboost
 
 from shared.booster_files import load_xgboost
-from workers.runtimes.base import Rows
+from workers.runtimes.base import Rows, both_columns, class_indices
 
 # Objectives whose output is class probabilities, and those whose output is a label already.
 _PROBA_OBJECTIVES = ("binary:logistic", "multi:softprob")
@@ -65,16 +65,11 @@ class XGBoostRuntime:
             return (out > 0).astype(np.int64).tolist()
         if self.objective in _LABEL_OBJECTIVES:
             return out.astype(np.int64).tolist()
-        if out.ndim == 2:
-            return np.argmax(out, axis=1).tolist()
-        return (out > 0.5).astype(np.int64).tolist()
+        return class_indices(out)
 
     def predict_proba(self, rows: Rows) -> tuple[list[list[float]], list[Any]]:
         if not self.has_proba:
             raise ValueError(
                 f"an XGBoost model with objective {self.objective} has no probabilities"
             )
-        out = self._raw(rows)
-        if out.ndim == 1:  # binary: the positive class's probability, as XGBClassifier pairs it
-            out = np.column_stack([1 - out, out])
-        return out.tolist(), list(self.classes or [])
+        return both_columns(self._raw(rows)), list(self.classes or [])

@@ -12,23 +12,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from shared.jobs.rows import REPORTED
 from workers import metrics
 
 log = logging.getLogger("mlsp.job")
 
-_LOGGED = (
-    "status",
-    "request_id",
-    "attempts",
-    "n_rows",
-    "runtime",
-    "cache_hit",
-    "worker",
-    "error_code",
-    "queue_ms",
-    "inference_ms",
-    "total_ms",
-)
+# The fields of a written job the line carries (its ids go first, as job_id and model_id).
+_LOGGED = tuple(name for name in REPORTED if name not in ("id", "model_id"))
 
 
 def record_batch(model_id: str, batch_size: int, rows: Sequence[dict[str, Any]]) -> None:

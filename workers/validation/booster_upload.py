@@ -14,15 +14,14 @@ import xgboost
 from shared.booster_files import library
 from workers.runtimes.lightgbm import LightGBMRuntime
 from workers.runtimes.xgboost import XGBoostRuntime
-from workers.validation.equivalence import numeric_rows
-from workers.validation.introspect import SmokePredictError
+from workers.validation.introspect import smoke_runtime
 
 
 def inspect_native(fmt: str, data: bytes, sample: list[Any] | None) -> dict[str, Any]:
     """The description validation records for a booster's own file; raises ModelLoadError or
     SmokePredictError like the scikit-learn path."""
     runtime = load_native(fmt, data)
-    _smoke(runtime, sample)
+    smoke_runtime(runtime, runtime.n_features, runtime.feature_names, runtime.has_proba, sample)
     lib = library(fmt) or fmt
     return {
         "estimator": f"{lib}.Booster ({runtime.objective})",
@@ -48,21 +47,3 @@ def load_native(fmt: str, data: bytes) -> XGBoostRuntime | LightGBMRuntime:
     if library(fmt) == "xgboost":
         return XGBoostRuntime.from_bytes(data, fmt)
     return LightGBMRuntime.from_bytes(data)
-
-
-def _smoke(runtime: XGBoostRuntime | LightGBMRuntime, sample: list[Any] | None) -> None:
-    names, n = runtime.feature_names, runtime.n_features
-    rows = numeric_rows(sample, names, n)
-    if sample and len(rows) != len(sample):
-        raise SmokePredictError(f"sample rows must be {n} finite numbers each")
-    probe = [[0.0] * n, *rows]
-    try:
-        if len(runtime.predict(probe)) != len(probe):
-            raise SmokePredictError("the model returned a different number of rows")
-        if runtime.has_proba:
-            runtime.predict_proba(probe)
-    except SmokePredictError:
-        raise
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise SmokePredictError(f"model failed to predict: {type(exc).__name__}: {first}") from exc

@@ -23,7 +23,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from workers.runtimes.base import ModelRuntime
 from workers.validation import boosters
+from workers.validation.equivalence import numeric_rows
 
 
 class NotAModelError(ValueError):
@@ -115,6 +117,31 @@ def refuses_past_float32(estimator: Any, input_schema: dict[str, Any]) -> bool:
     except Exception:
         return False  # refused for another reason: not what this probe is about
     return False
+
+
+def smoke_runtime(
+    runtime: ModelRuntime,
+    n_features: int,
+    names: list[str] | None,
+    has_proba: bool,
+    sample: list[Any] | None,
+) -> None:
+    """Predict an all-zeros row and the attached sample through a runtime that takes rows of
+    numbers (an ONNX graph, a booster's own file); SmokePredictError when it cannot."""
+    rows = numeric_rows(sample, names, n_features)
+    if sample and len(rows) != len(sample):
+        raise SmokePredictError(f"sample rows must be lists of {n_features} finite numbers")
+    probe = [[0.0] * n_features, *rows]
+    try:
+        if len(runtime.predict(probe)) != len(probe):
+            raise SmokePredictError("the model returned a different number of rows")
+        if has_proba:
+            runtime.predict_proba(probe)
+    except SmokePredictError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise SmokePredictError(f"model failed to predict: {type(exc).__name__}: {first}") from exc
 
 
 def _require_fitted_model(estimator: object) -> None:

@@ -11,8 +11,7 @@ import onnxruntime as ort
 from shared.onnx_graph import OnnxGraphError
 from shared.safe_load import ModelLoadError
 from workers.runtimes.onnx import OnnxRuntime
-from workers.validation.equivalence import numeric_rows
-from workers.validation.introspect import SmokePredictError
+from workers.validation.introspect import smoke_runtime
 
 
 def inspect_onnx(data: bytes, sample: list[Any] | None) -> dict[str, Any]:
@@ -27,7 +26,7 @@ def inspect_onnx(data: bytes, sample: list[Any] | None) -> dict[str, Any]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ModelLoadError(f"ONNX Runtime cannot load this model: {first[:300]}") from exc
     n_features = runtime.n_features
-    _smoke(runtime, n_features, sample)
+    smoke_runtime(runtime, n_features, None, runtime.schema["has_proba"], sample)
     return {
         "estimator": _producer(runtime),
         "steps": None,
@@ -41,23 +40,6 @@ def inspect_onnx(data: bytes, sample: list[Any] | None) -> dict[str, Any]:
         "output_schema": runtime.schema,
         "warnings": [],
     }
-
-
-def _smoke(runtime: OnnxRuntime, n_features: int, sample: list[Any] | None) -> None:
-    rows = numeric_rows(sample, None, n_features)
-    if sample and len(rows) != len(sample):
-        raise SmokePredictError(f"sample rows must be lists of {n_features} finite numbers")
-    probe = [[0.0] * n_features, *rows]
-    try:
-        if len(runtime.predict(probe)) != len(probe):
-            raise SmokePredictError("the model returned a different number of rows")
-        if runtime.schema["has_proba"]:
-            runtime.predict_proba(probe)
-    except SmokePredictError:
-        raise
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise SmokePredictError(f"model failed to predict: {type(exc).__name__}: {first}") from exc
 
 
 def _producer(runtime: OnnxRuntime) -> str:
