@@ -56,8 +56,11 @@ def test_plain_alembic_upgrade_on_an_empty_database():
         root = Path(__file__).resolve().parents[1]
         subprocess.run(
             [sys.executable, "-m", "alembic", "-c", "migrations/alembic.ini", "upgrade", "head"],
-            cwd=root, env=env, check=True, capture_output=True,
-        )  # fmt: skip
+            cwd=root,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         with create_engine(url.set(database=name)).connect() as conn:
             tables = set(conn.execute(text("SELECT tablename FROM pg_tables")).scalars())
         assert {"users", "api_keys", "models", "jobs", "alembic_version"} <= tables

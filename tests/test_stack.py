@@ -49,23 +49,34 @@ def stack() -> Iterator[dict[str, str]]:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "HOST": "127.0.0.1", "PORT": str(port), "FLOWER_PORT": str(flower_port),
-        "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH), "DEFAULT_QUEUE": queue,
-        "WEB_CONCURRENCY": "2", "WEB_THREADS": "4", "WORKER_CONCURRENCY": "1",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "FLOWER_PORT": str(flower_port),
+        "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH),
+        "DEFAULT_QUEUE": queue,
+        "WEB_CONCURRENCY": "2",
+        "WEB_THREADS": "4",
+        "WORKER_CONCURRENCY": "1",
         "WORKER_METRICS_PORT": str(metrics_port),
-    }  # fmt: skip
+    }
     log = open(log_path("stack"), "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "honcho", "start", "-f", "Procfile", "web", "worker", "flower"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{base}/api/v1/health/live", 60)
         yield {
-            "api": base, "flower": f"http://127.0.0.1:{flower_port}", "queue": queue,
+            "api": base,
+            "flower": f"http://127.0.0.1:{flower_port}",
+            "queue": queue,
             "worker_metrics": f"http://127.0.0.1:{metrics_port}/metrics",
-        }  # fmt: skip
+        }
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -219,20 +230,32 @@ def test_web_answers_requests_in_flight_when_stopped(client, user, tmp_path):
     key = create_api_key(client, user)["key"]
     port, metrics = free_port(), tmp_path / "metrics"
     env = {
-        **os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_THREADS": "2",
-        "DEFAULT_QUEUE": f"{os.environ['DEFAULT_QUEUE']}-stop", "METRICS_DIR": str(metrics),
-    }  # fmt: skip
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_THREADS": "2",
+        "DEFAULT_QUEUE": f"{os.environ['DEFAULT_QUEUE']}-stop",
+        "METRICS_DIR": str(metrics),
+    }
     with open(log_path("web-stop"), "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "web.serve"], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "web.serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_http(f"{base}/api/v1/health/live", 30)
             assert len(list(metrics.iterdir())) == 1
             pending = ThreadPoolExecutor(1).submit(
-                requests.post, f"{base}/api/v1/models/{model_id}/predict?timeout=3",
-                json={"inputs": [[5.1, 3.5, 1.4, 0.2]]}, headers={"X-API-Key": key}, timeout=20,
-            )  # fmt: skip
+                requests.post,
+                f"{base}/api/v1/models/{model_id}/predict?timeout=3",
+                json={"inputs": [[5.1, 3.5, 1.4, 0.2]]},
+                headers={"X-API-Key": key},
+                timeout=20,
+            )
             time.sleep(1)
             proc.send_signal(signal.SIGTERM)
             resp = pending.result()

@@ -76,9 +76,13 @@ def test_infer_fp32_binary_and_fp64_json(triton_client, client, user, headers, t
     np.testing.assert_allclose(result.as_numpy("predict_proba"), model.predict_proba(expected))
     only = [triton.InferRequestedOutput("predict", binary_data=False)]
     result = triton_client.infer(
-        "iris", [_input(ROWS, "FP64", binary=False)], model_version="1", outputs=only,
-        headers=headers, request_id="req-7",
-    )  # fmt: skip
+        "iris",
+        [_input(ROWS, "FP64", binary=False)],
+        model_version="1",
+        outputs=only,
+        headers=headers,
+        request_id="req-7",
+    )
     assert result.as_numpy("predict").tolist() == model.predict(ROWS).tolist()
     assert result.as_numpy("predict_proba") is None
     assert result.get_response()["id"] == "req-7"
@@ -158,12 +162,19 @@ def _ready_model_row(owner_id: str) -> None:
     with session_scope() as s:
         s.add(
             MLModel(
-                id=uuid.uuid4(), owner_id=uuid.UUID(owner_id), name="iris", version=1,
-                status="ready", format="joblib", artifact_key="none.joblib", sha256="0" * 64,
-                size_bytes=1, input_schema={"n_features": 4, "feature_names": None},
+                id=uuid.uuid4(),
+                owner_id=uuid.UUID(owner_id),
+                name="iris",
+                version=1,
+                status="ready",
+                format="joblib",
+                artifact_key="none.joblib",
+                sha256="0" * 64,
+                size_bytes=1,
+                input_schema={"n_features": 4, "feature_names": None},
                 output_schema={"task": "classification", "classes": [0, 1], "has_proba": True},
             )
-        )  # fmt: skip
+        )
 
 
 def test_timeout_answers_504_and_the_job_goes_on(private_queue):

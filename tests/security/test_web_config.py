@@ -38,8 +38,12 @@ def test_worker_settings_need_no_secret_in_production():
     env["MLSP_ENV"] = "production"
     done = subprocess.run(
         [sys.executable, "-c", "import workers.celery_app"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -58,10 +62,13 @@ def test_procfile_starts_worker_beat_flower_without_secrets(tmp_path):
     for name in ("celery", "python"):
         _shim(bin_dir, name)
     env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin", "SHIM_OUT": str(tmp_path), "SECRET_KEY": STRONG,
-        "JWT_SECRET_KEY": STRONG, "BEAT_SCHEDULE_FILE": str(tmp_path / "beat" / "schedule"),
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "SHIM_OUT": str(tmp_path),
+        "SECRET_KEY": STRONG,
+        "JWT_SECRET_KEY": STRONG,
+        "BEAT_SCHEDULE_FILE": str(tmp_path / "beat" / "schedule"),
         "FLOWER_DB": str(tmp_path / "flower" / "db"),
-    }  # fmt: skip
+    }
     for process in UNSIGNED:
         run_env = {**env, "HONCHO_PROCESS_NAME": process}
         done = subprocess.run(["/bin/sh", "-c", commands[process]], env=run_env, timeout=10)
@@ -86,8 +93,12 @@ def test_flower_refuses_to_start_open_in_production():
     env["MLSP_ENV"] = "production"
     done = subprocess.run(
         [sys.executable, "-m", "workers.flower", "--version"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 2
     assert "FLOWER_BASIC_AUTH" in done.stderr
     assert auth_problem("production", "ops:short") is not None

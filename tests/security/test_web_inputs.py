@@ -24,8 +24,9 @@ def model_id(user, tmp_path) -> str:
 def test_oip_timeout_must_be_finite(client, user, model_id):
     """`?timeout=nan` was a 500 (and queued an entry with a NaN deadline)."""
     for value in NOT_FINITE:
-        resp = client.post(f"/v2/models/iris/infer?timeout={value}", json=INFER,
-                           headers=user.headers)  # fmt: skip
+        resp = client.post(
+            f"/v2/models/iris/infer?timeout={value}", json=INFER, headers=user.headers
+        )
         assert resp.status_code == 400, (value, resp.status_code)
         assert "timeout" in resp.json["error"]
     body = {**INFER, "parameters": {"timeout": -5}}
@@ -34,8 +35,11 @@ def test_oip_timeout_must_be_finite(client, user, model_id):
 
 def test_rest_timeouts_must_be_finite(client, user, model_id):
     for value in NOT_FINITE:
-        predict = client.post(f"/api/v1/models/{model_id}/predict?timeout={value}",
-                              json={"inputs": [ROW]}, headers=user.headers)  # fmt: skip
+        predict = client.post(
+            f"/api/v1/models/{model_id}/predict?timeout={value}",
+            json={"inputs": [ROW]},
+            headers=user.headers,
+        )
         poll = client.get(f"/api/v1/jobs/{model_id}?wait={value}", headers=user.headers)
         assert (predict.status_code, poll.status_code) == (422, 422), value
 
@@ -43,10 +47,13 @@ def test_rest_timeouts_must_be_finite(client, user, model_id):
 @pytest.mark.parametrize(
     "path",
     [
-        "/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/iris/versions/{version}",
-        "/v2/models/iris/versions/{version}/ready", "/v2/models/{name}/versions/1",
+        "/v2/models/{name}",
+        "/v2/models/{name}/ready",
+        "/v2/models/iris/versions/{version}",
+        "/v2/models/iris/versions/{version}/ready",
+        "/v2/models/{name}/versions/1",
     ],
-)  # fmt: skip
+)
 def test_oip_names_and_versions_that_cannot_exist_are_not_found(client, user, model_id, path):
     for name, version in (("a%00b", "%C2%B2"), ("iris%00", "1%00"), ("x" * 300, "9" * 30)):
         resp = client.get(path.format(name=name, version=version), headers=user.headers)
@@ -57,8 +64,11 @@ def test_oip_names_and_versions_that_cannot_exist_are_not_found(client, user, mo
 
 
 def test_nul_in_idempotency_key_is_refused(client, user, model_id):
-    resp = client.post(f"/api/v1/models/{model_id}/jobs", json={"inputs": [ROW]},
-                       headers={**user.headers, "Idempotency-Key": "a\x00b"})  # fmt: skip
+    resp = client.post(
+        f"/api/v1/models/{model_id}/jobs",
+        json={"inputs": [ROW]},
+        headers={**user.headers, "Idempotency-Key": "a\x00b"},
+    )
     assert resp.status_code == 422 and resp.json["error"]["code"] == "invalid_header"
     listed = client.get("/api/v1/models?name=a%00b", headers=user.headers)
     assert listed.status_code == 422

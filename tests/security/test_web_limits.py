@@ -18,8 +18,9 @@ def test_uploads_are_rate_limited_per_user(private_queue):
 
     def upload(account):
         data = {"name": "m", "file": (io.BytesIO(b"not a model"), "m.joblib")}
-        return client.post("/api/v1/models", data=data, headers=account.headers,
-                           content_type="multipart/form-data")  # fmt: skip
+        return client.post(
+            "/api/v1/models", data=data, headers=account.headers, content_type="multipart/form-data"
+        )
 
     assert [upload(first).status_code for _ in range(3)] == [415, 415, 429]
     limited = upload(first)

@@ -34,13 +34,22 @@ FAST_S = 1.5  # a refused or probe request; a held one takes WAIT_S
 def server():
     port = free_port()
     env = {
-        **os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1",
-        "WEB_THREADS": "8", "MAX_WAITS_PER_USER": "3",
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "WEB_THREADS": "8",
+        "MAX_WAITS_PER_USER": "3",
         "DEFAULT_QUEUE": f"{os.environ['DEFAULT_QUEUE']}-waits",
-    }  # fmt: skip
+    }
     with open(log_path("web-waits"), "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "web.serve"], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "web.serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30
@@ -70,8 +79,9 @@ def _timed(method: str, url: str, **kwargs) -> tuple[int, float, requests.Respon
 
 
 def _queued_job(base: str, headers: dict[str, str], model_id: str) -> str:
-    resp = requests.post(f"{base}/api/v1/models/{model_id}/jobs", json={"inputs": [ROW]},
-                         headers=headers, timeout=10)  # fmt: skip
+    resp = requests.post(
+        f"{base}/api/v1/models/{model_id}/jobs", json={"inputs": [ROW]}, headers=headers, timeout=10
+    )
     assert resp.status_code == 202, resp.text
     return resp.json()["id"]
 
@@ -88,8 +98,12 @@ def test_waits_past_the_caps_are_refused_fast_and_the_probe_answers(client, serv
     second = [pool.submit(_timed, poll[0], poll[1].format(job_b), headers=b) for _ in range(3)]
     time.sleep(0.5)
     live = _timed("GET", f"{server}/api/v1/health/live")
-    predict = _timed("POST", f"{server}/api/v1/models/{model_c}/predict?timeout=10",
-                     json={"inputs": [ROW]}, headers=c)  # fmt: skip
+    predict = _timed(
+        "POST",
+        f"{server}/api/v1/models/{model_c}/predict?timeout=10",
+        json={"inputs": [ROW]},
+        headers=c,
+    )
     tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}
     infer = _timed("POST", f"{server}/v2/models/wc/infer", headers=c, json={"inputs": [tensor]})
     answers_a, answers_b = [f.result() for f in first], [f.result() for f in second]

@@ -49,8 +49,9 @@ class TestWithWorker:
             created = create_api_key(client, user)
             headers = {"X-API-Key": created["key"]}
             assert client.post(predict, json={"inputs": ROWS}, headers=headers).status_code == 200
-            resp = other.patch(f"/api/v1/api-keys/{created['id']}", json={"is_active": False},
-                               headers=user.headers)  # fmt: skip
+            resp = other.patch(
+                f"/api/v1/api-keys/{created['id']}", json={"is_active": False}, headers=user.headers
+            )
             assert resp.status_code == 200
             return headers
 
@@ -60,8 +61,9 @@ class TestWithWorker:
         # Refused (422) before any check, unless decided again under the moved epoch.
         assert client.post(predict, json=bad_rows, headers=cached_then_revoked()).status_code == 401
         assert client.post(predict, json=body, headers=user.headers).status_code == 200
-        off = other.patch(f"/api/v1/models/{meta['id']}", json={"status": "disabled"},
-                          headers=user.headers)  # fmt: skip
+        off = other.patch(
+            f"/api/v1/models/{meta['id']}", json={"status": "disabled"}, headers=user.headers
+        )
         assert off.status_code == 200
         assert client.post(predict, json={"inputs": ROWS}, headers=user.headers).status_code == 409
         assert client.post(jobs, json={"inputs": ROWS}, headers=user.headers).status_code == 409

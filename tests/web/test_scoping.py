@@ -25,19 +25,31 @@ def _owned_rows(user_id: str) -> dict[str, uuid.UUID]:
     with session_scope() as s:
         s.add(
             MLModel(
-                id=model_id, owner_id=owner, name="mine", version=1, status="ready",
-                format="joblib", artifact_key=f"{model_id}.joblib", sha256="0" * 64, size_bytes=1,
+                id=model_id,
+                owner_id=owner,
+                name="mine",
+                version=1,
+                status="ready",
+                format="joblib",
+                artifact_key=f"{model_id}.joblib",
+                sha256="0" * 64,
+                size_bytes=1,
                 input_schema={"n_features": 4, "feature_names": None},
                 output_schema={"task": "classification", "classes": [0, 1], "has_proba": True},
             )
-        )  # fmt: skip
+        )
         s.flush()
         s.add(
             Job(
-                id=job_id, model_id=model_id, model_version=1, owner_id=owner,
-                inputs=[[1, 2, 3, 4]], n_rows=1, status="queued",
+                id=job_id,
+                model_id=model_id,
+                model_version=1,
+                owner_id=owner,
+                inputs=[[1, 2, 3, 4]],
+                n_rows=1,
+                status="queued",
             )
-        )  # fmt: skip
+        )
     return {"model_id": model_id, "job_id": job_id}
 
 

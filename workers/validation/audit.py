@@ -45,10 +45,16 @@ _VALUE_TYPES = frozenset(
 # plain values only, so no `out=` array that the call would write into.
 _KWARGS_PARAMS = ("kw_args", "inv_kw_args")
 _CALLABLE_KINDS = (
-    types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
-    types.WrapperDescriptorType, types.MethodDescriptorType, np.ufunc, functools.partial,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    np.ufunc,
+    functools.partial,
     type(np.mean),  # numpy's array-function dispatchers (np.mean, np.median, ...)
-)  # fmt: skip
+)
 
 
 def audit_model(model: object) -> None:

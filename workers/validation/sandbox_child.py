@@ -80,10 +80,17 @@ def main() -> None:
 # Imported by the libraries only when first needed: the child may run as a user who cannot read
 # the interpreter's own files, so everything it uses is imported here, before it forks.
 _LAZY_MODULES = (
-    "skops.io", "skops.io._audit", "skops.io._utils", "zipfile", "encodings.cp437", "urllib.error",
-    "pandas", "onnxruntime", "skl2onnx",
+    "skops.io",
+    "skops.io._audit",
+    "skops.io._utils",
+    "zipfile",
+    "encodings.cp437",
+    "urllib.error",
+    "pandas",
+    "onnxruntime",
+    "skl2onnx",
     "skl2onnx.algebra.onnx_operator_mixin",  # by onnxmltools' converters of XGBoost and LightGBM
-)  # fmt: skip
+)
 
 
 def _preload() -> None:

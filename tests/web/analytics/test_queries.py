@@ -22,11 +22,18 @@ def _model(owner_id: str) -> uuid.UUID:
     with session_scope() as s:
         s.add(
             MLModel(
-                id=model_id, owner_id=uuid.UUID(owner_id), name=f"m{model_id.hex[:6]}", version=1,
-                status="ready", format="joblib", artifact_key="x.joblib", sha256="0" * 64,
-                size_bytes=1, input_schema={"n_features": 1, "feature_names": None},
+                id=model_id,
+                owner_id=uuid.UUID(owner_id),
+                name=f"m{model_id.hex[:6]}",
+                version=1,
+                status="ready",
+                format="joblib",
+                artifact_key="x.joblib",
+                sha256="0" * 64,
+                size_bytes=1,
+                input_schema={"n_features": 1, "feature_names": None},
             )
-        )  # fmt: skip
+        )
     return model_id
 
 
@@ -34,10 +41,17 @@ def _job(model_id: uuid.UUID, owner: str, status: str, age: timedelta, **cols) -
     created = NOW - age
     finished = created + timedelta(seconds=1) if status in ("succeeded", "failed") else None
     return {
-        "id": uuid.uuid4(), "model_id": model_id, "model_version": 1,
-        "owner_id": uuid.UUID(owner), "status": status, "inputs": [[SECRET_INPUT]],
-        "n_rows": 1, "created_at": created, "finished_at": finished, **cols,
-    }  # fmt: skip
+        "id": uuid.uuid4(),
+        "model_id": model_id,
+        "model_version": 1,
+        "owner_id": uuid.UUID(owner),
+        "status": status,
+        "inputs": [[SECRET_INPUT]],
+        "n_rows": 1,
+        "created_at": created,
+        "finished_at": finished,
+        **cols,
+    }
 
 
 def _known_jobs(model_id: uuid.UUID, owner: str) -> list[dict]:
@@ -49,11 +63,20 @@ def _known_jobs(model_id: uuid.UUID, owner: str) -> list[dict]:
         age = timedelta(days=i % 3, minutes=i)
         inference, queue = float(rng.gamma(2, 3)), float(rng.gamma(1.5, 10))
         jobs.append(
-            _job(model_id, owner, status, age, n_rows=1 + i % 4, cache_hit=i % 3 != 0,
-                 inference_ms=inference, queue_ms=queue, total_ms=inference + queue + 1,
-                 error_code="inference_error" if status == "failed" else None,
-                 error_message=f"ValueError: bad row {i}" if status == "failed" else None)
-        )  # fmt: skip
+            _job(
+                model_id,
+                owner,
+                status,
+                age,
+                n_rows=1 + i % 4,
+                cache_hit=i % 3 != 0,
+                inference_ms=inference,
+                queue_ms=queue,
+                total_ms=inference + queue + 1,
+                error_code="inference_error" if status == "failed" else None,
+                error_message=f"ValueError: bad row {i}" if status == "failed" else None,
+            )
+        )
     jobs += [_job(model_id, owner, "queued", timedelta(minutes=1)) for _ in range(2)]
     jobs += [_job(model_id, owner, "cancelled", timedelta(minutes=2))]
     jobs += [_job(model_id, owner, "expired", timedelta(hours=1))]
@@ -93,8 +116,13 @@ def test_totals_rates_and_percentiles(client, user, known):
     assert body["model_id"] == str(model_id) and body["days"] == 7
     assert body["total"] == len(jobs) == 44
     assert body["by_status"] == {
-        "queued": 2, "running": 0, "succeeded": 32, "failed": 8, "cancelled": 1, "expired": 1,
-    }  # fmt: skip
+        "queued": 2,
+        "running": 0,
+        "succeeded": 32,
+        "failed": 8,
+        "cancelled": 1,
+        "expired": 1,
+    }
     assert body["success_rate"] == pytest.approx(32 / (32 + 8 + 1))
     succeeded = [j for j in jobs if j["status"] == "succeeded"]
     assert body["rows_predicted"] == sum(j["n_rows"] for j in succeeded)

@@ -190,9 +190,16 @@ def test_cache_entry_of_a_native_file(tmp_path, fmt, runtime):
     name = "xgb_regressor.json" if fmt == "xgboost_json" else "lgbm_regressor.txt"
     _, path = boosters.write_native(name, tmp_path)
     ref = SimpleNamespace(
-        id="m", format=fmt, artifact_key=path.name, sha256="a" * 64, size_bytes=9,
-        input_schema=None, runtime=runtime.name, onnx_key=None, onnx_sha256=None,
-    )  # fmt: skip
+        id="m",
+        format=fmt,
+        artifact_key=path.name,
+        sha256="a" * 64,
+        size_bytes=9,
+        input_schema=None,
+        runtime=runtime.name,
+        onnx_key=None,
+        onnx_sha256=None,
+    )
     store = SimpleNamespace(local_path=lambda key: tmp_path / key)
     key, size, loader = cache_entry(ref, store, rows=10, onnx_max_rows=5)
     assert key == ("m", "a" * 64) and size == 9
