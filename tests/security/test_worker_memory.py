@@ -12,7 +12,7 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
 from shared.db import session_scope
-from shared.models import Job
+from shared.jobs import Job
 from tests.fixtures.models import fit_classifier, insert_ready_model
 from tests.fixtures.services import isolated
 

@@ -19,7 +19,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from shared import queueing
 from shared.db import session_scope
-from shared.models import Job
+from shared.jobs import Job
 from shared.redis_client import get_redis
 from tests.fixtures.models import fit_classifier, insert_ready_model
 from tests.fixtures.services import isolated

@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from shared.db import session_scope
-from shared.models import Job, MLModel
+from shared.jobs import Job
+from shared.models import MLModel
 from tests.fixtures.api import create_api_key
 
 # Valid bodies, so that each request reaches the ownership check rather than schema validation.

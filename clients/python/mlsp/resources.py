@@ -167,11 +167,16 @@ class JobGroup:
     @property
     def raw(self) -> dict[str, Any]:
         """What the CLI shows: the jobs' ids, the status and the joined result."""
-        result = {"predictions": self.predictions, "probabilities": self.probabilities}
+        predictions = self.predictions
+        result = {
+            "predictions": predictions,
+            "probabilities": self.probabilities,
+            "classes": self.classes,
+        }
         return {
             "jobs": [job.id for job in self.jobs],
             "status": self.status,
-            "result": result | {"classes": self.classes} if self.predictions else None,
+            "result": result if predictions else None,
             "error": next(
                 (job.raw.get("error") for job in self.jobs if job.raw.get("error")), None
             ),

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from shared.db import get_engine, session_scope
-from shared.models import Job, MLModel
+from shared.jobs import Job
+from shared.models import MLModel
 from web.analytics.queries import DAILY, SUMMARY, window_start
 
 SECRET_INPUT = 4242.4242  # must never appear in an analytics answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from shared.db import session_scope
-from shared.models import Job
+from shared.jobs import Job
 from tests.fixtures.models import iris
 
 ROWS = iris()[0][::30].tolist()  # 5 rows across the three classes

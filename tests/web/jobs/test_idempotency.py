@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, update
 
 from shared.db import session_scope
-from shared.models import Job
+from shared.jobs import Job
 from tests.fixtures.models import fit_classifier, insert_ready_model, upload_ready
 from tests.web.jobs.calls import ROWS, job_count, submit
 

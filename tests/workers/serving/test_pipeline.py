@@ -12,7 +12,8 @@ from sqlalchemy.exc import ProgrammingError
 
 from shared import maintenance
 from shared.db import kept_execute, session_scope
-from shared.models import Job, MLModel, User
+from shared.jobs import Job
+from shared.models import MLModel, User
 from shared.store import get_store
 from tests.fixtures.models import dump, fit_classifier
 from workers.runtimes.cache import model_cache
