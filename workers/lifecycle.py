@@ -29,6 +29,7 @@ from celery.signals import (
 
 from shared import logs, metrics_dir
 from shared.config import get_settings
+from shared.jobs import inputs
 from workers.runtimes.threads import limit_threads
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def _limit_memory(**_: Any) -> None:
     the kernel's OOM killer taking a process (issue 18)."""
     limit_mb = get_settings().worker_memory_limit_mb
     if limit_mb:
+        inputs.use_system_allocator()
         limit = limit_mb * 1024 * 1024
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:

@@ -8,10 +8,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
 from shared.inline_jobs import InlineJob
-from shared.matrix import to_npy
+from shared.jobs import inputs
 
 # A job accepted by the web tier: the row is written before its id is queued.
 QUEUED = (
@@ -84,7 +82,7 @@ def queued_row(
     model_id: uuid.UUID,
     model_version: int,
     owner_id: uuid.UUID,
-    rows: np.ndarray,
+    rows: Any,
     probabilities: bool,
     request_id: str | None,
     job_id: uuid.UUID | None = None,
@@ -92,7 +90,8 @@ def queued_row(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> dict[str, Any]:
-    """A new job's row, `queued`: written by the web tier before the job's id is queued."""
+    """A new job's row, `queued`: written by the web tier before the job's id is queued; `rows`
+    are a float64 matrix or a table of typed columns (shared/jobs/inputs.py)."""
     now = datetime.now(UTC)
     return {
         "id": job_id or uuid.uuid4(),
@@ -100,7 +99,7 @@ def queued_row(
         "model_version": model_version,
         "owner_id": owner_id,
         "status": "queued",
-        "input_matrix": to_npy(rows),
+        "input_matrix": inputs.encode(rows),
         "n_rows": len(rows),
         "return_probabilities": probabilities,
         "idempotency_key": idempotency_key,
@@ -114,7 +113,7 @@ def queued_row(
 
 def finished_row(
     job: InlineJob,
-    rows: np.ndarray,
+    n_rows: int,
     outcome: Mapping[str, Any],
     started: float,
     finished: float,
@@ -128,8 +127,8 @@ def finished_row(
         "model_id": job.model_id,
         "model_version": job.model_version,
         "owner_id": job.owner_id,
-        "input_matrix": "\\x" + to_npy(rows).hex(),
-        "n_rows": len(rows),
+        "input_matrix": "\\x" + inputs.text_bytes(job.inputs).hex(),
+        "n_rows": n_rows,
         "return_probabilities": job.return_probabilities,
         "attempts": 1,
         "request_id": job.request_id,

@@ -12,7 +12,7 @@ from shared.schemas.common import PageQuery
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
 # A row is a list of values or an object keyed by feature name. The schema says so, but only the
-# outer list is validated here: web/jobs/inputs.normalise_rows checks every row against the
+# outer list is validated here: shared/jobs/checks.normalise_rows checks every row against the
 # model's input schema anyway, naming the row and column, and pydantic checking 100,000 rows
 # first cost 0.14 s of a 2 s request.
 _ROW_SCHEMA = {

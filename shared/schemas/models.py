@@ -6,7 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 from spectree.model_adapter.pydantic_adapter import BaseFile
 from werkzeug.datastructures import FileStorage
 
@@ -28,9 +36,22 @@ def _one_file(value: Any) -> FileStorage:
 UploadedFile = Annotated[BaseFile, AfterValidator(_one_file)]
 
 
+class InputColumn(BaseModel):
+    """What a client sends in one column (docs/api.md, "The model object")."""
+
+    name: str
+    dtype: Literal["number", "integer", "string", "boolean"]
+    nullable: bool = Field(description="The model answers a missing value (null) here")
+    categories: list[Any] | None = Field(None, description="The values an encoder saw in training")
+
+
 class InputSchema(BaseModel):
     n_features: int
     feature_names: list[str] | None = None
+    columns: list[InputColumn] | None = None
+    # Recorded by validation, read by the edge, never shown: the compiled ONNX graph answers
+    # missing values differently from scikit-learn (a forest's), so none are taken while it serves.
+    onnx_refuses_missing: SkipJsonSchema[bool] = Field(False, exclude=True)
 
 
 class OutputSchema(BaseModel):
@@ -63,6 +84,15 @@ class ModelOut(BaseModel):
     error: str | None
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="after")
+    def _columns_as_served(self) -> ModelOut:
+        """`nullable` as the serving runtime takes it (shared/jobs/checks.served_schema)."""
+        schema = self.input_schema
+        if schema and schema.onnx_refuses_missing and self.runtime == "onnx":
+            for column in schema.columns or ():
+                column.nullable = False
+        return self
 
 
 class ModelList(BaseModel):

@@ -12,7 +12,8 @@ import orjson
 from sqlalchemy import select
 
 from shared.errors import Conflict, ValidationFailed
-from shared.jobs import Job
+from shared.jobs import Job, inputs
+from shared.jobs.inputs import Rows
 from web.auth.guard import current
 from web.extensions import db
 
@@ -29,8 +30,10 @@ def check_key(key: str) -> None:
         )
 
 
-def request_hash(model_id: uuid.UUID, rows: np.ndarray, probabilities: bool) -> str:
+def request_hash(model_id: uuid.UUID, rows: Rows, probabilities: bool) -> str:
     """What a retry must repeat to be the same request: the model, the rows and the flag."""
+    if not isinstance(rows, np.ndarray):  # typed columns: their Arrow bytes say it all
+        rows = hashlib.sha256(inputs.encode(rows)).hexdigest()
     canonical = orjson.dumps(
         {"model": str(model_id), "rows": rows, "proba": probabilities},
         option=orjson.OPT_SERIALIZE_NUMPY,

@@ -14,7 +14,6 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import numpy as np
 from flask import g
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from shared import inline_jobs
 from shared.errors import Conflict, ValidationFailed
 from shared.inline_jobs import InlineJob
-from shared.jobs import FINAL_JOB_STATUSES, Job
+from shared.jobs import FINAL_JOB_STATUSES, Job, inputs
+from shared.jobs.checks import normalise_rows, served_schema
+from shared.jobs.inputs import Rows
 from shared.jobs.render import job_out
 from shared.jobs.rows import queued_row
 from shared.jobs.statements import INSERT_QUEUED
@@ -33,7 +34,6 @@ from web import extensions, metrics
 from web.auth.guard import current
 from web.extensions import db
 from web.jobs import idempotency, queue
-from web.jobs.inputs import normalise_rows
 from web.registry.cache import ServingModel
 
 
@@ -44,9 +44,10 @@ def check_servable(model: ServingModel | MLModel) -> None:
         )
 
 
-def prepare_rows(model: ServingModel | MLModel, body: PredictRequest) -> np.ndarray:
+def prepare_rows(model: ServingModel | MLModel, body: PredictRequest) -> Rows:
     limit = extensions.settings().max_rows_per_request
-    rows = normalise_rows(body.inputs, model.input_schema or {}, limit)
+    schema = served_schema(model.input_schema or {}, model.runtime)
+    rows = normalise_rows(body.inputs, schema, limit)
     if body.return_probabilities and not (model.output_schema or {}).get("has_proba"):
         raise ValidationFailed(
             "This model cannot return probabilities",
@@ -62,7 +63,7 @@ def remaining(timeout: float) -> float:
 
 
 def submit(
-    model: ServingModel | MLModel, rows: np.ndarray, probabilities: bool, key: str | None
+    model: ServingModel | MLModel, rows: Rows, probabilities: bool, key: str | None
 ) -> tuple[JobOut, bool]:
     """The durable path: capacity check, row committed, id queued. Returns (job, created)."""
     queue.check_capacity(model)
@@ -74,7 +75,7 @@ def submit(
 
 def predict(
     model: ServingModel | MLModel,
-    rows: np.ndarray,
+    rows: Rows,
     probabilities: bool,
     key: str | None,
     timeout: float,
@@ -117,7 +118,7 @@ def cancel(job_id: uuid.UUID) -> Job | None:
 
 
 def _create_job(
-    model: ServingModel | MLModel, rows: np.ndarray, probabilities: bool, key: str | None
+    model: ServingModel | MLModel, rows: Rows, probabilities: bool, key: str | None
 ) -> tuple[JobOut, bool]:
     """Insert the job (or find its idempotent twin) and commit; returns (job, created).
 
@@ -156,7 +157,7 @@ def _create_job(
 
 
 def _predict_inline(
-    model: ServingModel | MLModel, rows: np.ndarray, probabilities: bool, timeout: float
+    model: ServingModel | MLModel, rows: Rows, probabilities: bool, timeout: float
 ) -> JobOut:
     now = time.time()
     job = InlineJob(
@@ -164,7 +165,7 @@ def _predict_inline(
         model_id=str(model.id),
         owner_id=str(current().id),
         model_version=model.version,
-        inputs=rows,
+        inputs=inputs.to_text(rows),
         return_probabilities=probabilities,
         created_at=now,
         deadline=now + max(timeout, 0),
@@ -174,10 +175,10 @@ def _predict_inline(
     metrics.job_submitted()
     if reply is not None:
         return JobOut.model_validate_json(reply)
-    return _persist_unanswered(job)
+    return _persist_unanswered(job, rows)
 
 
-def _persist_unanswered(job: InlineJob) -> JobOut:
+def _persist_unanswered(job: InlineJob, rows: Rows) -> JobOut:
     """The wait ran out: make the job durable (its row, `queued`, and its id queued) before the
     202. If the worker's row got there first, the job has finished: answer it."""
     row = queued_row(
@@ -185,7 +186,7 @@ def _persist_unanswered(job: InlineJob) -> JobOut:
         model_id=uuid.UUID(job.model_id),
         model_version=job.model_version,
         owner_id=uuid.UUID(job.owner_id),
-        rows=np.asarray(job.inputs),
+        rows=rows,
         probabilities=job.return_probabilities,
         request_id=job.request_id,
         created_at=datetime.fromtimestamp(job.created_at, UTC),

@@ -7,12 +7,17 @@ XGBoost, LightGBM) is one more module in this package implementing `ModelRuntime
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
-# A float64 matrix (what jobs carry), or rows of numbers (validation samples).
-Rows = np.ndarray | list[list[float]]
+if TYPE_CHECKING:
+    import pandas as pd
+
+# A float64 matrix (what jobs of all-numeric models carry), rows of numbers (validation samples),
+# or a pandas DataFrame of typed columns (shared/jobs/inputs.py), which only runtimes that record
+# typed columns receive.
+Rows: TypeAlias = "np.ndarray | list[list[float]] | pd.DataFrame"
 
 
 def class_indices(scores: np.ndarray) -> list[int]:

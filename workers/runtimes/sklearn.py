@@ -32,6 +32,8 @@ class SklearnRuntime:
         return cls(estimator, names)
 
     def _matrix(self, rows: Rows) -> Any:
+        if not isinstance(rows, np.ndarray | list):
+            return rows  # typed columns: already the frame pandas would build from the rows
         array = np.asarray(rows, dtype=np.float64)
         if self.feature_names is None:
             return array

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shared.db import kept_execute
-from shared.jobs import statements
-from shared.matrix import from_npy
+from shared.jobs import inputs, statements
 from workers.serving.inference import ClaimedJob
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def claim_jobs(model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str) -> list[ClaimedJob]:
@@ -35,7 +37,7 @@ def _claimed(row: dict[str, Any]) -> ClaimedJob:
     )
 
 
-def _matrix(matrix: bytes | memoryview | None, inputs: Any) -> np.ndarray:
+def _matrix(matrix: bytes | memoryview | None, rows: Any) -> np.ndarray | pd.DataFrame:
     if matrix is not None:
-        return from_npy(matrix)
-    return np.asarray(inputs, dtype=np.float64)  # a job queued before input_matrix existed
+        return inputs.decode(matrix)
+    return np.asarray(rows, dtype=np.float64)  # a job queued before input_matrix existed

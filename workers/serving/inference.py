@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
@@ -20,6 +20,9 @@ from shared.config import get_settings
 from shared.jobs.rows import OUTCOME_RECORD
 from workers.runtimes.base import ModelRuntime
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger(__name__)
 
 
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 class ClaimedJob:
     id: uuid.UUID
     attempts: int
-    inputs: np.ndarray  # float64, one row per input row
+    inputs: np.ndarray | pd.DataFrame  # float64 matrix, or typed columns (shared/jobs/inputs.py)
     return_probabilities: bool
 
 
@@ -91,10 +94,21 @@ def _predict_one(runtime: ModelRuntime, job: ClaimedJob, cache_hit: bool) -> Out
         )
 
 
+def _stacked(parts: list[Any]) -> Any:
+    """The batch's rows as one input: a model's jobs all carry the same form."""
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import pandas as pd
+
+    return pd.concat(parts, ignore_index=True)
+
+
 def _predict_stacked(
     runtime: ModelRuntime, jobs: list[ClaimedJob], cache_hit: bool
 ) -> list[Outcome]:
-    rows = np.concatenate([job.inputs for job in jobs]) if len(jobs) > 1 else jobs[0].inputs
+    rows = _stacked([job.inputs for job in jobs])
     started = time.perf_counter()
     predictions = runtime.predict(rows)
     probabilities = classes = None

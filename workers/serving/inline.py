@@ -10,16 +10,15 @@ import time
 import uuid
 from typing import Any
 
-import numpy as np
-
 from shared.inline_jobs import InlineJob
+from shared.jobs import inputs
 from shared.jobs.rows import finished_row
 from workers.serving.inference import ClaimedJob, Outcome
 
 
 def claimed(job: InlineJob) -> ClaimedJob:
     """An inline job runs as its first attempt: it has no row to count attempts in."""
-    rows = np.asarray(job.inputs, dtype=np.float64)
+    rows = inputs.from_text(job.inputs)
     return ClaimedJob(uuid.UUID(job.id), 1, rows, job.return_probabilities)
 
 
@@ -43,7 +42,7 @@ def records(
     """The finished rows of the inline jobs among `outcomes`, timed on this worker's clock."""
     finished = time.time()
     return [
-        finished_row(meta[o.id], jobs[o.id].inputs, o.as_record(), started, finished, worker)
+        finished_row(meta[o.id], len(jobs[o.id].inputs), o.as_record(), started, finished, worker)
         for o in outcomes
         if o.id in meta
     ]

@@ -14,7 +14,7 @@ import xgboost
 from shared.booster_files import library
 from workers.runtimes.lightgbm import LightGBMRuntime
 from workers.runtimes.xgboost import XGBoostRuntime
-from workers.validation.introspect import smoke_runtime
+from workers.validation.introspect import numeric_columns, smoke_runtime
 
 
 def inspect_native(fmt: str, data: bytes, sample: list[Any] | None) -> dict[str, Any]:
@@ -32,7 +32,13 @@ def inspect_native(fmt: str, data: bytes, sample: list[Any] | None) -> dict[str,
             "numpy": np.__version__,
             "python": platform.python_version(),
         },
-        "input_schema": {"n_features": runtime.n_features, "feature_names": runtime.feature_names},
+        "input_schema": {
+            "n_features": runtime.n_features,
+            "feature_names": runtime.feature_names,
+            "columns": numeric_columns(
+                runtime, runtime.n_features, runtime.feature_names, runtime.has_proba
+            ),
+        },
         "output_schema": {
             "task": "classification" if runtime.classifier else "regression",
             "classes": runtime.classes,

@@ -36,11 +36,18 @@ from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 from shared.config import Settings
+from shared.jobs import inputs
 from shared.onnx_graph import CLASSES_PROP
 from shared.store import Stored, get_store
 from workers.runtimes.onnx import ROUNDING_PROP, OnnxRuntime
 from workers.runtimes.sklearn import SklearnRuntime
-from workers.validation.equivalence import Verdict, compare, numeric_rows, probe_rows
+from workers.validation.equivalence import (
+    Verdict,
+    compare,
+    missing_rows,
+    numeric_rows,
+    probe_rows,
+)
 
 log = logging.getLogger(__name__)
 # Opsets every converter used here is tested with in skl2onnx 1.20 and onnxruntime 1.32.
@@ -123,6 +130,9 @@ def compile_model(
     if size_bytes > limit_mb * 1024 * 1024:
         reason = f"not compiled: model file over ONNX_MAX_MODEL_MB ({limit_mb:g} MB)"
         return Compiled(None, {"status": "skipped", "reason": reason})
+    if inputs.is_typed(meta["input_schema"].get("columns")):
+        reason = "kept scikit-learn: the model takes strings, integers or booleans"
+        return Compiled(None, {"status": "skipped", "reason": reason})
     started = time.perf_counter()
     try:
         compiled = _try_candidates(estimator, meta, sample, settings)
@@ -142,7 +152,9 @@ def _try_candidates(
 ) -> Compiled:
     n, names = meta["input_schema"]["n_features"], meta["input_schema"].get("feature_names")
     reference = SklearnRuntime(estimator, names)
+    columns = meta["input_schema"].get("columns") or []
     rows = probe_rows(estimator, n, numeric_rows(sample, names, n))
+    missing = missing_rows(rows, [bool(c["nullable"]) for c in columns])
     tolerances = settings.onnx_proba_atol, settings.onnx_regression_rtol
     failures = []
     for candidate in candidates(estimator):
@@ -150,30 +162,42 @@ def _try_candidates(
             data = convert(estimator, n, candidate, meta["output_schema"].get("classes"))
             runtime = OnnxRuntime.from_bytes(data)
             verdict = compare(reference, runtime, rows, meta["output_schema"], *tolerances)
+            if verdict.equivalent and missing:
+                on_missing = compare(
+                    reference, runtime, missing, meta["output_schema"], *tolerances
+                )
         except SoftTimeLimitExceeded:
             raise
         except Exception as exc:
             failures.append(f"{candidate.label}: {_short(exc)}")
             continue
         if verdict.equivalent:
-            return _found(data, candidate, verdict)
+            return _found(data, candidate, verdict, on_missing if missing else None)
         failures.append(f"{candidate.label}: {verdict.reason}")
     reason = "kept scikit-learn, no equivalent ONNX model (" + "; ".join(failures) + ")"
     return Compiled(None, {"status": "fallback", "reason": reason, "probe_rows": len(rows)})
 
 
-def _found(data: bytes, candidate: Candidate, verdict: Verdict) -> Compiled:
+def _found(
+    data: bytes, candidate: Candidate, verdict: Verdict, on_missing: Verdict | None
+) -> Compiled:
+    """The compiled model; when it answers missing values otherwise than scikit-learn, it is
+    still served (for rows without them), and the edge refuses nulls while it is."""
     reason = f"ONNX Runtime ({candidate.label}) matches scikit-learn: {verdict.reason}"
-    return Compiled(
-        data,
-        {
-            "status": "compiled",
-            "reason": reason,
-            "tensor_type": candidate.dtype,
-            "probe_rows": verdict.rows,
-            "max_diff": verdict.max_diff,
-        },
-    )
+    info = {
+        "status": "compiled",
+        "reason": reason,
+        "tensor_type": candidate.dtype,
+        "probe_rows": verdict.rows,
+        "max_diff": verdict.max_diff,
+    }
+    if on_missing is not None and not on_missing.equivalent:
+        info["refuses_missing"] = True
+        info["reason"] += (
+            f"; missing values (null) are refused while it serves: on rows with them,"
+            f' {on_missing.reason} (runtime "sklearn" takes them)'
+        )
+    return Compiled(data, info)
 
 
 def candidates(estimator: Any) -> list[Candidate]:

@@ -19,6 +19,7 @@ from workers.runtimes.base import ModelRuntime
 
 NORMAL_ROWS = 256
 SCALED_ROWS = 256
+MISSING_ROWS = 64
 _SEED = 20261126  # fixed: the same model always gets the same verdict
 
 
@@ -40,6 +41,20 @@ def probe_rows(estimator: Any, n_features: int, sample: list[list[float]]) -> li
         mean, scale = stats
         parts.append(mean + scale * rng.standard_normal((SCALED_ROWS, n_features)))
     return [list(map(float, r)) for r in sample] + np.vstack(parts).tolist()
+
+
+def missing_rows(rows: list[list[float]], nullable: list[bool]) -> list[list[float]]:
+    """Probe rows missing values (NaN) in the columns that take them, as jobs may send: every
+    other nullable column (alternating by row), and one row with all of them missing. Empty
+    when no column takes a missing value."""
+    mask = np.asarray(nullable, dtype=bool)
+    if not mask.any():
+        return []
+    out = np.asarray(rows[:MISSING_ROWS], dtype=np.float64).copy()
+    checker = (np.arange(len(out))[:, None] + np.arange(out.shape[1])) % 2 == 0
+    out[checker & mask] = np.nan
+    out[0, mask] = np.nan
+    return out.tolist()
 
 
 def numeric_rows(sample: list[Any] | None, names: list[str] | None, n: int) -> list[list[float]]:

@@ -15,13 +15,17 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
 from shared.booster_files import NATIVE_FORMATS
 from shared.config import Settings
-from shared.features import in_feature_order
+from shared.errors import ValidationFailed
+from shared.jobs import inputs
+from shared.jobs.checks import normalise_rows
 from shared.onnx_graph import OnnxGraphError
 from shared.safe_load import ModelLoadError, load_model, load_with_warnings
+from shared.schemas.models import MAX_SAMPLE_ROWS
 from workers.runtimes.sklearn import SklearnRuntime
 from workers.validation.audit import audit_model, check_classes
 from workers.validation.booster_upload import inspect_native
@@ -51,24 +55,38 @@ def inspect_upload(request: dict[str, Any], artifact: bytes) -> tuple[dict[str, 
     audit_model(estimator)
     check_classes(getattr(estimator, "classes_", None))  # before describe() copies them
     meta = describe(estimator)
-    smoke_predict(estimator, meta["input_schema"])
+    smoke_predict(estimator, meta["input_schema"], sample)
     if refuses_past_float32(estimator, meta["input_schema"]):
         meta["input_schema"]["float32"] = True
     if sample:
-        predict_sample(estimator, meta["input_schema"], sample)
+        predict_sample(estimator, meta, sample)
     meta["warnings"] = warnings
     settings = Settings(**{name: request["compile"][name] for name in COMPILE_SETTINGS})
     with _time_budget(float(request["compile"]["budget_s"])):
         compiled = compile_model(estimator, meta, sample, settings, len(artifact))
     meta["onnx"] = compiled.info
+    if compiled.info.get("refuses_missing"):
+        meta["input_schema"]["onnx_refuses_missing"] = True
     return meta, compiled.data or b""
 
 
-def predict_sample(estimator: Any, input_schema: dict[str, Any], sample: list[Any]) -> None:
-    names = input_schema.get("feature_names")
+def predict_sample(estimator: Any, meta: dict[str, Any], sample: list[Any]) -> None:
+    """The sample, checked as the web tier checks a prediction's rows and predicted as a worker
+    would: an upload whose own sample the service would refuse or fail is not `ready`."""
+    schema = meta["input_schema"]
     try:
-        rows = [in_feature_order(row, names) for row in sample]
-        SklearnRuntime(estimator, names).predict(rows)
+        rows = normalise_rows(sample, schema, MAX_SAMPLE_ROWS)
+    except ValidationFailed as exc:
+        where = ", ".join(f"{k} {v}" for k, v in (exc.details or {}).items())
+        raise SmokePredictError(f"the attached sample is refused ({where}): {exc}") from exc
+    runtime = SklearnRuntime(estimator, schema.get("feature_names"))
+    model_input = rows if isinstance(rows, np.ndarray) else inputs.to_frame(rows)
+    try:
+        runtime.predict(model_input)
+        if meta["output_schema"]["has_proba"]:
+            runtime.predict_proba(model_input)
+    except (SoftTimeLimitExceeded, MemoryError):
+        raise
     except Exception as exc:
         raise SmokePredictError(f"model failed to predict the attached sample: {exc}") from exc
 

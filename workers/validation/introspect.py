@@ -5,12 +5,14 @@ No Celery and no database here, so the validation task stays a thin wrapper arou
 
 from __future__ import annotations
 
+import math
 import platform
 from typing import Any
 
 import numpy as np
 import scipy
 import sklearn
+from celery.exceptions import SoftTimeLimitExceeded
 from sklearn.base import (
     BaseEstimator,
     is_classifier,
@@ -18,13 +20,13 @@ from sklearn.base import (
     is_outlier_detector,
     is_regressor,
 )
-from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from shared.features import FeatureMismatch, in_feature_order
 from workers.runtimes.base import ModelRuntime
-from workers.validation import boosters
+from workers.validation import boosters, columns
 from workers.validation.equivalence import numeric_rows
 
 
@@ -72,26 +74,44 @@ def describe(estimator: object) -> dict[str, Any]:
     }
 
 
-def smoke_predict(estimator: Any, input_schema: dict[str, Any]) -> None:
-    """Predict one all-zeros row (a DataFrame when the model knows its feature names).
+def smoke_predict(
+    estimator: Any, input_schema: dict[str, Any], sample: list[Any] | None = None
+) -> None:
+    """Record what each input column takes on `input_schema["columns"]` (workers/validation/
+    columns.py) and check that the model answers its probe rows: a plausible row, the same with
+    every nullable column missing, another with other categories and numbers. Also calls
+    predict_proba when the model has it, since inference will. Raises SmokePredictError with the
+    model's error when it cannot answer them."""
+    rows = _sample_rows(sample, input_schema.get("feature_names"))
+    input_schema["columns"] = columns.declared_columns(estimator, input_schema, rows)
+    probe = columns.Probe(estimator, input_schema, hasattr(estimator, "predict_proba"))
+    base = columns.base_row(input_schema["columns"], rows)
+    _answer(probe, [base], "a probe row")
+    columns.probe_columns(probe, base, estimator)
+    _answer(probe, columns.probe_rows(input_schema["columns"], base), "its probe rows")
 
-    Columns that a fitted categorical encoder reads get the encoder's first category instead of 0:
-    an encoder fitted on strings fails on 0.0 even with handle_unknown="ignore". Also calls
-    predict_proba when the model has it, since inference will. Raises SmokePredictError
-    with the underlying error when either call fails or returns the wrong number of rows.
-    """
+
+def _answer(probe: columns.Probe, rows: list[list[Any]], what: str) -> None:
     try:
-        row = _zeros_row(estimator, input_schema)
-        _check_one_row("predict", estimator.predict(row))
-        if hasattr(estimator, "predict_proba"):
-            _check_one_row("predict_proba", estimator.predict_proba(row))
-    except SmokePredictError:
+        probe.predict(rows)
+    except (SoftTimeLimitExceeded, MemoryError):
         raise
     except Exception as exc:
-        message = str(exc).strip().split("\n", 1)[0]
-        raise SmokePredictError(
-            f"model failed to predict one all-zeros row: {type(exc).__name__}: {message}"
-        ) from exc
+        raise SmokePredictError(f"model failed to predict {what}: {_first_line(exc)}") from exc
+
+
+def _sample_rows(sample: list[Any] | None, names: list[str] | None) -> list[list[Any]]:
+    """The sample's rows in feature order, for reading column types (bad rows are the sample
+    check's to report)."""
+    rows = []
+    for row in sample or []:
+        try:
+            ordered = in_feature_order(row, names)
+        except FeatureMismatch:
+            continue
+        if isinstance(ordered, list):
+            rows.append(ordered)
+    return rows
 
 
 # Just past float32's largest finite value (3.4028235e38).
@@ -103,15 +123,17 @@ def refuses_past_float32(estimator: Any, input_schema: dict[str, Any]) -> bool:
     do ("Input X contains infinity or a value too large for dtype('float32')"). Found by
     predicting a row of them, not guessed from the class: the web tier then refuses such numbers
     for this model, also when ONNX Runtime (which would answer them as infinity) serves it."""
-    row = _zeros_row(estimator, input_schema)
-    if isinstance(row, np.ndarray):
-        row = np.full_like(row, _PAST_FLOAT32)
-    else:  # a DataFrame: numeric columns only (an encoder's column keeps its category)
-        for name in row.columns:
-            if isinstance(row.at[0, name], float):
-                row[name] = _PAST_FLOAT32
+    schema = input_schema
+    if schema.get("columns") is None:
+        schema = {**input_schema, "columns": columns.declared_columns(estimator, input_schema, [])}
+    probe = columns.Probe(estimator, schema, has_proba=False)
+    base = columns.base_row(schema["columns"], [])
+    row = [
+        _PAST_FLOAT32 if column["dtype"] == "number" else value
+        for column, value in zip(schema["columns"], base, strict=True)
+    ]
     try:
-        estimator.predict(row)
+        probe.predict([row])
     except ValueError as exc:
         return "float32" in str(exc)
     except Exception:
@@ -142,6 +164,29 @@ def smoke_runtime(
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise SmokePredictError(f"model failed to predict: {type(exc).__name__}: {first}") from exc
+
+
+def numeric_columns(
+    runtime: ModelRuntime, n_features: int, names: list[str] | None, has_proba: bool
+) -> list[dict[str, Any]]:
+    """The columns of a model that takes numbers only (an ONNX graph, a booster's own file):
+    nullable when it answers a row of missing values (NaN) with finite outputs, as boosters do
+    (they route a missing value down each tree's default branch); a network answers NaN."""
+    takes_missing = _finite_answer(runtime, [[math.nan] * n_features], has_proba)
+    return [
+        {"name": name, "dtype": "number", "nullable": takes_missing}
+        for name in names or [f"x{i}" for i in range(n_features)]
+    ]
+
+
+def _finite_answer(runtime: ModelRuntime, rows: list[list[float]], has_proba: bool) -> bool:
+    try:
+        outputs = runtime.predict_proba(rows)[0] if has_proba else runtime.predict(rows)
+        return bool(np.isfinite(np.asarray(outputs, dtype=np.float64)).all())
+    except (SoftTimeLimitExceeded, MemoryError):
+        raise
+    except Exception:
+        return False
 
 
 def _require_fitted_model(estimator: object) -> None:
@@ -204,49 +249,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _zeros_row(estimator: object, input_schema: dict[str, Any]) -> Any:
-    n_features = int(input_schema["n_features"])
-    names = input_schema.get("feature_names")
-    if not names:
-        return np.zeros((1, n_features))
-    import pandas as pd
-
-    values: dict[str, Any] = dict.fromkeys(names, 0.0)
-    values.update(_first_categories(estimator, list(names)))
-    return pd.DataFrame({name: [value] for name, value in values.items()}, columns=list(names))
-
-
-def _first_categories(estimator: object, names: list[str]) -> dict[str, Any]:
-    """Map input columns read by a fitted encoder (OneHotEncoder, OrdinalEncoder, ...) to a
-    category it knows. Covers ColumnTransformers at the top or as pipeline steps."""
-    found: dict[str, Any] = {}
-    for transformer in _column_transformers(estimator):
-        # Resolved input indices per transformer, whatever the column spec (names, selector).
-        indices = getattr(transformer, "_transformer_to_input_indices", {})
-        for name, part, _ in getattr(transformer, "transformers_", []):
-            categories = getattr(_encoder(part), "categories_", None)
-            if categories is None:
-                continue
-            for column, known in zip(indices.get(name, []), categories, strict=False):
-                if len(known) and 0 <= column < len(names):
-                    found[names[column]] = _json_safe(known[0])
-    return found
-
-
-def _column_transformers(estimator: object) -> list[ColumnTransformer]:
-    if isinstance(estimator, ColumnTransformer):
-        return [estimator]
-    if isinstance(estimator, Pipeline):
-        return [t for _, step in estimator.steps for t in _column_transformers(step)]
-    return []
-
-
-def _encoder(part: object) -> object | None:
-    if isinstance(part, Pipeline):  # e.g. SimpleImputer then OneHotEncoder
-        return next((s for _, s in part.steps if hasattr(s, "categories_")), None)
-    return part if hasattr(part, "categories_") else None
-
-
-def _check_one_row(method: str, output: Any) -> None:
-    if len(output) != 1:
-        raise SmokePredictError(f"{method} returned {len(output)} rows for 1 input row")
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

@@ -11,7 +11,7 @@ import onnxruntime as ort
 from shared.onnx_graph import OnnxGraphError
 from shared.safe_load import ModelLoadError
 from workers.runtimes.onnx import OnnxRuntime
-from workers.validation.introspect import smoke_runtime
+from workers.validation.introspect import numeric_columns, smoke_runtime
 
 
 def inspect_onnx(data: bytes, sample: list[Any] | None) -> dict[str, Any]:
@@ -36,7 +36,11 @@ def inspect_onnx(data: bytes, sample: list[Any] | None) -> dict[str, Any]:
             "onnx": onnx.__version__,
             "python": platform.python_version(),
         },
-        "input_schema": {"n_features": n_features, "feature_names": None},
+        "input_schema": {
+            "n_features": n_features,
+            "feature_names": None,
+            "columns": numeric_columns(runtime, n_features, None, runtime.schema["has_proba"]),
+        },
         "output_schema": runtime.schema,
         "warnings": [],
     }

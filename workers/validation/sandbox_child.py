@@ -97,8 +97,11 @@ def _preload() -> None:
     """Import everything a validation uses, so that each child starts in milliseconds."""
     import importlib
 
+    from shared.jobs import inputs
     from shared.safe_load import ALLOWED_GLOBALS
     from workers.validation import inspection  # noqa: F401 - the work itself, with its libraries
+
+    inputs.use_system_allocator()  # before its memory cap (confine)
 
     for module in {m for m, _ in ALLOWED_GLOBALS} | set(_LAZY_MODULES):
         importlib.import_module(module.replace("numpy.core.", "numpy._core."))

@@ -15,9 +15,9 @@ from sklearn.preprocessing import StandardScaler
 
 from shared.db import session_scope
 from shared.errors import ValidationFailed
+from shared.jobs.checks import normalise_rows
 from shared.models import MLModel
 from tests.fixtures.models import fit_frame_pipeline, iris, upload_ready
-from web.jobs.inputs import normalise_rows
 from workers.validation.introspect import describe, refuses_past_float32
 
 X, Y = iris()

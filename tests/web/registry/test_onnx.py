@@ -130,7 +130,15 @@ def test_onnx_upload_predicts(client, user, tmp_path):
     meta = resp.json
     assert meta["status"] == "ready", meta
     assert (meta["format"], meta["framework"], meta["runtime"]) == ("onnx", "onnx", "onnx")
-    assert meta["input_schema"] == {"n_features": zoo.N_FEATURES, "feature_names": None}
+    schema = meta["input_schema"]
+    assert (schema["n_features"], schema["feature_names"]) == (zoo.N_FEATURES, None)
+    # A forest graph routes a missing value down its trees: it takes nulls.
+    assert schema["columns"][0] == {
+        "name": "x0",
+        "dtype": "number",
+        "nullable": True,
+        "categories": None,
+    }
     assert meta["output_schema"] == {
         "task": "classification",
         "classes": ["high", "low", "mid"],

@@ -51,7 +51,14 @@ def test_upload_logistic_regression(client, user, classifier_file):
     assert body["status"] == "ready"
     assert body["version"] == 1
     assert body["format"] == "joblib"
-    assert body["input_schema"] == {"n_features": 4, "feature_names": None}
+    assert body["input_schema"] == {
+        "n_features": 4,
+        "feature_names": None,
+        "columns": [
+            {"name": f"x{i}", "dtype": "number", "nullable": False, "categories": None}
+            for i in range(4)
+        ],
+    }
     assert body["output_schema"] == {
         "task": "classification",
         "classes": [0, 1, 2],
@@ -74,7 +81,8 @@ def test_upload_regressor_and_string_labels(client, user, tmp_path):
 def test_upload_dataframe_pipeline_records_feature_names(client, user, tmp_path):
     body = upload(client, user, dump(fit_frame_pipeline(), tmp_path / "p.joblib", compress=3)).json
     assert body["status"] == "ready"
-    assert body["input_schema"] == {"n_features": 4, "feature_names": FEATURES}
+    assert body["input_schema"]["feature_names"] == FEATURES
+    assert [c["name"] for c in body["input_schema"]["columns"]] == FEATURES
     assert [s["name"] for s in body["info"]["steps"]] == ["scale", "clf"]
 
 

@@ -16,7 +16,7 @@ from shared import cache_epoch
 from shared.db import session_scope
 from shared.inline_jobs import DEADLINE_GRACE_S, InlineJob, entry_id, new_id
 from shared.jobs import Job
-from shared.matrix import from_npy, to_npy
+from shared.jobs.inputs import from_npy, to_npy
 from shared.models import MLModel
 from shared.redis_client import get_redis
 from shared.schemas.jobs import JobOut

@@ -135,7 +135,7 @@ def test_smoke_predict_passes(model):
 
 def test_smoke_predict_wrong_width_fails_clearly():
     model = LogisticRegression().fit(X, Y)
-    with pytest.raises(SmokePredictError, match="all-zeros row: ValueError: X has 2 features"):
+    with pytest.raises(SmokePredictError, match="a probe row: ValueError: X has 2 features"):
         smoke_predict(model, {"n_features": 2, "feature_names": None})
 
 
@@ -169,8 +169,8 @@ class _TooManyRows(LinearRegression):
 
 def test_smoke_predict_reports_the_failure():
     model = _BrokenModel().fit(X, Y)
-    with pytest.raises(SmokePredictError, match="all-zeros row: RuntimeError: boom"):
+    with pytest.raises(SmokePredictError, match="a probe row: RuntimeError: boom"):
         smoke_predict(model, describe(model)["input_schema"])
     model = _TooManyRows().fit(XR, YR)
-    with pytest.raises(SmokePredictError, match="2 rows for 1 input row"):
+    with pytest.raises(SmokePredictError, match="answered 2 rows for 1"):
         smoke_predict(model, describe(model)["input_schema"])

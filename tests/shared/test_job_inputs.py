@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from shared.matrix import from_npy, to_npy
+from shared.jobs.inputs import from_npy, to_npy
 
 
 def _saved(matrix: np.ndarray) -> bytes:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.errors import ValidationFailed
-from web.jobs.inputs import normalise_rows
+from shared.jobs.checks import normalise_rows
 
 pytestmark = pytest.mark.no_db
 
