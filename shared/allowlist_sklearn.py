@@ -121,7 +121,9 @@ SKLEARN_CLASSES: dict[str, str] = {
     "sklearn.linear_model._quantile": "QuantileRegressor",
     "sklearn.linear_model._ransac": "RANSACRegressor",
     "sklearn.linear_model._ridge": "Ridge RidgeCV RidgeClassifier RidgeClassifierCV",
-    "sklearn.linear_model._sgd_fast": "Hinge",
+    "sklearn.linear_model._sgd_fast": (
+        "EpsilonInsensitive Hinge ModifiedHuber SquaredEpsilonInsensitive SquaredHinge"
+    ),
     "sklearn.linear_model._stochastic_gradient": "SGDClassifier SGDOneClassSVM SGDRegressor",
     "sklearn.linear_model._theil_sen": "TheilSenRegressor",
     "sklearn.manifold._classical_mds": "ClassicalMDS",

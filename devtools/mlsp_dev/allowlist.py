@@ -182,13 +182,30 @@ def _unreviewed_functions(pairs: set[Pair]) -> list[str]:
 # Parameters whose values pickle different internal classes (search trees and distance metrics
 # of the neighbors estimators, losses and their links): each value is tried on every class of
 # the package that has the parameter (elsewhere they only choose a computation).
-_VARIANTS: dict[str, tuple[str, list[Any]]] = {
-    "algorithm": ("sklearn.neighbors", ["ball_tree", "kd_tree", "brute"]),
-    "metric": ("sklearn.neighbors", ["manhattan", "chebyshev", "minkowski", "cosine"]),
-    "loss": (
-        "sklearn.ensemble",
-        ["absolute_error", "huber", "quantile", "poisson", "gamma", "exponential"],
-    ),
+_VARIANTS: dict[str, list[tuple[str, list[Any]]]] = {
+    "algorithm": [("sklearn.neighbors", ["ball_tree", "kd_tree", "brute"])],
+    "metric": [("sklearn.neighbors", ["manhattan", "chebyshev", "minkowski", "cosine"])],
+    "loss": [
+        (
+            "sklearn.ensemble",
+            ["absolute_error", "huber", "quantile", "poisson", "gamma", "exponential"],
+        ),
+        # SGD's losses are classes of their own (modified_huber is the one with predict_proba).
+        (
+            "sklearn.linear_model",
+            [
+                "hinge",
+                "log_loss",
+                "modified_huber",
+                "squared_hinge",
+                "perceptron",
+                "squared_error",
+                "huber",
+                "epsilon_insensitive",
+                "squared_epsilon_insensitive",
+            ],
+        ),
+    ],
 }
 
 
@@ -196,10 +213,11 @@ def _prototypes(name: str, cls: type, data: dict[str, Any]) -> Iterator[Any]:
     prototype = _special(name, cls, data) or cls()
     yield prototype
     params = prototype.get_params(deep=False)
-    for param, (package, values) in _VARIANTS.items():
-        if param in params and cls.__module__.startswith(package):
-            for value in values:
-                yield _with(prototype, param, value)
+    for param, variants in _VARIANTS.items():
+        for package, values in variants:
+            if param in params and cls.__module__.startswith(package):
+                for value in values:
+                    yield _with(prototype, param, value)
 
 
 def _with(prototype: Any, param: str, value: Any) -> Any:

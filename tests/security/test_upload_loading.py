@@ -215,3 +215,34 @@ def test_columns_chosen_by_dtype_pass_the_audit():
     loaded = load_joblib(_dumps(model))
     audit_model(loaded)
     np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+
+
+def test_trees_fitted_with_missing_values_pass_and_bad_thresholds_do_not():
+    """scikit-learn splits missing from present values with a threshold of +inf (every number
+    left, NaN right): a real model, not a tampered one. NaN and -inf are still refused."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    x[::3, 0] = np.nan
+    forest = RandomForestClassifier(10, random_state=0).fit(x, x[:, 1] > 0)
+    assert any(np.isposinf(t.tree_.threshold).any() for t in forest.estimators_)
+    audit_model(load_joblib(_dumps(forest)))
+    for bad in (np.nan, -np.inf):
+        tampered = load_joblib(_dumps(forest))
+        tree = tampered.estimators_[0].tree_
+        split = int(np.flatnonzero(tree.children_left != -1)[0])
+        tree.threshold[split] = bad
+        with pytest.raises(ModelLoadError, match="threshold"):
+            audit_model(tampered)
+
+
+@pytest.mark.parametrize("loss", ["modified_huber", "squared_hinge", "hinge", "log_loss"])
+def test_every_sgd_loss_loads(loss):
+    from sklearn.linear_model import SGDClassifier
+
+    x, y = np.arange(40.0).reshape(20, 2), np.arange(20) % 2
+    model = SGDClassifier(loss=loss, random_state=0).fit(x, y)
+    loaded = load_joblib(_dumps(model))
+    audit_model(loaded)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

@@ -199,7 +199,9 @@ def _check_estimator_trees(estimator: BaseEstimator) -> None:
 
 def check_tree(tree: Tree, n_features: int) -> None:
     """A scikit-learn decision tree: every split's children come after it and inside the node
-    array (so no path can loop), leaves have none, features exist, thresholds are numbers."""
+    array (so no path can loop), leaves have none, features exist, thresholds are numbers
+    (+inf included: scikit-learn's split of missing from present values sends every number
+    left and NaN right)."""
     count = tree.node_count
     left, right = tree.children_left, tree.children_right
     if len(left) != count or len(right) != count or tree.value.shape[0] != count or count < 1:
@@ -207,7 +209,8 @@ def check_tree(tree: Tree, n_features: int) -> None:
     _check_children(left, right, np.arange(count), count, leaf=-1)
     split = left != -1
     _check_features(tree.feature[split], min(n_features, tree.n_features))
-    if not np.all(np.isfinite(tree.threshold[split])):
+    thresholds = tree.threshold[split]
+    if np.any(np.isnan(thresholds)) or np.any(thresholds == -np.inf):
         raise ModelLoadError("decision tree has a split with a threshold that is not a number")
 
 
