@@ -8,7 +8,9 @@ the baseline (gunicorn, 2 workers, model in-process) and our stack as the Procfi
 measured back to back (the sync figures: the median of 3 back-to-back pairs). Measures, for a
 20-feature LogisticRegression and a 100-tree RandomForest: single-row req/s and p50/p99 at 1
 and 16 connections (wrk); async submit-then-complete jobs/s; a 100,000-row job in rows/s
-against raw batched predict; and micro-batching on vs off. Prints one table of ratios to the
+against raw batched predict; and micro-batching on vs off. For a typed pipeline (imputers,
+scaler, one-hot encoder on a pandas frame): single-row req/s at 16 connections against the
+baseline fed the same frame. Prints one table of ratios to the
 baseline and writes bench/results/serving.json.
 """
 
@@ -51,6 +53,43 @@ def fit_models() -> dict[str, object]:
         "logreg": LogisticRegression(max_iter=1000).fit(x, y),
         "forest": RandomForestClassifier(n_estimators=100, random_state=0).fit(x, y),
     }
+
+
+# A typed pipeline as data scientists ship it: numbers with missing values (median imputer and
+# scaler), string categories (most-frequent imputer and one-hot), and a logistic regression,
+# fitted on a pandas frame; the request row is an object with a missing value and a category.
+TYPED_ROW = {"age": None, "income": 52000.0, "tenure": 3.5, "city": "Oslo", "plan": "pro"}
+
+
+def fit_typed() -> object:
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40, 12, n),
+            "income": rng.normal(50000, 15000, n),
+            "tenure": rng.exponential(3, n),
+            "city": rng.choice(["Oslo", "Rome", "Lima", "Pune"], n),
+            "plan": rng.choice(["basic", "pro", "team"], n),
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "age"] = np.nan
+    frame.loc[rng.random(n) < 0.1, "city"] = np.nan
+    y = (frame["income"] > 50000) ^ (frame["plan"] == "team")
+    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    categories = make_pipeline(
+        SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+    )
+    pre = ColumnTransformer(
+        [("num", numbers, ["age", "income", "tenure"]), ("cat", categories, ["city", "plan"])]
+    )
+    return make_pipeline(pre, LogisticRegression(max_iter=1000)).fit(frame, y)
 
 
 def services(stack: ExitStack) -> dict[str, str]:
@@ -129,8 +168,8 @@ def median_by(items: list, key: Callable) -> Any:
     return sorted(items, key=key)[len(items) // 2]
 
 
-def baseline(url: str, connections: int, seconds: int) -> dict:
-    return wrk(url, {"inputs": [ROW]}, connections, seconds)
+def baseline(url: str, connections: int, seconds: int, row: Any = ROW) -> dict:
+    return wrk(url, {"inputs": [row]}, connections, seconds)
 
 
 class Ours:
@@ -170,9 +209,9 @@ class Ours:
         )
         return resp.json()["runtime"]
 
-    def sync(self, model_id: str, connections: int, seconds: int) -> dict:
+    def sync(self, model_id: str, connections: int, seconds: int, row: Any = ROW) -> dict:
         url = f"{self.api}/models/{model_id}/predict?timeout=30"
-        return wrk(url, {"inputs": [ROW]}, connections, seconds, self.headers)
+        return wrk(url, {"inputs": [row]}, connections, seconds, self.headers)
 
     def async_throughput(self, env: dict[str, str], model_id: str, seconds: int) -> dict:
         """Submit single-row jobs for `seconds` at 16 connections, then wait for all of them:
@@ -277,6 +316,8 @@ def run(seconds: int) -> dict:
     paths = {name: folder / f"{name}.joblib" for name in models}
     for name, model in models.items():
         joblib.dump(model, paths[name])
+    typed_path = folder / "typed.joblib"
+    joblib.dump(fit_typed(), typed_path)
     big = np.random.default_rng(2).normal(size=(100_000, N_FEATURES))
     out: dict = {"baseline": {}, "ours": {}, "forced_sklearn": {}, "batching_off": {}}
     with ExitStack() as stack:
@@ -312,6 +353,16 @@ def run(seconds: int) -> dict:
                 out["forced_sklearn"][name][f"baseline_{c}"] = baseline(base_urls[name], c, seconds)
             say("forced sklearn", name, out["forced_sklearn"][name])
             ours.force_runtime(ids[name], "auto")
+        typed_url, typed_id = (
+            start_baseline(stack, env, typed_path),
+            ours.upload("typed", typed_path),
+        )
+        ours.sync(typed_id, 16, 2, TYPED_ROW)
+        out["baseline"]["typed"], out["ours"]["typed"] = side_by_side(
+            partial(baseline, typed_url, 16, seconds, TYPED_ROW),
+            partial(ours.sync, typed_id, 16, seconds, TYPED_ROW),
+        )
+        say("typed", out["baseline"]["typed"], out["ours"]["typed"])
         # A model of its own: only this run's jobs count from first created to last finished.
         async_id = ours.upload("logreg-async", paths["logreg"])
         ours.sync(async_id, 16, 2)
@@ -376,6 +427,13 @@ def table(res: dict) -> str:
     lines = [_line("measure", "baseline", "ours", "ratio")]
     for name in ("logreg", "forest"):
         lines += _model_lines(res, name)
+    b, o = res["baseline"]["typed"], res["ours"]["typed"]
+    ratio = f"{o['rps'] / b['rps']:.2f}"
+    lines.append(
+        _line("typed pipeline sync c=16 req/s", f"{b['rps']:.0f}", f"{o['rps']:.0f}", ratio)
+    )
+    pairs = " / ".join(f"{r:.2f}" for r in o["pair_ratios"])
+    lines.append(_line(f"typed pipeline sync c=16 ratios of the {PAIRS} pairs", "", pairs))
     a = res["async"]
     lines.append(_line("async submit -> succeeded jobs/s (logreg)", "", f"{a['jobs_per_s']:.0f}"))
     return "\n".join(lines)
