@@ -191,7 +191,7 @@ def test_timeout_answers_504_and_the_job_goes_on(private_queue):
 
 
 def _tensor(shape, datatype, data=None, **parameters) -> RequestInput:
-    return RequestInput(
+    return tensors.Input(
         name="x", shape=shape, datatype=datatype, data=data, parameters=parameters or None
     )
 
@@ -199,6 +199,7 @@ def _tensor(shape, datatype, data=None, **parameters) -> RequestInput:
 @pytest.mark.no_db
 def test_tensor_decoding():
     flat = tensors.input_rows(_tensor([2, 2], "INT32", [1, 2, 3, 4]), b"", 2)
+    assert tensors.input_rows(_tensor([1, 2], "UINT8", [0, 255]), b"", 2) == [[0.0, 255.0]]
     nested = tensors.input_rows(_tensor([2, 2], "FP64", [[1, 2], [3, 4.5]]), b"", 2)
     assert flat == [[1.0, 2.0], [3.0, 4.0]] and nested == [[1.0, 2.0], [3.0, 4.5]]
     raw = np.array([[0.1, 0.2]], dtype="<f4").tobytes()
@@ -210,6 +211,7 @@ def test_tensor_decoding():
         (_tensor([1, 2], "FP64", [True, 1.0]), b"", "is not a FP64 value"),
         (_tensor([1, 2], "FP64", binary_data_size=16), raw, "does not match"),
         (_tensor([2], "FP64", [1, 2]), b"", "must have shape [rows, 2]"),
+        (_tensor([1, 2], "BYTES", ["a", "b"]), b"", "one input per column"),
     ]
     for tensor, tail, message in refused:
         with pytest.raises(BadRequest, match=re.escape(message)):
@@ -222,7 +224,7 @@ def test_request_parsing_and_outputs():
     parsed, tail = tensors.parse_request(body, header_length="12")  # stale header: ignored
     assert tail == b"" and parsed.inputs[0].data == [1]
     with pytest.raises(BadRequest, match="datatype"):
-        tensors.parse_request(body.replace(b"FP64", b"FP16"), None)
+        tensors.parse_request(body.replace(b"FP64", b"BF16"), None)
     with pytest.raises(BadRequest, match="Unknown output 'predict_proba'"):
         tensors.output_names(
             parsed.model_copy(update={"outputs": [RequestOutput(name=PROBA)]}), False

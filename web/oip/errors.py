@@ -6,6 +6,8 @@ tritonclient read `error` as a string, so this blueprint answers its own way.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -26,7 +28,18 @@ def oip_error(status: int, message: str, headers: dict[str, str] | None = None) 
 
 
 def _api_error(err: ApiError) -> Response:
-    return oip_error(err.status, err.message, err.headers)
+    return oip_error(err.status, _placed(err.message, err.details), err.headers)
+
+
+def _placed(message: str, details: dict[str, Any] | None) -> str:
+    """The message with the row and column the rows' checks name in `details` (the OIP error is
+    one string, so they would otherwise be lost)."""
+    if not details or "row" not in details:
+        return message
+    where = f"row {details['row']}"
+    if "column" in details:
+        where += f", column {details['column']!r}"
+    return f"{message} ({where})"
 
 
 def _http_error(err: HTTPException) -> Response:

@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import select
 
 from shared.errors import NotFound
+from shared.jobs.inputs import is_typed
 from shared.models import MLModel
 from shared.schemas.models import NAME_PATTERN
 from web.auth.guard import current
 from web.extensions import db
+from web.oip.columns import PANDAS
 from web.oip.tensors import PREDICT, PROBA, label_datatype
 
 # KServe's scikit-learn server names its single input this way; any name is accepted on infer.
@@ -59,20 +61,47 @@ def _predict_datatype(output_schema: dict[str, Any]) -> str:
     return "FP64"
 
 
+# A column's datatype as an input tensor; MLServer's pandas codec marks strings "str".
+_COLUMN_DATATYPES = {"string": "BYTES", "boolean": "BOOL", "integer": "INT64", "number": "FP64"}
+
+
+def _by_column(input_schema: dict[str, Any]) -> bool:
+    """Whether metadata lists one input per column: for named or typed columns, as MLServer
+    lists a pandas model's inputs (a matrix cannot carry strings; names say what goes where)."""
+    columns = input_schema.get("columns")
+    return bool(columns) and bool(input_schema.get("feature_names") or is_typed(columns))
+
+
+def _inputs(input_schema: dict[str, Any]) -> list[dict[str, Any]]:
+    if not _by_column(input_schema):
+        n_features = input_schema.get("n_features", -1)
+        return [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, n_features]}]
+    inputs = []
+    for column in input_schema["columns"]:
+        datatype = _COLUMN_DATATYPES[column["dtype"]]
+        tensor: dict[str, Any] = {"name": column["name"], "datatype": datatype, "shape": [-1]}
+        if datatype == "BYTES":
+            tensor["parameters"] = {"content_type": "str"}
+        inputs.append(tensor)
+    return inputs
+
+
 def metadata(model: MLModel) -> dict[str, Any]:
     """KServe v2 model metadata: name, versions, platform, input and output tensors."""
-    n_features = (model.input_schema or {}).get("n_features", -1)
+    input_schema = model.input_schema or {}
     output_schema = model.output_schema or {}
     outputs = [{"name": PREDICT, "datatype": _predict_datatype(output_schema), "shape": [-1]}]
     if output_schema.get("has_proba"):
         n_classes = len(output_schema.get("classes") or []) or -1
         outputs.append({"name": PROBA, "datatype": "FP64", "shape": [-1, n_classes]})
+    pandas = {"content_type": PANDAS} if _by_column(input_schema) else {}
     return {
         "name": model.name,
         "versions": ready_versions(model.name),
         "platform": model.framework or "sklearn",
-        "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, n_features]}],
+        "inputs": _inputs(input_schema),
         "outputs": outputs,
-        # Where to find this version through the rest of the API.
-        "parameters": {"model_id": str(model.id), "version": str(model.version)},
+        # Where to find this version through the rest of the API; "pd" as MLServer says that
+        # its inputs are the columns of a frame.
+        "parameters": {"model_id": str(model.id), "version": str(model.version), **pandas},
     }

@@ -22,7 +22,7 @@ from web.auth.guard import login_required
 from web.health import dependencies_ok
 from web.jobs import service
 from web.limits import caller_key, limit, predict_limit
-from web.oip import tensors
+from web.oip import columns, tensors
 from web.oip.errors import oip_error, register_oip_errors
 from web.oip.models import metadata, resolve
 
@@ -86,7 +86,7 @@ def model_ready(name: str, version: str | None):
 @login_required()
 @limit(predict_limit, key_func=caller_key)
 def infer(name: str, version: str | None):
-    """Run the model on one input tensor and answer its output tensors."""
+    """Run the model on its input tensor (or one tensor per column) and answer its outputs."""
     model = resolve(name, version)
     service.check_servable(model)
     body, binary = tensors.parse_request(
@@ -106,9 +106,13 @@ def infer(name: str, version: str | None):
 def _run(
     model: MLModel, body: InferenceRequest, binary: bytes, proba: bool, timeout: float
 ) -> JobOut:
-    """Through the same queue as /predict (a full queue answers 429 + Retry-After there too)."""
-    n_features = (model.input_schema or {})["n_features"]
-    rows = tensors.input_rows(tensors.the_input(body), binary, n_features)
+    """Through the same queue as /predict (a full queue answers 429 + Retry-After there too),
+    the rows checked as /predict checks them."""
+    schema = model.input_schema or {}
+    if columns.per_column(body, schema.get("columns")):
+        rows = columns.column_rows(body.inputs, binary, schema["columns"])
+    else:
+        rows = tensors.input_rows(tensors.the_input(body), binary, schema["n_features"])
     rows = service.prepare_rows(model, PredictRequest(inputs=rows, return_probabilities=proba))
     key = request.headers.get("Idempotency-Key")
     return service.predict(model, rows, proba, key, service.remaining(timeout))

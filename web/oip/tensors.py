@@ -1,29 +1,58 @@
-"""Open Inference Protocol v2 tensors: decoding the input (JSON data, or Triton's binary tensor
-extension) into rows, and encoding predictions as output tensors."""
+"""Open Inference Protocol v2 tensors: decoding the input matrix (JSON data, or Triton's binary
+tensor extension) into rows, and encoding predictions as output tensors. One input per column
+(strings, booleans, missing values) is web/oip/columns.py's."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from shared.errors import BadRequest
 from shared.schemas.oip import InferenceRequest, RequestInput
+from web.oip.columns import NUMERIC
 
 # Triton's binary tensor data extension: the JSON header's length, the raw tensors after it.
 HEADER_LENGTH = "Inference-Header-Content-Length"
 # Little-endian, as the extension specifies.
-_DTYPES = {"FP32": "<f4", "FP64": "<f8", "INT32": "<i4", "INT64": "<i8"}
+_DTYPES = NUMERIC
 PREDICT, PROBA = "predict", "predict_proba"
 
+Datatype = Literal[
+    "BOOL",
+    "BYTES",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+]
 
-def parse_request(body: bytes, header_length: str | None) -> tuple[InferenceRequest, bytes]:
+
+class Input(RequestInput):
+    """An input of any datatype this service reads: numbers make a matrix or a column; BYTES
+    and BOOL only a column (web/oip/columns.py)."""
+
+    datatype: Datatype  # type: ignore[assignment]
+
+
+class Request(InferenceRequest):
+    inputs: list[Input] = Field(min_length=1)  # type: ignore[assignment]
+
+
+def parse_request(body: bytes, header_length: str | None) -> tuple[Request, bytes]:
     """The request's JSON part, validated, and the binary bytes that follow it (if any)."""
     payload, split = _load_json(body, header_length)
     try:
-        return InferenceRequest.model_validate(payload), body[split:]
+        return Request.model_validate(payload), body[split:]
     except ValidationError as err:
         first = err.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -61,6 +90,11 @@ def the_input(body: InferenceRequest) -> RequestInput:
 
 def input_rows(tensor: RequestInput, binary: bytes, n_features: int) -> list[list[float]]:
     """The tensor as rows of floats; its shape checked against its data and the model."""
+    if tensor.datatype not in _DTYPES:
+        raise BadRequest(
+            f"Input '{tensor.name}': a {tensor.datatype} tensor is one column of a model with "
+            "named columns (one input per column), not a matrix"
+        )
     rows, cols = _matrix_shape(tensor, n_features)
     size = (tensor.parameters or {}).get("binary_data_size")
     values = _json_values(tensor) if size is None else _binary_values(tensor, binary, size)
@@ -101,7 +135,7 @@ def _json_values(tensor: RequestInput) -> np.ndarray:
     if tensor.data is None:
         raise BadRequest(f"Input '{tensor.name}' has no data")
     flat = _flatten(tensor.data)
-    integer = tensor.datatype.startswith("INT")
+    integer = tensor.datatype.startswith(("INT", "UINT"))
     for value in flat:
         # bool is an int subclass in Python; true/false is not a number here.
         if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
