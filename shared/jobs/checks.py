@@ -102,16 +102,6 @@ def _numeric_matrix(inputs: list[Any], n_features: int) -> np.ndarray | None:
     return matrix
 
 
-def served_schema(input_schema: dict[str, Any], runtime: str) -> dict[str, Any]:
-    """The schema as the model's serving runtime takes rows: a compiled ONNX graph that answers
-    missing values differently from scikit-learn (a forest's) takes none, and the model object
-    says so (shared/schemas/models.py, ModelOut); with runtime "sklearn" they are taken."""
-    if runtime != "onnx" or not input_schema.get("onnx_refuses_missing"):
-        return input_schema
-    columns = [{**column, "nullable": False} for column in input_schema["columns"]]
-    return {**input_schema, "columns": columns}
-
-
 def normalise_rows(inputs: list[Any], input_schema: dict[str, Any], max_rows: int) -> Rows:
     """The rows in the model's feature order: a float64 matrix for a model of numbers (NaN for a
     null where the column takes it), typed columns for the others (shared/jobs/inputs.py); 422

@@ -12,9 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
-    model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 from spectree.model_adapter.pydantic_adapter import BaseFile
 from werkzeug.datastructures import FileStorage
 
@@ -49,9 +47,6 @@ class InputSchema(BaseModel):
     n_features: int
     feature_names: list[str] | None = None
     columns: list[InputColumn] | None = None
-    # Recorded by validation, read by the edge, never shown: the compiled ONNX graph answers
-    # missing values differently from scikit-learn (a forest's), so none are taken while it serves.
-    onnx_refuses_missing: SkipJsonSchema[bool] = Field(False, exclude=True)
 
 
 class OutputSchema(BaseModel):
@@ -84,15 +79,6 @@ class ModelOut(BaseModel):
     error: str | None
     created_at: datetime
     updated_at: datetime
-
-    @model_validator(mode="after")
-    def _columns_as_served(self) -> ModelOut:
-        """`nullable` as the serving runtime takes it (shared/jobs/checks.served_schema)."""
-        schema = self.input_schema
-        if schema and schema.onnx_refuses_missing and self.runtime == "onnx":
-            for column in schema.columns or ():
-                column.nullable = False
-        return self
 
 
 class ModelList(BaseModel):

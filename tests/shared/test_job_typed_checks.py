@@ -11,7 +11,7 @@ import pytest
 
 from shared.errors import ValidationFailed
 from shared.jobs import inputs
-from shared.jobs.checks import normalise_rows, served_schema
+from shared.jobs.checks import normalise_rows
 
 pytestmark = pytest.mark.no_db
 
@@ -122,15 +122,6 @@ def test_numeric_column_with_closed_categories():
     with pytest.raises(ValidationFailed) as err:
         normalise_rows([[1], [2], [2.5]], schema, max_rows=10)
     assert err.value.details == {"row": 2, "column": 0}
-
-
-def test_an_onnx_graph_that_differs_on_missing_values_takes_none():
-    schema = {**SCHEMA, "onnx_refuses_missing": True}
-    row = [None, 2, "Oslo", "x", True]
-    assert normalise_rows([row], served_schema(schema, "sklearn"), max_rows=10).num_rows == 1
-    with pytest.raises(ValidationFailed) as err:
-        normalise_rows([row], served_schema(schema, "onnx"), max_rows=10)
-    assert err.value.details == {"row": 0, "column": "age"}
 
 
 def test_typed_rows_round_trip_through_a_queue_entry():

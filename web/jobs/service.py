@@ -22,7 +22,7 @@ from shared import inline_jobs
 from shared.errors import Conflict, ValidationFailed
 from shared.inline_jobs import InlineJob
 from shared.jobs import FINAL_JOB_STATUSES, Job, inputs
-from shared.jobs.checks import normalise_rows, served_schema
+from shared.jobs.checks import normalise_rows
 from shared.jobs.inputs import Rows
 from shared.jobs.render import job_out
 from shared.jobs.rows import queued_row
@@ -46,8 +46,7 @@ def check_servable(model: ServingModel | MLModel) -> None:
 
 def prepare_rows(model: ServingModel | MLModel, body: PredictRequest) -> Rows:
     limit = extensions.settings().max_rows_per_request
-    schema = served_schema(model.input_schema or {}, model.runtime)
-    rows = normalise_rows(body.inputs, schema, limit)
+    rows = normalise_rows(body.inputs, model.input_schema or {}, limit)
     if body.return_probabilities and not (model.output_schema or {}).get("has_proba"):
         raise ValidationFailed(
             "This model cannot return probabilities",

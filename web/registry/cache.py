@@ -34,7 +34,6 @@ class ServingModel:
     status: str
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
-    runtime: str
 
     @classmethod
     def of(cls, row: MLModel) -> ServingModel:
@@ -46,7 +45,6 @@ class ServingModel:
             row.status,
             row.input_schema or {},
             row.output_schema or {},
-            row.runtime,
         )
 
 

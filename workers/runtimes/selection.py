@@ -33,15 +33,21 @@ NATIVE_RUNTIMES = {
 
 
 def cache_entry(
-    ref: ModelRef, store: ArtifactStore, rows: int = 1, onnx_max_rows: int = 0
+    ref: ModelRef,
+    store: ArtifactStore,
+    rows: int = 1,
+    onnx_max_rows: int = 0,
+    missing: bool = False,
 ) -> tuple[CacheKey, int, Loader]:
     """(cache key, size estimate, loader) of the runtime a predict call over `rows` rows of
-    `ref` must use.
+    `ref` must use; `missing` when some of them miss values.
 
     ONNX Runtime's win is the cost per call (a single-row forest predict is ~400x faster); per
     row, in big batches, scikit-learn is as fast or faster (a 100-tree forest over 100,000 rows:
     0.8 s against 1.2 s). So a call over more than ONNX_MAX_BATCH_ROWS rows goes to scikit-learn
-    when the upload is a scikit-learn file: the answers are the same (checked at validation)."""
+    when the upload is a scikit-learn file: the answers are the same (checked at validation). So
+does a call with missing values when validation found the ONNX graph answering them otherwise
+(a forest's graph sends NaN down another branch than scikit-learn's trees)."""
     model_id = str(ref.id)
     if ref.format == "onnx":  # uploaded as ONNX: the artifact itself
         path = store.local_path(ref.artifact_key)
@@ -51,7 +57,8 @@ def cache_entry(
         path = store.local_path(ref.artifact_key)
         return (model_id, ref.sha256), ref.size_bytes, lambda: native.load(path, ref.format)
     big = onnx_max_rows and rows > onnx_max_rows
-    if ref.runtime == "onnx" and ref.onnx_key and not big:
+    differs = missing and (ref.input_schema or {}).get("onnx_differs_on_missing")
+    if ref.runtime == "onnx" and ref.onnx_key and not big and not differs:
         path = store.local_path(ref.onnx_key)
         size = int(ref.onnx_size_bytes or 0)
         return (model_id, ref.onnx_sha256), size, lambda: OnnxRuntime.load(path)

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -212,8 +213,25 @@ def _infer(ref: ModelRef | None, jobs: list[ClaimedJob], model_id: uuid.UUID) ->
 
 
 def _infer_chunk(ref: ModelRef, chunk: list[ClaimedJob]) -> list[Outcome]:
+    if not (ref.input_schema or {}).get("onnx_differs_on_missing"):
+        return _infer_with(ref, chunk, missing=False)
+    gaps = [job for job in chunk if _has_missing(job.inputs)]
+    whole = [job for job in chunk if not _has_missing(job.inputs)]
+    return (_infer_with(ref, whole, False) if whole else []) + (
+        _infer_with(ref, gaps, True) if gaps else []
+    )
+
+
+def _has_missing(rows: Any) -> bool:
+    """A NaN in a matrix, a null in a typed frame."""
+    return bool(
+        np.isnan(rows).any() if isinstance(rows, np.ndarray) else rows.isna().any(axis=None)
+    )
+
+
+def _infer_with(ref: ModelRef, chunk: list[ClaimedJob], missing: bool) -> list[Outcome]:
     try:
-        runtime, hit = _runtime(ref, sum(len(j.inputs) for j in chunk))
+        runtime, hit = _runtime(ref, sum(len(j.inputs) for j in chunk), missing)
     except SoftTimeLimitExceeded:
         raise
     except MemoryError:
@@ -239,9 +257,9 @@ def chunk_by_rows(jobs: list[ClaimedJob], max_rows: int) -> list[list[ClaimedJob
     return chunks
 
 
-def _runtime(ref: ModelRef, rows: int) -> tuple[ModelRuntime, bool]:
+def _runtime(ref: ModelRef, rows: int, missing: bool = False) -> tuple[ModelRuntime, bool]:
     # scikit-learn or ONNX Runtime, as models.runtime says (and the call's size: see
     # cache_entry); each under its own artifact's hash.
     limit = get_settings().onnx_max_batch_rows
-    key, size_bytes, loader = cache_entry(ref, get_store(), rows, limit)
+    key, size_bytes, loader = cache_entry(ref, get_store(), rows, limit, missing)
     return model_cache().get_or_load(key, size_bytes, loader)

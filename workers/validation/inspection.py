@@ -65,8 +65,8 @@ def inspect_upload(request: dict[str, Any], artifact: bytes) -> tuple[dict[str, 
     with _time_budget(float(request["compile"]["budget_s"])):
         compiled = compile_model(estimator, meta, sample, settings, len(artifact))
     meta["onnx"] = compiled.info
-    if compiled.info.get("refuses_missing"):
-        meta["input_schema"]["onnx_refuses_missing"] = True
+    if compiled.info.get("refuses_missing"):  # the worker sends rows with gaps to scikit-learn
+        meta["input_schema"]["onnx_differs_on_missing"] = True
     return meta, compiled.data or b""
 
 

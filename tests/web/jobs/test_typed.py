@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -146,3 +146,31 @@ def test_native_missing_values_of_a_numeric_model(client, user, tmp_path):
     scale = np.abs(local).max()
     np.testing.assert_allclose(resp.json["result"]["predictions"], local, atol=1e-6 * scale)
     assert meta["runtime"] == "onnx", meta["runtime_reason"]
+
+
+@pytest.mark.usefixtures("worker")
+def test_rows_with_gaps_go_to_scikit_learn_where_onnx_answers_them_otherwise(
+    client, user, tmp_path
+):
+    """A forest's ONNX graph sends NaN down another branch than scikit-learn's trees: complete
+    rows are served by ONNX Runtime, rows with a missing value by scikit-learn, each equal to
+    the local answer."""
+    x = RNG.normal(size=(300, 4))
+    x[::4, 0] = np.nan
+    forest = RandomForestClassifier(20, random_state=0).fit(x, x[:, 1] > 0)
+    meta = upload_ready(client, user, forest, tmp_path, name="forest-gaps")
+    assert meta["runtime"] == "onnx", meta["runtime_reason"]
+    assert "missing values" in meta["runtime_reason"]
+    assert all(c["nullable"] for c in meta["input_schema"]["columns"])
+    url = f"/api/v1/models/{meta['id']}/predict"
+    held_out = RNG.normal(size=(40, 4))
+    held_out[::2, 0] = np.nan
+    for rows, runtime in ((held_out[1::2], "onnx"), (held_out[::2], "sklearn")):
+        inputs = [[None if np.isnan(v) else v for v in row] for row in rows.tolist()]
+        body = {"inputs": inputs, "return_probabilities": True}
+        done = client.post(url, json=body, headers=user.headers).json
+        assert done["runtime"] == runtime, done
+        assert done["result"]["predictions"] == forest.predict(rows).tolist()
+        np.testing.assert_allclose(
+            done["result"]["probabilities"], forest.predict_proba(rows), atol=1e-6
+        )

@@ -39,6 +39,15 @@ def test_small_calls_use_onnx_big_calls_use_sklearn():
     assert _hash(ref, 100_000, 0) == "onnx-hash"  # ONNX_MAX_BATCH_ROWS=0: never switch
 
 
+def test_calls_with_missing_values_go_to_sklearn_where_onnx_differs_on_them():
+    ref = _ref()
+    key, _, _ = cache_entry(ref, get_store(), 1, 5000, missing=True)
+    assert key[1] == "onnx-hash"  # equal on missing values too: ONNX serves them
+    ref.input_schema = {"onnx_differs_on_missing": True}
+    assert cache_entry(ref, get_store(), 1, 5000, missing=True)[0][1] == "skl-hash"
+    assert cache_entry(ref, get_store(), 1, 5000, missing=False)[0][1] == "onnx-hash"
+
+
 def test_onnx_uploads_and_sklearn_choices_never_switch():
     assert _hash(_ref(fmt="onnx"), 100_000, 5000) == "skl-hash"  # the .onnx upload itself
     assert _hash(_ref(runtime="sklearn"), 1, 5000) == "skl-hash"
