@@ -3,13 +3,16 @@ with the session's real worker behind it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 
+from tests.clients.typed import fit_typed
 from tests.fixtures.api import Account, create_api_key
 from tests.fixtures.live import serve
+from tests.fixtures.models import dump, upload
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +26,30 @@ def live_url(app: Flask, worker) -> Iterator[str]:
 def api_key(client, user: Account) -> str:
     """A fresh API key of the `user` fixture's account."""
     return create_api_key(client, user)["key"]
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return fit_typed()
+
+
+@pytest.fixture
+def typed(client, user, pipeline, tmp_path) -> dict:
+    """The pipeline uploaded as "stays" by the `user` fixture's account, ready."""
+    resp = upload(client, user, dump(pipeline, tmp_path / "stays.joblib"), name="stays")
+    assert resp.status_code in (201, 202), resp.json
+    meta = resp.json
+    deadline = time.monotonic() + 120  # a loaded machine can validate past the upload's wait
+    while meta["status"] == "validating" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        meta = client.get(f"/api/v1/models/{meta['id']}", headers=user.headers).json
+    assert meta["status"] == "ready", meta
+    dtypes = {c["name"]: c["dtype"] for c in meta["input_schema"]["columns"]}
+    assert dtypes == {
+        "age": "number",
+        "city": "string",
+        "member": "boolean",
+        "rooms": "integer",
+        "plan": "string",
+    }
+    return meta

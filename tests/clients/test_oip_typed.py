@@ -8,96 +8,17 @@ from __future__ import annotations
 import math
 import re
 import struct
-import time
 
 import numpy as np
-import pandas as pd
 import pytest
 import requests
 import tritonclient.http as triton
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tritonclient.utils import InferenceServerException
 
 from shared.errors import BadRequest
 from shared.schemas.oip import RequestInput
-from tests.fixtures.models import dump, upload
+from tests.clients.typed import NAMES, ROWS, local_frame
 from web.oip import columns
-
-RNG = np.random.default_rng(11)
-N = 160
-FRAME = pd.DataFrame(
-    {
-        "age": RNG.normal(40, 12, N).round(1),
-        "city": RNG.choice(["Oslo", "Rome", "Lima"], N),
-        "member": RNG.choice([True, False], N),
-        "rooms": RNG.choice([1, 2, 3], N),
-        "plan": RNG.choice(["basic", "pro"], N),
-    }
-)
-FRAME.loc[::6, "age"] = np.nan
-FRAME.loc[::4, "city"] = np.nan
-LABELS = np.where((FRAME["plan"] == "pro") ^ (FRAME["rooms"] > 1), "yes", "no")
-NAMES = list(FRAME.columns)
-# Rows as the REST API takes them (None = missing): the expected answers come from these.
-ROWS = [
-    [31.0, "Oslo", True, 2, "pro"],
-    [None, None, False, 1, "basic"],
-    [55.5, "Paris", False, 3, "basic"],  # a city the encoder did not see: ignored
-    [20.0, "Lima", True, 1, "pro"],
-]
-
-
-def _pipeline():
-    pre = ColumnTransformer(
-        [
-            ("age", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), ["age"]),
-            (
-                "city",
-                make_pipeline(
-                    SimpleImputer(strategy="most_frequent"),
-                    OneHotEncoder(handle_unknown="ignore"),
-                ),
-                ["city"],
-            ),
-            ("coded", OneHotEncoder(), ["member", "rooms", "plan"]),  # raises on unknown values
-        ]
-    )
-    return make_pipeline(pre, LogisticRegression(max_iter=500)).fit(FRAME, LABELS)
-
-
-def _local(rows: list[list]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=NAMES)
-    return frame.fillna({"age": math.nan}).astype({"age": "float64"})
-
-
-@pytest.fixture(scope="module")
-def pipeline():
-    return _pipeline()
-
-
-@pytest.fixture
-def typed(client, user, pipeline, tmp_path) -> dict:
-    resp = upload(client, user, dump(pipeline, tmp_path / "stays.joblib"), name="stays")
-    assert resp.status_code in (201, 202), resp.json
-    meta = resp.json
-    deadline = time.monotonic() + 120  # a loaded machine can validate past the upload's wait
-    while meta["status"] == "validating" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        meta = client.get(f"/api/v1/models/{meta['id']}", headers=user.headers).json
-    assert meta["status"] == "ready", meta
-    dtypes = {c["name"]: c["dtype"] for c in meta["input_schema"]["columns"]}
-    assert dtypes == {
-        "age": "number",
-        "city": "string",
-        "member": "boolean",
-        "rooms": "integer",
-        "plan": "string",
-    }
-    return meta
 
 
 @pytest.fixture
@@ -147,7 +68,7 @@ def test_tritonclient_columns_answer_as_the_local_model(triton_client, headers, 
 
     rows = [ROWS[0], [None, "Rome", False, 1, "basic"], ROWS[2], ROWS[3]]
     result = triton_client.infer("stays", _triton_inputs(rows), headers=headers)
-    local = _local(rows)
+    local = local_frame(rows)
     assert result.as_numpy("predict").astype(str).tolist() == pipeline.predict(local).tolist()
     np.testing.assert_allclose(
         result.as_numpy("predict_proba"), pipeline.predict_proba(local), rtol=1e-6, atol=1e-9
@@ -171,7 +92,7 @@ def test_json_columns_with_nulls_pd_json_and_refusals(live_url, headers, typed, 
     resp = requests.post(url, json=body, headers=headers, timeout=30)
     assert resp.status_code == 200, resp.text
     outputs = {o["name"]: o for o in resp.json()["outputs"]}
-    local = _local(ROWS)
+    local = local_frame(ROWS)
     assert outputs["predict"]["data"] == pipeline.predict(local).tolist()
     assert outputs["predict_proba"]["shape"] == [len(ROWS), 2]
     # MLServer's pandas codec sends a string column with a missing value as JSON texts.

@@ -25,6 +25,8 @@ from mlsp import (
 from mlsp.errors import parse_retry_after
 from mlsp.rows import as_rows, chunked
 from shared.config import Settings
+from tests.clients.typed import NAMES, local_frame
+from tests.clients.typed import ROWS as TYPED_ROWS
 from tests.fixtures.live import serve
 from tests.fixtures.models import dump, fit_classifier, iris
 from web import create_app
@@ -186,6 +188,21 @@ def test_rows_from_frames_series_and_flat_rows():
 
 
 @pytest.mark.no_db
+def test_typed_rows_keep_strings_and_booleans():
+    pd = pytest.importorskip("pandas")
+    frame = local_frame(TYPED_ROWS[:2])  # pandas' str columns (NaN for missing), bool, int, float
+    assert as_rows(frame) == [dict(zip(NAMES, row, strict=True)) for row in TYPED_ROWS[:2]]
+    rows = as_rows(frame.to_numpy())  # an object array: numpy scalars and NaN
+    assert rows == [list(row) for row in TYPED_ROWS[:2]]
+    assert [type(v) for v in rows[0]] == [float, str, bool, int, str]
+    assert as_rows([[np.str_("a"), np.bool_(True), np.int8(3)]]) == [["a", True, 3]]
+    assert type(as_rows([[np.str_("a")]])[0][0]) is str
+    with pytest.raises(ValidationError) as err:  # no JSON form: named here, not by json.dumps
+        as_rows(pd.DataFrame({"when": pd.to_datetime(["2026-01-01", "2026-01-02"])}))
+    assert err.value.details == {"row": 0, "column": "when"}
+
+
+@pytest.mark.no_db
 def test_chunks_keep_order_and_idempotency_keys_per_chunk():
     assert chunked(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
     assert chunked([[1]], 10) == [[[1]]]
@@ -220,6 +237,26 @@ def test_missing_values_are_sent_as_null(sdk, tmp_path):
     with pytest.raises(ValidationError) as err:
         sdk.predict(model, [[1.0, 2.0, 3.0, 4.0], 5])
     assert "each row must be a list or an object" in err.value.message
+
+
+@pytest.mark.e2e
+def test_a_frame_of_strings_booleans_and_missing_values_goes_as_it_is(sdk, typed, pipeline):
+    frame = local_frame(TYPED_ROWS)
+    model = sdk.model(typed["id"])
+    job = sdk.predict(model, frame, return_probabilities=True)
+    assert job.status == "succeeded"
+    assert job.predictions == pipeline.predict(frame).tolist()
+    np.testing.assert_allclose(job.probabilities, pipeline.predict_proba(frame), rtol=1e-9)
+    assert model.submit(frame.to_numpy()).wait(timeout=30).predictions == job.predictions
+    unknown = frame.assign(plan=["pro", "basic", "gold", "pro"])  # the encoder raises on it
+    with pytest.raises(ValidationError) as err:
+        sdk.predict(model, unknown)
+    assert err.value.details == {"row": 2, "column": "plan"}
+    assert "unknown category 'gold'" in err.value.message
+    missing = frame.assign(member=[True, None, False, True])  # not nullable
+    with pytest.raises(ValidationError) as err:
+        sdk.predict(model, missing)
+    assert err.value.details == {"row": 1, "column": "member"}
 
 
 @pytest.mark.e2e
