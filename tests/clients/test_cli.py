@@ -16,6 +16,8 @@ from click.testing import CliRunner
 
 from mlsp.cli import cli
 from mlsp.cli.config import config_path
+from tests.clients.typed import ROWS as TYPED_ROWS
+from tests.clients.typed import local_frame
 from tests.fixtures.models import FEATURES, dump, fit_classifier, fit_frame_pipeline, iris
 
 PASSWORD = "cli-password-123"
@@ -197,6 +199,37 @@ def test_predict_file_carries_id_and_kept_columns(logged_in, tmp_path):
         ok=False,
     )
     assert absent.exit_code == 2 and "lacks the kept columns ['key']" in absent.output
+
+
+@pytest.mark.e2e
+def test_predict_file_reads_typed_columns_and_empty_cells(logged_in, pipeline, tmp_path):
+    """Strings, True/False (as pandas writes them) and empty cells for missing values, read as
+    the model's columns; a missing value the model refuses is named by its line and column."""
+    model = dump(pipeline, tmp_path / "stays.joblib")
+    logged_in("models", "upload", str(model), "--name", "stays")
+    frame = local_frame(TYPED_ROWS)
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame.rename_axis("id").to_csv(src)  # NaN and None as empty cells
+    assert ",,False,1,basic" in src.read_text()  # age and city empty on the second row
+    args = ["predict-file", "stays", str(src), "-o", str(out), "--id-column", "id"]
+    logged_in(*args, "--chunk-rows", "2")
+    got = pd.read_csv(out)
+    assert got["id"].tolist() == list(range(len(TYPED_ROWS)))
+    assert got["prediction"].tolist() == pipeline.predict(frame).tolist()
+    frame.loc[3, "plan"] = None  # not nullable: the server refuses it (second job, file line 5)
+    frame.rename_axis("id").to_csv(src)
+    refused = logged_in(*args, "--chunk-rows", "2", ok=False)
+    assert refused.exit_code == 1
+    assert "line 5, column 'plan': missing value (null)" in refused.output
+    frame.loc[3, "plan"] = "pro"
+    frame["member"] = frame["member"].astype(object)
+    frame.loc[1, "member"] = "maybe"
+    frame.rename_axis("id").to_csv(src)
+    refused = logged_in(*args, ok=False)
+    assert refused.exit_code == 2 and "line 3, column 4: 'maybe' is not true or false" in (
+        refused.output
+    )
+    assert not out.with_name("out.csv.part").exists()
 
 
 @pytest.mark.e2e

@@ -28,7 +28,7 @@ from mlsp.cli.csvrows import Layout, chunks, count_rows, layout_of, output_rows,
 from mlsp.cli.options import json_option, pass_state, resolve_model
 from mlsp.cli.output import console, emit
 from mlsp.client import Client
-from mlsp.errors import Conflict, JobTimeout
+from mlsp.errors import Conflict, JobTimeout, ValidationError
 from mlsp.resources import Job, Model
 
 MAX_ROWS_PER_REQUEST = 10_000  # the server's default MAX_ROWS_PER_REQUEST
@@ -50,9 +50,12 @@ class Batch:
     job_ids: list[str] = field(default_factory=list)
     rows: int = 0
 
-    def run_chunk(self, rows: list[list[float]]) -> Job:
+    def run_chunk(self, rows: list[list[Any]], layout: Layout, first_line: int) -> Job:
         """Submit one job and wait for it (in a pool thread); cancel it if the run stops."""
-        job = self.client.submit(self.model, rows, return_probabilities=self.proba)
+        try:
+            job = self.client.submit(self.model, rows, return_probabilities=self.proba)
+        except ValidationError as err:
+            raise _in_file(err, layout, first_line) from err
         deadline = time.monotonic() + self.timeout
         while not job.done:
             if self.stop.is_set():
@@ -62,6 +65,20 @@ class Batch:
                 raise JobTimeout(job, self.timeout)
             job.refresh(wait=min(POLL_S, deadline - time.monotonic()))
         return job.raise_for_status()
+
+
+def _in_file(err: ValidationError, layout: Layout, first_line: int) -> Exception:
+    """The server's refusal of a row (a null where the model needs a value, say), named by the
+    file's line and column rather than the row's place in its job."""
+    row, column = err.details.get("row"), err.details.get("column")
+    if not isinstance(row, int):
+        return err
+    where = f"line {first_line + row}"
+    if isinstance(column, int) and 0 <= column < len(layout.columns):
+        where += f", column {layout.name(column)}"
+    elif column is not None:
+        where += f", column {column!r}"
+    return click.ClickException(f"{where}: {err.message}")
 
 
 def _cancel(job: Job) -> None:
@@ -101,8 +118,8 @@ def _pipeline(
     first_line = 2 if layout.header is not None else 1
     with ThreadPoolExecutor(batch.concurrency, thread_name_prefix="mlsp-batch") as pool:
         try:
-            for raw, parsed in chunks(rows, layout, batch.chunk_rows, first_line):
-                window.append((raw, pool.submit(batch.run_chunk, parsed)))
+            for start, raw, parsed in chunks(rows, layout, batch.chunk_rows, first_line):
+                window.append((raw, pool.submit(batch.run_chunk, parsed, layout, start)))
                 if len(window) >= batch.concurrency:
                     write_oldest()
             while window:
@@ -185,7 +202,8 @@ def predict_file(state: State, model: str, src: Path, dst: Path, **opts: Any) ->
 
     With feature names, the header must name the model's features (other columns are copied
     through); otherwise every column is a feature and the header row is optional, except the
-    columns named by --id-column or --keep-columns (then the header names them).
+    columns named by --id-column or --keep-columns (then the header names them). Cells are read
+    as the model's column types (numbers, strings, true/false); an empty cell is a missing value.
     """
     client = state.client()
     kept = [*opts.pop("id_columns"), *filter(None, opts.pop("keep_columns").split(","))]
