@@ -47,13 +47,18 @@ _LENGTH = struct.Struct("<I")
 
 def per_column(body: InferenceRequest, columns: list[dict[str, Any]] | None) -> bool:
     """Whether the request sends one input per column: the model has columns and the request
-    says `content_type: "pd"`, has several inputs, or names its one input after a column (a
-    single unnamed matrix keeps the matrix path)."""
+    has several inputs, says `content_type: "pd"`, or names its one input after a column. A
+    single matrix (the common numeric request) is told apart first, by its shape alone."""
     if not columns:
         return False
-    if (body.parameters or {}).get("content_type") == PANDAS or len(body.inputs) > 1:
+    if len(body.inputs) > 1:
         return True
-    return body.inputs[0].name in {column["name"] for column in columns}
+    tensor = body.inputs[0]
+    if body.parameters and body.parameters.get("content_type") == PANDAS:
+        return True
+    if len(tensor.shape) == 2 and tensor.shape[1] != 1:
+        return False  # [rows, n_features]: a column is [rows] or [rows, 1]
+    return any(column["name"] == tensor.name for column in columns)
 
 
 def column_rows(
