@@ -18,6 +18,9 @@ REAP_MODELS = "mlsp.reap_models"
 EXPIRE_JOBS = "mlsp.expire_jobs"
 PRUNE_HISTORY = "mlsp.prune_history"
 PURGE_ARTIFACTS = "mlsp.purge_artifacts"
+PLAN_BATCH = "mlsp.plan_batch"
+BATCH_CHUNK = "mlsp.batch_chunk"
+FINISH_BATCH = "mlsp.finish_batch"
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     max_queue_depth: int = Field(10_000, ge=1)
     result_write_retry_s: float = Field(60, ge=0)
 
+    # Batches (bulk file predictions): the largest input file, rows per chunk (one worker task,
+    # one row group of the rows file), and batches one user may have queued or running at once.
+    max_batch_mb: float = Field(2048, gt=0)
+    batch_chunk_rows: int = Field(20_000, ge=1)
+    max_active_batches_per_user: int = Field(4, ge=1)
+
     batch_max_jobs: int = Field(64, ge=1)
     batch_max_rows: int = Field(10_000, ge=1)
     # Off by default, as in Triton's dynamic batcher: under load, batches fill up on their own
@@ -180,6 +186,16 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_batch_bytes(self) -> int:
+        return int(self.max_batch_mb * 1024 * 1024)
+
+    @property
+    def batch_queue(self) -> str:
+        """The Celery queue of batch tasks, served by the `batch` worker (Procfile): a pool of
+        its own at lower CPU priority, so a batch never holds the processes jobs wait for."""
+        return f"{self.default_queue}.batches"
 
     @property
     def max_body_bytes(self) -> int:

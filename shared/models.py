@@ -1,9 +1,9 @@
 """SQLAlchemy models: the one description of the schema that migrations are generated from.
 
 Plain declarative classes (no Flask), so that workers use them without an app; the web tier
-hands the same metadata to Flask-SQLAlchemy. The jobs table belongs to shared/jobs/ (its rows,
-statements and rendering live there too); it is imported here so that this module's metadata is
-the whole schema.
+hands the same metadata to Flask-SQLAlchemy. The jobs table belongs to shared/jobs/ and the
+batches tables to shared/batches/ (their rows, statements and rendering live there too); they are
+imported here so that this module's metadata is the whole schema.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.batches.table import Batch, BatchChunk
 from shared.jobs.table import Job
 from shared.orm import Base, created, one_of, uuid_pk
 
-__all__ = ["ApiKey", "Base", "Job", "MLModel", "User"]
+__all__ = ["ApiKey", "Base", "Batch", "BatchChunk", "Job", "MLModel", "User"]
 
 MODEL_STATUSES = ("validating", "ready", "failed", "disabled")
 

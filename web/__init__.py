@@ -76,6 +76,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 def register_blueprints(app: Flask) -> None:
     from web.analytics import routes as analytics_routes
     from web.auth import admin, api_keys, routes
+    from web.batches import routes as batch_routes
     from web.health import bp as health_bp
     from web.jobs import routes as job_routes
     from web.oip import routes as oip_routes
@@ -90,6 +91,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(job_routes.jobs_bp, url_prefix="/api/v1/jobs")
     app.register_blueprint(oip_routes.bp, url_prefix="/v2")  # OIP v2: no /api/v1 prefix
     app.register_blueprint(analytics_routes.bp, url_prefix="/api/v1/models")
+    app.register_blueprint(batch_routes.models_bp, url_prefix="/api/v1/models")
+    app.register_blueprint(batch_routes.bp, url_prefix="/api/v1/batches")
 
 
 def register_docs(app: Flask) -> None:

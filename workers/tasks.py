@@ -26,6 +26,8 @@ from shared.redis_client import PREFIX, get_redis
 from shared.signals import signal_done
 from shared.store import get_store
 from workers import metrics
+from workers.batches import reaper as batch_reaper
+from workers.batches import tasks as batch_tasks
 from workers.celery_app import app
 from workers.serving import batching, model_refs, recovery
 from workers.validation import validate
@@ -168,7 +170,7 @@ def reap_jobs() -> int:
         stuck = maintenance.find_stuck_jobs(session, _settings.job_stuck_after_s, _lease_deadline())
     for model_id, ids in stuck.items():
         queueing.push_jobs(redis, route, model_id, ids)
-    count = sum(len(ids) for ids in stuck.values())
+    count = sum(len(ids) for ids in stuck.values()) + _reap_batches()
     if count or leases:
         log.warning(
             "reaper: re-enqueued %d stuck jobs; recovered %d dead leases (%d entries set aside)",
@@ -177,6 +179,20 @@ def reap_jobs() -> int:
             sum(len(r.set_aside) for r in leases),
         )
     return count
+
+
+def _reap_batches() -> int:
+    """Send again what batches wait for: a queued item waits behind at most a planning run."""
+    queued_after = max(_settings.job_stuck_after_s, batch_tasks.PLAN_SOFT_LIMIT_S + 60)
+    with session_scope() as session:
+        stuck = batch_reaper.find_stuck(session, queued_after, _lease_deadline())
+    for batch_id in stuck.plans:
+        batch_tasks.send_plan(str(batch_id))
+    for batch_id, index in stuck.chunks:
+        batch_tasks.send_chunks(str(batch_id), [index])
+    for batch_id in stuck.results:
+        batch_tasks.send_result(str(batch_id))
+    return len(stuck)
 
 
 @app.task(name=EXPIRE_JOBS, ignore_result=True, soft_time_limit=60, time_limit=90)

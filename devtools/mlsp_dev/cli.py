@@ -30,7 +30,8 @@ from mlsp_dev.environment import base_env, embedded_services, flower_credentials
 from mlsp_dev.processes import Stop, run_child, say, signal_router
 from shared.ports import port_problem
 
-SERVICE_PROCESSES = ("web", "worker", "beat", "flower")  # `web` first: honcho gives it PORT
+# `web` first: honcho gives it PORT.
+SERVICE_PROCESSES = ("web", "worker", "batch", "beat", "flower")
 
 
 def _display_host(host: str) -> str:

@@ -48,7 +48,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="queued")
     # Deferred: up to millions of numbers that no API answer shows; loaded only when asked for.
     inputs: Mapped[Any | None] = mapped_column(JSONB, deferred=True)  # jobs before 0005 only
-    # The rows as a float64 .npy (shared/matrix.py): parsed and printed far faster than JSONB.
+    # The rows as a float64 .npy or typed Arrow columns (shared/jobs/inputs.py): parsed and
+    # printed far faster than JSONB.
     input_matrix: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     n_rows: Mapped[int] = mapped_column(Integer)
     return_probabilities: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))

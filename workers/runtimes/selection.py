@@ -46,8 +46,8 @@ def cache_entry(
     row, in big batches, scikit-learn is as fast or faster (a 100-tree forest over 100,000 rows:
     0.8 s against 1.2 s). So a call over more than ONNX_MAX_BATCH_ROWS rows goes to scikit-learn
     when the upload is a scikit-learn file: the answers are the same (checked at validation). So
-does a call with missing values when validation found the ONNX graph answering them otherwise
-(a forest's graph sends NaN down another branch than scikit-learn's trees)."""
+    does a call with missing values when validation found the ONNX graph answering them otherwise
+    (a forest's graph sends NaN down another branch than scikit-learn's trees)."""
     model_id = str(ref.id)
     if ref.format == "onnx":  # uploaded as ONNX: the artifact itself
         path = store.local_path(ref.artifact_key)
