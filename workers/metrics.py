@@ -39,6 +39,7 @@ class WorkerMetrics:
     cache_evictions: Any
     cache_entries: Any
     cache_bytes: Any
+    batch_rows: Any
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,6 +75,11 @@ def worker_metrics() -> WorkerMetrics:
             "mlsp_model_cache_bytes",
             "Estimated bytes of loaded models",
             multiprocess_mode="livesum",
+        ),
+        batch_rows=Counter(
+            "mlsp_batch_rows_total",
+            "Rows of batches (bulk file predictions) written, by outcome",
+            ["outcome"],
         ),
     )
 
@@ -111,6 +117,16 @@ def jobs_finished(status: str, count: int) -> None:
 
 # What this process had already reported; the cache keeps running totals.
 _reported = CacheStats()
+
+
+def batch_rows(predicted: int, failed: int) -> None:
+    """A batch chunk's rows, once its write was kept."""
+    try:
+        counter = worker_metrics().batch_rows
+        counter.labels("predicted").inc(predicted)
+        counter.labels("failed").inc(failed)
+    except Exception:  # metrics must never fail a chunk
+        log.debug("batch row metrics not recorded", exc_info=True)
 
 
 def sync_cache(cache: ModelCache) -> None:

@@ -56,6 +56,15 @@ SUMMARY = text(
     """  # noqa: S608 - the interpolated parts are module constants
 )
 
+# Rows of the model's batches (bulk file predictions) answered in the window.
+BATCH_ROWS = text(
+    """
+    SELECT coalesce(sum(rows_done - rows_failed), 0) AS rows
+    FROM batches
+    WHERE model_id = :model_id AND created_at >= :since
+    """
+)
+
 DAILY = text(
     """
     SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS total,
@@ -113,7 +122,7 @@ def model_analytics(
         total=summary["total"],
         by_status={s: summary[f"n_{s}"] for s in JOB_STATUSES},
         success_rate=_success_rate(summary),
-        rows_predicted=summary["rows_predicted"],
+        rows_predicted=summary["rows_predicted"] + session.scalar(BATCH_ROWS, params),
         cache_hit_rate=_float(summary["cache_hit_rate"]),
         latency_ms=Latency(**{t: _stats(summary, t) for t in TIMINGS}),
         daily=_daily_buckets(daily, since, days),

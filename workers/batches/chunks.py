@@ -24,6 +24,7 @@ from shared.batches import cells, files
 from shared.config import get_settings
 from shared.db import session_scope
 from shared.store import get_store
+from workers import metrics
 from workers.runtimes.cache import model_cache
 from workers.runtimes.selection import cache_entry
 from workers.serving import model_refs
@@ -82,6 +83,7 @@ def run_chunk(batch_id: uuid.UUID, index: int, worker: str) -> bool:
     if complete is None:  # a later run claimed it: that one writes it
         store.delete(key)
         return False
+    metrics.batch_rows(output.num_rows - failed, failed)
     return complete
 
 

@@ -167,6 +167,9 @@ def test_other_users_see_nothing(client, user, other_user, model, tmp_path):
     assert batch_id not in [b["id"] for b in listed["items"]]
     mine = client.get(f"/api/v1/batches?model_id={meta['id']}", headers=user.headers).json
     assert [b["id"] for b in mine["items"]] == [batch_id]
+    analytics = client.get(f"/api/v1/models/{meta['id']}/analytics", headers=user.headers).json
+    assert analytics["rows_predicted"] == 20  # the batch's rows count with the jobs'
+    assert analytics["total"] == 0  # jobs only: a batch is not a job
 
 
 def _batch_count() -> int:
