@@ -94,6 +94,7 @@ ROUTES = {
     "patch model": Route("PATCH", "/api/v1/models/{model_id}"),
     "submit job": Route("POST", "/api/v1/models/{model_id}/jobs"),
     "predict": Route("POST", "/api/v1/models/{model_id}/predict"),
+    "submit batch": Route("POST", "/api/v1/models/{model_id}/batches"),
     "oip infer": Route("POST", "/v2/models/{model_name}/infer", oip=True),
     "oip infer (version)": Route("POST", "/v2/models/{model_name}/versions/1/infer", oip=True),
 }
