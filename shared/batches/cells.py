@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.jobs import inputs
+from shared.jobs.checks import input_columns
 
 # The strings pandas.read_csv reads as missing by default (the common ones).
 MISSING_TEXT = [
@@ -49,7 +50,7 @@ class Cells:
 
 def convert(chunk: pa.Table, input_schema: dict[str, Any]) -> Cells:
     """The model's columns of `chunk` (named as its input columns) checked and converted."""
-    columns = input_schema["columns"]
+    columns = input_columns(input_schema)
     n = chunk.num_rows
     errors = np.full(n, "", dtype=object)
     values = []

@@ -102,6 +102,17 @@ def _numeric_matrix(inputs: list[Any], n_features: int) -> np.ndarray | None:
     return matrix
 
 
+def input_columns(input_schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's columns; for a model validated before columns were recorded, its features as
+    numbers that take no missing value (what its rows always were)."""
+    columns = input_schema.get("columns")
+    if columns:
+        return columns
+    n = int(input_schema.get("n_features") or 0)
+    names = input_schema.get("feature_names") or [f"x{i}" for i in range(n)]
+    return [{"name": name, "dtype": "number", "nullable": False} for name in names]
+
+
 def normalise_rows(inputs: list[Any], input_schema: dict[str, Any], max_rows: int) -> Rows:
     """The rows in the model's feature order: a float64 matrix for a model of numbers (NaN for a
     null where the column takes it), typed columns for the others (shared/jobs/inputs.py); 422

@@ -20,6 +20,7 @@ from shared.errors import (
     TooManyRequests,
     ValidationFailed,
 )
+from shared.jobs.checks import input_columns
 from shared.models import MLModel
 from shared.schemas.batches import BatchUpload
 from shared.store import TooLarge
@@ -141,7 +142,7 @@ def _check_columns(path: Path, fmt: str, model: MLModel, form: BatchUpload) -> l
         names = files.header(path, fmt)
     except files.BadFile as exc:
         raise ValidationFailed(str(exc), code="invalid_input", details={"field": "file"}) from None
-    needed = [c["name"] for c in (model.input_schema or {}).get("columns") or ()]
+    needed = [c["name"] for c in input_columns(model.input_schema or {})]
     missing = [name for name in needed if name not in names]
     if missing:
         raise ValidationFailed(
