@@ -6,11 +6,15 @@ client = Client("http://127.0.0.1:8000", api_key="mlp_...")
 model = client.upload("iris.joblib", name="iris")
 job = client.predict(model, [[5.1, 3.5, 1.4, 0.2]])
 job.predictions
+batch = client.batch_predict(model, "rows.parquet").wait()
+batch.download("predictions.parquet")
 """
 
 from mlsp.client import Client
 from mlsp.errors import (
     AuthError,
+    BatchFailed,
+    BatchTimeout,
     Conflict,
     JobFailed,
     JobTimeout,
@@ -21,10 +25,13 @@ from mlsp.errors import (
     Unavailable,
     ValidationError,
 )
-from mlsp.resources import Job, JobGroup, Model
+from mlsp.resources import Batch, Job, JobGroup, Model
 
 __all__ = [
     "AuthError",
+    "Batch",
+    "BatchFailed",
+    "BatchTimeout",
     "Client",
     "Conflict",
     "Job",

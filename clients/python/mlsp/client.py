@@ -3,25 +3,59 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from mlsp.errors import JobTimeout, NotFound, ValidationError
-from mlsp.resources import MAX_LONG_POLL_S, Job, JobGroup, Model
+import requests
+
+from mlsp.errors import JobTimeout, NotFound, Unavailable, ValidationError
+from mlsp.multipart import form_body
+from mlsp.resources import MAX_LONG_POLL_S, Batch, Job, JobGroup, Model
 from mlsp.rows import as_rows, chunked
 from mlsp.transport import Transport
 
 ModelRef = str | uuid.UUID | Model
 JobRef = str | uuid.UUID | Job
+BatchRef = str | uuid.UUID | Batch
+BatchFile = str | PathLike[str] | BinaryIO
 PER_PAGE = 100  # the API's largest page
+# After the last byte of a batch file the server copies it into its store and reads its header
+# before it answers: seconds allowed for that, beyond the client's usual timeout.
+BATCH_ANSWER_S = 300.0
+DOWNLOAD_BLOCK_BYTES = 1 << 20
 
 
-def _id(ref: ModelRef | JobRef) -> str:
-    return ref.id if isinstance(ref, Model | Job) else str(ref)
+def _id(ref: ModelRef | JobRef | BatchRef) -> str:
+    return ref.id if isinstance(ref, Model | Job | Batch) else str(ref)
+
+
+@contextmanager
+def _opened(file: BatchFile) -> Iterator[tuple[BinaryIO, str]]:
+    """(binary stream, file name): a path is opened (and closed after); a stream is read from
+    its current position."""
+    if isinstance(file, str | PathLike):
+        with open(file, "rb") as stream:
+            yield stream, os.path.basename(os.fspath(file))
+    else:
+        yield file, os.path.basename(str(getattr(file, "name", "") or "")) or "input"
+
+
+def _batch_fields(
+    output_format: str | None, keep_columns: str | list[str] | None, probabilities: bool
+) -> dict[str, str]:
+    fields = {"return_probabilities": "true" if probabilities else "false"}
+    if output_format is not None:
+        fields["output_format"] = output_format
+    if keep_columns:
+        kept = keep_columns if isinstance(keep_columns, str) else ",".join(keep_columns)
+        fields["keep_columns"] = kept
+    return fields
 
 
 def _key(key: str | None, index: int, chunks: int) -> str | None:
@@ -288,6 +322,67 @@ class Client:
     def cancel(self, job: JobRef) -> Job:
         """Cancel a queued or running job (Conflict once it has finished)."""
         return Job(self, self._json("DELETE", f"/jobs/{_id(job)}"))
+
+    # Batches: a whole file predicted by the server, chunk by chunk
+
+    def batch_predict(
+        self,
+        model: ModelRef,
+        file: BatchFile,
+        *,
+        output_format: str | None = None,
+        keep_columns: str | list[str] | None = None,
+        return_probabilities: bool = False,
+        filename: str | None = None,
+    ) -> Batch:
+        """Send a CSV (with a header row) or Parquet file to be predicted; returns the queued
+        batch at once (`.wait()`, then `.download(path)`). The file is streamed from disk, never
+        read whole into memory. `output_format`: "csv" or "parquet" (default: the input's);
+        `keep_columns`: input columns copied to the output (a list, "a,b" or "*")."""
+        fields = _batch_fields(output_format, keep_columns, return_probabilities)
+        with _opened(file) as (stream, name):
+            body, content_type = form_body(fields, "file", filename or name, stream)
+            raw = self._json(
+                "POST",
+                f"/models/{_id(model)}/batches",
+                data=body,
+                headers={"Content-Type": content_type},
+                timeout=self.http.timeout + BATCH_ANSWER_S,
+            )
+        return Batch(self, raw)
+
+    def batch(self, batch: BatchRef) -> Batch:
+        """One batch, with its progress (`rows_done` of `rows_total`)."""
+        return Batch(self, self._json("GET", f"/batches/{_id(batch)}"))
+
+    def batches(self, model: ModelRef | None = None, status: str | None = None) -> list[Batch]:
+        """The account's batches, newest first (every page)."""
+        params = {"model_id": _id(model) if model else None, "status": status}
+        params = {k: v for k, v in params.items() if v}
+        return [Batch(self, b) for b in self._pages("/batches", params, None)]
+
+    def cancel_batch(self, batch: BatchRef) -> Batch:
+        """Cancel a queued or running batch (Conflict once it has finished)."""
+        return Batch(self, self._json("DELETE", f"/batches/{_id(batch)}"))
+
+    def download_batch(self, batch: BatchRef, path: str | PathLike[str]) -> Path:
+        """Write a finished batch's result file to `path`, in blocks, via `path`.part renamed
+        when complete (Conflict until the batch has succeeded or is partial)."""
+        target = Path(path)
+        part = target.with_name(target.name + ".part")
+        resp = self.http.request("GET", f"/batches/{_id(batch)}/result", stream=True)
+        try:
+            with resp, open(part, "wb") as out:
+                for block in resp.iter_content(DOWNLOAD_BLOCK_BYTES):
+                    out.write(block)
+        except requests.RequestException as exc:
+            part.unlink(missing_ok=True)
+            raise Unavailable(f"the download was cut off: {exc}", code="unreachable") from exc
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        os.replace(part, target)
+        return target
 
     def health(self) -> dict[str, Any]:
         """Database, broker and worker status (no credentials needed)."""

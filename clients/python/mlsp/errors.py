@@ -83,6 +83,25 @@ class JobTimeout(MlspError):
         self.job = job
 
 
+class BatchFailed(JobFailed):
+    """A batch ended `failed` or `cancelled`; `batch` (also `job`) is the finished batch."""
+
+    def __init__(self, batch: Any) -> None:
+        MlspError.__init__(
+            self, batch.error or f"batch {batch.id} {batch.status}", code=f"batch_{batch.status}"
+        )
+        self.job = self.batch = batch
+
+
+class BatchTimeout(JobTimeout):
+    """A batch did not finish within the time the caller allowed; `batch` is still going."""
+
+    def __init__(self, batch: Any, seconds: float) -> None:
+        message = f"batch {batch.id} not finished after {seconds:g}s"
+        MlspError.__init__(self, message, code="timeout")
+        self.job = self.batch = batch
+
+
 _BY_STATUS: dict[int, type[MlspError]] = {
     400: ValidationError,
     401: AuthError,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsp.errors import JobFailed, JobTimeout
+from mlsp.errors import BatchFailed, BatchTimeout, JobFailed, JobTimeout
 
 if TYPE_CHECKING:
     from mlsp.client import Client
 
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "expired"})
 MAX_LONG_POLL_S = 60  # the server's bound on `GET /jobs/{id}?wait=`
+ACTIVE_BATCH_STATUSES = frozenset({"queued", "running"})
 
 
 class Resource:
@@ -206,6 +210,90 @@ class JobGroup:
         for job in self.jobs:
             if not job.done:
                 job.cancel()
+        return self
+
+
+class Batch(Resource):
+    """One batch: a file the server predicts chunk by chunk (the API's batch object)."""
+
+    def __repr__(self) -> str:
+        done, total = self.raw["rows_done"], self.raw["rows_total"]
+        return f"<Batch {self.id} {self.raw['status']} {done}/{total}>"
+
+    @property
+    def status(self) -> str:
+        return self.raw["status"]
+
+    @property
+    def done(self) -> bool:
+        """Finished, one way or another (succeeded, partial, failed or cancelled)."""
+        return self.status not in ACTIVE_BATCH_STATUSES
+
+    @property
+    def rows_total(self) -> int | None:
+        """Rows in the file; None until the server has read it through (planning)."""
+        return self.raw["rows_total"]
+
+    @property
+    def rows_done(self) -> int:
+        return self.raw["rows_done"]
+
+    @property
+    def rows_failed(self) -> int:
+        return self.raw["rows_failed"]
+
+    @property
+    def model_id(self) -> str:
+        return self.raw["model_id"]
+
+    @property
+    def output_format(self) -> str:
+        return self.raw["output_format"]
+
+    @property
+    def error(self) -> str | None:
+        return self.raw.get("error")
+
+    def refresh(self) -> Batch:
+        """Reload from the server."""
+        self.raw = self._client.batch(self.id).raw
+        return self
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        poll: float = 1.0,
+        on_progress: Callable[[Batch], None] | None = None,
+    ) -> Batch:
+        """Poll every `poll` s until the batch finishes (any final status), calling
+        `on_progress(batch)` after each look; BatchTimeout after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if on_progress is not None:
+                on_progress(self)
+            if self.done:
+                return self
+            left = poll if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise BatchTimeout(self, timeout or 0)
+            time.sleep(min(poll, left))
+            self.refresh()
+
+    def raise_for_status(self) -> Batch:
+        """BatchFailed when it failed or was cancelled; `partial` has a result (and failed rows,
+        each with its `error`), so it is not raised."""
+        if self.status in ("failed", "cancelled"):
+            raise BatchFailed(self)
+        return self
+
+    def download(self, path: str | PathLike[str]) -> Path:
+        """Write the result file to `path` (streamed in blocks; Conflict until it has
+        succeeded or is partial)."""
+        return self._client.download_batch(self, path)
+
+    def cancel(self) -> Batch:
+        """Cancel it (Conflict once it has finished)."""
+        self.raw = self._client.cancel_batch(self).raw
         return self
 
 

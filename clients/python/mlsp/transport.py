@@ -71,7 +71,7 @@ class Transport:
         url = self.url + (path if path.startswith("/v2") else API_PREFIX + path)
         safe = method in _SAFE_METHODS or "Idempotency-Key" in headers
         for attempt in range(self.max_retries + 1):
-            _rewind(kwargs.get("files"))
+            _rewind(kwargs.get("files"), kwargs.get("data"))
             try:
                 resp = self.session.request(
                     method, url, headers=headers, timeout=timeout or self.timeout, **kwargs
@@ -113,10 +113,10 @@ class Transport:
         self.session.close()
 
 
-def _rewind(files: dict[str, Any] | None) -> None:
-    """A retried upload sends the file again from its start."""
-    for value in (files or {}).values():
-        handle = value[1] if isinstance(value, tuple) else value
+def _rewind(files: dict[str, Any] | None, data: Any = None) -> None:
+    """A retried upload sends the file (or a streamed body) again from its start."""
+    handles = [value[1] if isinstance(value, tuple) else value for value in (files or {}).values()]
+    for handle in [*handles, data]:
         if hasattr(handle, "seek"):
             handle.seek(0)
 
