@@ -3,12 +3,16 @@ with the session's real worker behind it."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 
+from mlsp.cli import cli
 from tests.clients.typed import fit_typed
 from tests.fixtures.api import Account, create_api_key
 from tests.fixtures.live import serve
@@ -20,6 +24,9 @@ def live_url(app: Flask, worker) -> Iterator[str]:
     """The session app over HTTP, with a worker consuming its queue."""
     with serve(app) as url:
         yield url
+
+
+CLI_PASSWORD = "cli-password-123"
 
 
 @pytest.fixture
@@ -53,3 +60,34 @@ def typed(client, user, pipeline, tmp_path) -> dict:
         "plan": "string",
     }
     return meta
+
+
+@pytest.fixture
+def mlsp(tmp_path, live_url):
+    """Run `mlsp ...` with a private config file and no credentials from the environment."""
+    runner = CliRunner()
+    env = {
+        "MLSP_CONFIG": str(tmp_path / "cfg" / "config.json"),
+        "MLSP_URL": live_url,
+        "MLSP_API_KEY": None,
+        "MLSP_PASSWORD": None,
+    }
+
+    def run(*args: str, ok: bool = True, stdin: str | None = None):
+        result = runner.invoke(cli, list(args), env=env, input=stdin, catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    run.config = Path(env["MLSP_CONFIG"])  # type: ignore[attr-defined]
+    return run
+
+
+@pytest.fixture
+def logged_in(mlsp):
+    """`mlsp` logged in as a fresh account (its `email` and `password` on the fixture)."""
+    email = f"cli-{secrets.token_hex(3)}@example.com"
+    mlsp("register", "--email", email, "--password", CLI_PASSWORD)
+    mlsp("login", "--email", email, "--password", CLI_PASSWORD)
+    mlsp.email, mlsp.password = email, CLI_PASSWORD
+    return mlsp

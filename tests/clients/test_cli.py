@@ -5,53 +5,19 @@ from __future__ import annotations
 import csv
 import json
 import os
-import secrets
 import stat
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from mlsp.cli import cli
 from mlsp.cli.config import config_path
 from tests.clients.typed import ROWS as TYPED_ROWS
 from tests.clients.typed import local_frame
 from tests.fixtures.models import FEATURES, dump, fit_classifier, fit_frame_pipeline, iris
 
-PASSWORD = "cli-password-123"
 ROWS = iris()[0][::30]
-
-
-@pytest.fixture
-def mlsp(tmp_path, live_url):
-    """Run `mlsp ...` with a private config file and no credentials from the environment."""
-    runner = CliRunner()
-    env = {
-        "MLSP_CONFIG": str(tmp_path / "cfg" / "config.json"),
-        "MLSP_URL": live_url,
-        "MLSP_API_KEY": None,
-        "MLSP_PASSWORD": None,
-    }
-
-    def run(*args: str, ok: bool = True, stdin: str | None = None):
-        result = runner.invoke(cli, list(args), env=env, input=stdin, catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    run.config = Path(env["MLSP_CONFIG"])  # type: ignore[attr-defined]
-    return run
-
-
-@pytest.fixture
-def logged_in(mlsp):
-    email = f"cli-{secrets.token_hex(3)}@example.com"
-    mlsp("register", "--email", email, "--password", PASSWORD)
-    mlsp("login", "--email", email, "--password", PASSWORD)
-    mlsp.email = email
-    return mlsp
 
 
 def _json(result) -> object:
@@ -89,12 +55,12 @@ def test_login_stores_a_private_key_and_commands_work(logged_in, tmp_path):
 
 @pytest.mark.e2e
 def test_key_management_logs_in_with_the_password(logged_in):
-    made = _json(logged_in("keys", "create", "ci", "--password", PASSWORD, "--json"))
-    listed = _json(logged_in("keys", "list", "--password", PASSWORD, "--json"))
+    made = _json(logged_in("keys", "create", "ci", "--password", logged_in.password, "--json"))
+    listed = _json(logged_in("keys", "list", "--password", logged_in.password, "--json"))
     assert made["id"] in [k["id"] for k in listed] and len(listed) == 2
-    logged_in("keys", "revoke", made["id"], "--password", PASSWORD)
+    logged_in("keys", "revoke", made["id"], "--password", logged_in.password)
     assert _json(logged_in("whoami", "--json"))["email"] == logged_in.email
-    logged_in("logout", "--revoke", "--password", PASSWORD)
+    logged_in("logout", "--revoke", "--password", logged_in.password)
     assert "api_key" not in json.loads(logged_in.config.read_text())
     assert "Not logged in" in logged_in("whoami", ok=False).output
 

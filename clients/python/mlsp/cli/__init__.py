@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from mlsp.cli import account, batch, jobs, models
+from mlsp.cli import account, batch, batches, jobs, models
 from mlsp.cli.config import State
 from mlsp.errors import MlspError
 
@@ -38,7 +38,13 @@ def cli(ctx: click.Context, url: str | None, api_key: str | None, as_json: bool)
     state.json = state.json or as_json
 
 
-for _command in (*account.COMMANDS, *models.COMMANDS, *jobs.COMMANDS, batch.predict_file):
+for _command in (
+    *account.COMMANDS,
+    *models.COMMANDS,
+    *jobs.COMMANDS,
+    batch.predict_file,
+    *batches.COMMANDS,
+):
     cli.add_command(_command)
 
 

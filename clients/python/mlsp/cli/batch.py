@@ -1,4 +1,5 @@
-"""`mlsp predict-file`: a CSV in, the same CSV with predictions out, through many jobs.
+"""`mlsp predict-file`: a CSV in, the same CSV with predictions out, through many jobs (or,
+for a large file, one server batch: cli/filebatch.py).
 
 The file is cut into jobs of `--chunk-rows` rows, of which at most `--concurrency` are in flight
 at once; results are written in input order as the oldest job finishes, so memory stays bounded
@@ -23,6 +24,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from mlsp.cli import filebatch
 from mlsp.cli.config import State
 from mlsp.cli.csvrows import Layout, chunks, count_rows, layout_of, output_rows, result_columns
 from mlsp.cli.options import json_option, pass_state, resolve_model
@@ -130,9 +132,12 @@ def _pipeline(
             raise
 
 
-def predict_csv(batch: Batch, src: Path, dst: Path, quiet: bool = False) -> None:
-    """Predict every row of `src` into `dst` (via a temporary file, renamed when complete)."""
-    total = count_rows(src)
+def predict_csv(
+    batch: Batch, src: Path, dst: Path, quiet: bool = False, total: int | None = None
+) -> None:
+    """Predict every row of `src` into `dst` (via a temporary file, renamed when complete);
+    `total`: its rows (header included) when already counted."""
+    total = count_rows(src) if total is None else total
     part = dst.with_name(dst.name + ".part")
     try:
         with open(src, newline="") as fin, open(part, "w", newline="") as fout:
@@ -193,7 +198,25 @@ def predict_csv(batch: Batch, src: Path, dst: Path, quiet: bool = False) -> None
     help="Comma-separated columns that are not features, copied to the output.",
 )
 @click.option(
-    "--timeout", type=float, default=600, show_default=True, help="Seconds to wait for each job."
+    "--timeout",
+    type=float,
+    default=600,
+    show_default=True,
+    help="Seconds to wait for each job (a batch: seconds without progress).",
+)
+@click.option(
+    "--via",
+    type=click.Choice(["auto", "jobs", "batch"]),
+    default="auto",
+    show_default=True,
+    help="Jobs sent from here, or one server batch; auto: a batch above --batch-above rows.",
+)
+@click.option(
+    "--batch-above",
+    type=click.IntRange(1),
+    default=MAX_ROWS_PER_REQUEST,
+    show_default=True,
+    help="With --via auto: files with more rows go as one server batch.",
 )
 @json_option
 @pass_state
@@ -204,11 +227,31 @@ def predict_file(state: State, model: str, src: Path, dst: Path, **opts: Any) ->
     through); otherwise every column is a feature and the header row is optional, except the
     columns named by --id-column or --keep-columns (then the header names them). Cells are read
     as the model's column types (numbers, strings, true/false); an empty cell is a missing value.
+    A large file goes as one server batch (`mlsp batch`), which writes the same file.
     """
     client = state.client()
     kept = [*opts.pop("id_columns"), *filter(None, opts.pop("keep_columns").split(","))]
+    via, above = opts.pop("via"), opts.pop("batch_above")
     batch = Batch(client, resolve_model(client, model), keep=tuple(kept), **opts)
-    predict_csv(batch, src, dst, quiet=state.json)
+    total = None if via == "batch" else count_rows(src)
+    if via == "batch" or (via == "auto" and total is not None and total - 1 > above):
+        _via_batch(state, batch, src, dst)
+        return
+    predict_csv(batch, src, dst, quiet=state.json, total=total)
     jobs = len(batch.job_ids)
     summary = {"rows": batch.rows, "jobs": jobs, "out": str(dst), "job_ids": batch.job_ids}
     emit(state, summary, lambda _: f"Wrote {batch.rows} predictions to {dst} ({jobs} jobs)")
+
+
+def _via_batch(state: State, run: Batch, src: Path, dst: Path) -> None:
+    """The file as one server batch, written as the job path writes it."""
+    with open(src, newline="") as fh:
+        first = next(csv.reader(fh), None)
+    if first is None:
+        raise click.UsageError(f"{src} is empty")
+    layout = layout_of(first, run.model, run.keep)
+    opts = {"proba": run.proba, "timeout": run.timeout, "quiet": state.json}
+    done = filebatch.run(run.client, run.model, src, dst, layout, **opts)
+    rows = done.rows_done
+    summary = {"rows": rows, "jobs": 0, "batch": done.id, "out": str(dst), "job_ids": []}
+    emit(state, summary, lambda _: f"Wrote {rows} predictions to {dst} (batch {done.id})")
