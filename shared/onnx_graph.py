@@ -21,6 +21,9 @@ from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 CLASSES_PROP = "mlsp.classes"  # metadata written by our converter: the estimator's classes_
 INPUT_DTYPES = {TensorProto.FLOAT: "float32", TensorProto.DOUBLE: "float64"}
+# What one [batch, 1] input per column may hold: numbers, integers (an encoder's integer or
+# boolean categories) and strings (workers/validation/compile.py converts typed models so).
+COLUMN_DTYPES = {**INPUT_DTYPES, TensorProto.INT64: "int64", TensorProto.STRING: "str"}
 _LABEL_TYPES = {TensorProto.INT64, TensorProto.STRING, TensorProto.INT32}
 _CLASS_ATTRS = ("classlabels_int64s", "classlabels_strings", "classlabels_ints")
 # Loops and branches run a subgraph a number of times the input can choose.
@@ -63,7 +66,7 @@ def parse(data: bytes) -> ModelProto:
 def check(model: ModelProto) -> None:
     """Raise OnnxGraphError unless the graph uses standard operators only, keeps every tensor
     inside the file, has no control flow or data-sized allocation, has outputs, and takes one
-    2-D float/double input."""
+    2-D float/double input or one [batch, 1] input per column (`column_inputs`)."""
     _check_size(model.graph)
     bad = sorted({o.domain for o in model.opset_import} - STANDARD_DOMAINS)
     bad += sorted({n.domain for n in _nodes(model.graph)} - STANDARD_DOMAINS - set(bad))
@@ -76,7 +79,8 @@ def check(model: ModelProto) -> None:
     _check_operators(model.graph)
     if not model.graph.output:
         raise OnnxGraphError("the graph has no outputs")
-    input_spec(model)
+    if column_inputs(model) is None:
+        input_spec(model)
 
 
 def _check_size(graph: GraphProto) -> None:
@@ -113,6 +117,35 @@ def input_spec(model: ModelProto) -> tuple[int, str]:
     if len(dims) != 2 or not dims[1].HasField("dim_value") or dims[1].dim_value < 1:
         raise OnnxGraphError("the graph input must have shape [batch, n_features]")
     return int(dims[1].dim_value), INPUT_DTYPES[tensor.elem_type]
+
+
+def column_inputs(model: ModelProto) -> list[tuple[str, str]] | None:
+    """(name, numpy dtype name) of each input, in feature order, when the graph takes one
+    [batch, 1] tensor per column: several inputs, or a single one that is not a float/double
+    matrix. None for a graph of one float/double input (`input_spec` describes it)."""
+    inputs = _real_inputs(model.graph)
+    if len(inputs) == 1 and _elem_type(inputs[0]) in INPUT_DTYPES:
+        return None
+    if not inputs:
+        raise OnnxGraphError("the graph has no inputs")
+    columns = []
+    for value in inputs:
+        if _elem_type(value) not in COLUMN_DTYPES:
+            raise OnnxGraphError(
+                f"graph input {value.name!r} must be a float, double, int64 or string tensor"
+            )
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != 2 or dims[1].dim_value != 1:
+            raise OnnxGraphError(
+                f"graph input {value.name!r} must have shape [batch, 1]: a graph of several"
+                " inputs takes one per column"
+            )
+        columns.append((value.name, COLUMN_DTYPES[_elem_type(value)]))
+    return columns
+
+
+def _elem_type(value: onnx.ValueInfoProto) -> int | None:
+    return value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else None
 
 
 def output_schema(model: ModelProto) -> dict[str, Any]:
