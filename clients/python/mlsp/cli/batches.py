@@ -87,10 +87,18 @@ def follow(
         return batch.wait(timeout=timeout, poll=1.0, on_progress=show)
 
 
-def report(state: State, batch: Batch, downloaded: Path | None = None) -> None:
-    """The batch (JSON or a table), then what the download wrote, with a warning for failed
-    rows (each has its `error` in the file)."""
-    emit(state, batch, batch_view)
+def summary(batch: Batch) -> str:
+    total = "?" if batch.rows_total is None else batch.rows_total
+    return (
+        f"batch {batch.id} {batch.status}: {batch.rows_done}/{total} rows,"
+        f" {batch.rows_failed} failed"
+    )
+
+
+def report(state: State, batch: Batch, downloaded: Path | None = None, brief: bool = False) -> None:
+    """The batch (JSON, a table, or with `brief` one line), then what the download wrote, with
+    a warning for failed rows (each has its `error` in the file)."""
+    emit(state, batch, summary if brief else batch_view)
     if state.json:
         return
     if batch.rows_failed:
@@ -134,7 +142,7 @@ def submit(state: State, model: str, file: Path, **opts: Any) -> None:
     )
     if opts["wait"] or target is not None:
         follow(found, quiet=state.json, timeout=timeout).raise_for_status()
-    report(state, found, found.download(target) if target is not None else None)
+    report(state, found, found.download(target) if target is not None else None, brief=True)
 
 
 @batch.command()
