@@ -156,9 +156,7 @@ def _check_columns(path: Path, fmt: str, model: MLModel, form: BatchUpload) -> l
 def _kept(spec: str | None, names: list[str]) -> list[str]:
     if not spec or not spec.strip():
         return []
-    if spec.strip() == "*":
-        return names
-    wanted = [name.strip() for name in spec.split(",") if name.strip()]
+    wanted = names if spec.strip() == "*" else [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [name for name in wanted if name not in names]
     if unknown:
         raise ValidationFailed(
@@ -166,13 +164,19 @@ def _kept(spec: str | None, names: list[str]) -> list[str]:
             code="invalid_input",
             details={"field": "keep_columns", "unexpected": unknown[:20]},
         )
-    if len(set(wanted)) != len(wanted) or {"prediction", "error"} & set(wanted):
+    clashing = [name for name in wanted if _output_name(name)]
+    if len(set(wanted)) != len(wanted) or clashing:
         raise ValidationFailed(
-            "keep_columns must name each column once, and not `prediction` or `error`",
+            "keep_columns must name each column once, and none named like an output column"
+            " (`prediction`, `error`, `proba_...`)",
             code="invalid_input",
-            details={"field": "keep_columns"},
+            details={"field": "keep_columns", "clashing": clashing[:20]},
         )
     return wanted
+
+
+def _output_name(name: str) -> bool:
+    return name in ("prediction", "error") or name.startswith("proba_")
 
 
 def _send_plan(batch: Batch) -> None:

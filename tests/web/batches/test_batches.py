@@ -148,6 +148,12 @@ def test_refused_files_create_nothing(client, user, model, tmp_path):
         client, user, meta["id"], b"fee,plan\n1,pro\n", "in.csv", keep_columns="nope"
     )
     assert unknown_keep.status_code == 422
+    clash = b"fee,plan,prediction\n1,pro,x\n"
+    for keep in ("*", "prediction"):
+        resp = _submit(client, user, meta["id"], clash, "in.csv", keep_columns=keep)
+        assert resp.status_code == 422 and resp.json["error"]["details"]["clashing"] == [
+            "prediction"
+        ]
     not_text = _submit(client, user, meta["id"], b"\xff\xfe\x00binary", "in.csv")
     assert not_text.status_code == 422
     assert _batch_count() == before
