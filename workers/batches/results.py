@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from shared.batches import Batch, BatchChunk, files
 from shared.db import session_scope
+from shared.maintenance import batch_work_files
 from shared.signals import signal_done
 from shared.store import get_store
 
@@ -31,6 +32,9 @@ def finish_batch(batch_id: uuid.UUID) -> str | None:
             )
         )
         fmt, failed = batch.output_format, batch.rows_failed
+        # Every attempt's part, not only those joined: a run killed after saving its part and
+        # before recording it left one under its own attempt number.
+        work = batch_work_files(session, batch_id)
     store = get_store()
     key = files.result_key(str(batch_id), fmt)
     files.write_result([store.local_path(p) for p in parts], fmt, store, key)
@@ -44,8 +48,8 @@ def finish_batch(batch_id: uuid.UUID) -> str | None:
     if not finished:  # cancelled meanwhile
         store.delete(key)
         return None
-    for part in [*parts, files.rows_key(str(batch_id))]:
-        store.delete(part)
+    for leftover in work:
+        store.delete(leftover)
     signal_done("batch", [str(batch_id)])
     log.info("batch %s %s", batch_id, status)
     return status
