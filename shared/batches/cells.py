@@ -65,7 +65,10 @@ def convert(chunk: pa.Table, input_schema: dict[str, Any]) -> Cells:
 def _note(errors: np.ndarray, problems: pd.Series, name: str) -> None:
     """The first problem of each row wins (as a request's 422 names one column)."""
     found = problems.to_numpy(dtype=object)
-    fresh = (errors == "") & (found != "")
+    failing = found.astype(bool)  # "" is the only falsy text; cheaper than comparing each
+    if not failing.any():
+        return
+    fresh = (errors == "") & failing
     errors[fresh] = [f"{name}: {text}" for text in found[fresh]]
 
 
@@ -81,7 +84,7 @@ def _column(
     else:
         values, problems = _booleans(cells)
     missing = values.isna()
-    if not column["nullable"]:
+    if not column["nullable"] and missing.any():
         problems = problems.mask(missing & (problems == ""), "missing value")
     if column.get("refuses_unknown") and column.get("categories") is not None:
         unknown = ~missing & ~values.isin(column["categories"]) & (problems == "")
@@ -99,27 +102,43 @@ def _numbers(cells: pa.ChunkedArray, integer: bool, float32: bool) -> tuple[pd.S
         text = _text(cells)
         try:  # the common case, in C++: every cell parses
             values = pc.cast(text, pa.float64()).to_pandas()
-            bad = pd.Series(False, index=values.index)
+            bad = np.zeros(len(values), dtype=bool)
         except pa.ArrowInvalid:
             raw = text.to_pandas()
             values = pd.to_numeric(raw, errors="coerce").astype("float64")
-            bad = values.isna() & raw.notna()
+            bad = (values.isna() & raw.notna()).to_numpy()
     elif pa.types.is_integer(cells.type) or pa.types.is_floating(cells.type):
         values = pc.cast(cells, pa.float64()).to_pandas()
-        bad = pd.Series(False, index=values.index)
+        bad = np.zeros(len(values), dtype=bool)
     else:
         values = pd.Series(np.nan, index=range(len(cells)))
-        bad = pd.Series(cells.is_valid().to_pandas())
-    problems = pd.Series("", index=values.index, dtype=object)
-    problems = problems.mask(bad, "expected a number")
-    problems = problems.mask(np.isinf(values), "infinite values are not accepted")
-    if integer:
-        fractional = values.notna() & (values % 1 != 0) & (problems == "")
-        problems = problems.mask(fractional, "expected an integer")
-    if float32:
-        beyond = (values.abs() > _FLOAT32_MAX) & (problems == "")
-        problems = problems.mask(beyond, "number beyond float32 range")
-    return values.mask(problems != ""), problems
+        bad = np.asarray(cells.is_valid().to_pandas(), dtype=bool)
+    numbers = values.to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # NaN and inf compare and divide as False / NaN
+        checks = [
+            (bad, "expected a number"),
+            (np.isinf(numbers), "infinite values are not accepted"),
+        ]
+        if integer:
+            checks.append((~np.isnan(numbers) & (numbers % 1 != 0), "expected an integer"))
+        if float32:
+            checks.append((np.abs(numbers) > _FLOAT32_MAX, "number beyond float32 range"))
+    problems, flagged = _first_problems(len(numbers), checks)
+    return pd.Series(np.where(flagged, np.nan, numbers), index=values.index), problems
+
+
+def _first_problems(n: int, checks: list[tuple[np.ndarray, str]]) -> tuple[pd.Series, np.ndarray]:
+    """Per row the message of the first check it fails ("" if none), and which rows failed one:
+    boolean numpy masks, since comparing and masking object arrays of text per check cost most
+    of a clean chunk's conversion."""
+    flagged = np.zeros(n, dtype=bool)
+    problems = np.full(n, "", dtype=object)
+    for failing, message in checks:
+        fresh = failing & ~flagged
+        if fresh.any():
+            problems[fresh] = message
+            flagged |= fresh
+    return pd.Series(problems, dtype=object), flagged
 
 
 def _strings(cells: pa.ChunkedArray) -> tuple[pd.Series, pd.Series]:

@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 PARQUET_MAGIC = b"PAR1"
-# Bytes pyarrow's CSV reader parses at a time: the memory a read holds, whatever the file size.
-CSV_BLOCK_BYTES = 8 << 20
+# Bytes pyarrow's CSV reader parses at a time (a row may not be longer). Its streaming reader
+# reads up to 32 blocks ahead of the parsing, so a read holds ~40x this whatever the file size:
+# 8 MB blocks held ~320 MB of a 2,000,000-row file, 2 MB blocks ~86 MB of any size.
+CSV_BLOCK_BYTES = 2 << 20
 
 
 class BadFile(ValueError):
@@ -72,7 +74,12 @@ def write_rows_file(source: Path, fmt: str, target: Path, chunk_rows: int) -> li
     try:
         for table in _regrouped(_read_batches(source, fmt), chunk_rows):
             if writer is None:
-                writer = pq.ParquetWriter(target, table.schema)
+                # A scratch file read back once per chunk on the same disk: encoding its text
+                # cells (dictionaries that fail on numbers' text, snappy) took ~half of
+                # planning, and planning runs before any chunk can start.
+                writer = pq.ParquetWriter(
+                    target, table.schema, use_dictionary=False, compression="none"
+                )
             writer.write_table(table, row_group_size=chunk_rows)
             counts.append(table.num_rows)
     except BadFile:
