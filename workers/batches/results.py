@@ -45,8 +45,13 @@ def finish_batch(batch_id: uuid.UUID) -> str | None:
             .where(Batch.id == batch_id, Batch.status == "running")
             .values(status=status, output_key=key, finished_at=func.now())
         ).rowcount
-    if not finished:  # cancelled meanwhile
-        store.delete(key)
+    if not finished:
+        # Cancelled meanwhile, or another run of this task finished it first (the reaper re-sends
+        # the result of a batch that ran past its period while the last chunk sends it too): the
+        # file is then that run's (same key, same content) and must stay.
+        with session_scope() as session:
+            if session.scalar(select(Batch.output_key).where(Batch.id == batch_id)) != key:
+                store.delete(key)
         return None
     for leftover in work:
         store.delete(leftover)
