@@ -37,6 +37,7 @@ class InlineJob:
     created_at: float  # epoch seconds, the web tier's clock
     deadline: float  # when the web tier stops waiting (epoch seconds)
     request_id: str | None
+    return_scores: bool = False  # after the fields every entry has (entries queued before it)
 
     def encode(self) -> str:
         # orjson writes dataclass fields in order (entry_id relies on it) and matrices natively.
@@ -74,6 +75,7 @@ def parse(entry: str) -> InlineJob:
         uuid.UUID(_typed(job, name, str))
     _typed(job, "model_version", int)
     _typed(job, "return_probabilities", bool)
+    _typed(job, "return_scores", bool)
     for name in ("created_at", "deadline"):
         if not math.isfinite(_typed(job, name, (int, float))):
             raise ValueError(f"{name} is not a finite number")

@@ -21,6 +21,7 @@ QUEUED = (
     "input_matrix",
     "n_rows",
     "return_probabilities",
+    "return_scores",
     "idempotency_key",
     "request_hash",
     "request_id",
@@ -29,7 +30,7 @@ QUEUED = (
     "enqueued_at",
 )
 # What a worker reads to run a job it claimed.
-CLAIMED = ("id", "attempts", "inputs", "input_matrix", "return_probabilities")
+CLAIMED = ("id", "attempts", "inputs", "input_matrix", "return_probabilities", "return_scores")
 # What a prediction decides about one job (an Outcome's record is these plus id and attempts).
 OUTCOME = (
     "status",
@@ -52,6 +53,7 @@ FINISHED = (
     "input_matrix",
     "n_rows",
     "return_probabilities",
+    "return_scores",
     "attempts",
     "request_id",
     "created_at",
@@ -85,6 +87,7 @@ def queued_row(
     rows: Any,
     probabilities: bool,
     request_id: str | None,
+    scores: bool = False,
     job_id: uuid.UUID | None = None,
     created_at: datetime | None = None,
     idempotency_key: str | None = None,
@@ -102,6 +105,7 @@ def queued_row(
         "input_matrix": inputs.encode(rows),
         "n_rows": len(rows),
         "return_probabilities": probabilities,
+        "return_scores": scores,
         "idempotency_key": idempotency_key,
         "request_hash": request_hash,
         "request_id": request_id,
@@ -130,6 +134,7 @@ def finished_row(
         "input_matrix": "\\x" + inputs.text_bytes(job.inputs).hex(),
         "n_rows": n_rows,
         "return_probabilities": job.return_probabilities,
+        "return_scores": job.return_scores,
         "attempts": 1,
         "request_id": job.request_id,
         "created_at": _ts(created),

@@ -37,7 +37,7 @@ def _recordset(columns: tuple[str, ...]) -> str:
     return ", ".join(f"{name} {table[name].type.compile(dialect=_DIALECT)}" for name in columns)
 
 
-CLAIM_NAME = "mlsp_claim_jobs_v1"
+CLAIM_NAME = "mlsp_claim_jobs_v2"
 # Take jobs for a run: each claim is a new attempt, whose number fences the result write.
 CLAIM = f"""(uuid[], uuid, text) AS
     UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(), worker = $3
@@ -72,7 +72,7 @@ _INSERT_FINISHED = f"""
     RETURNING id, attempts
 """
 
-WRITE_RESULTS_NAME = "mlsp_write_results_v2"
+WRITE_RESULTS_NAME = "mlsp_write_results_v3"
 # A batch's one result write: both data-modifying CTEs are one statement, atomic, and need no
 # BEGIN/COMMIT round trips in autocommit.
 WRITE_RESULTS = f"""(text, text) AS

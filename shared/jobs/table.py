@@ -53,6 +53,8 @@ class Job(Base):
     input_matrix: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     n_rows: Mapped[int] = mapped_column(Integer)
     return_probabilities: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # An outlier detector's score_samples per row, asked for with the request.
+    return_scores: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)

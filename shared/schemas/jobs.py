@@ -30,6 +30,9 @@ class PredictRequest(BaseModel):
         min_length=1, description="List of rows, or of objects keyed by feature name"
     )
     return_probabilities: bool = False
+    return_scores: bool = Field(
+        False, description="Outlier detectors: each row's score_samples (lower: more abnormal)"
+    )
 
 
 class PredictQuery(BaseModel):
@@ -55,6 +58,7 @@ class JobResult(BaseModel):
     predictions: list[Any]
     probabilities: list[list[float]] | None = None
     classes: list[Any] | None = None
+    scores: list[float] | None = None
 
 
 class JobError(BaseModel):

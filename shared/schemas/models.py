@@ -53,6 +53,7 @@ class OutputSchema(BaseModel):
     task: Literal["classification", "regression", "clustering", "outlier"]
     classes: list[Any] | None = None
     has_proba: bool = False
+    has_scores: bool = False
 
 
 class ModelOut(BaseModel):

@@ -30,12 +30,14 @@ def check_key(key: str) -> None:
         )
 
 
-def request_hash(model_id: uuid.UUID, rows: Rows, probabilities: bool) -> str:
-    """What a retry must repeat to be the same request: the model, the rows and the flag."""
+def request_hash(model_id: uuid.UUID, rows: Rows, probabilities: bool, scores: bool = False) -> str:
+    """What a retry must repeat to be the same request: the model, the rows and the flags
+    (`scores` only when asked, so that keys stored before it existed still match)."""
     if not isinstance(rows, np.ndarray):  # typed columns: their Arrow bytes say it all
         rows = hashlib.sha256(inputs.encode(rows)).hexdigest()
     canonical = orjson.dumps(
-        {"model": str(model_id), "rows": rows, "proba": probabilities},
+        {"model": str(model_id), "rows": rows, "proba": probabilities}
+        | ({"scores": True} if scores else {}),
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
     return hashlib.sha256(canonical).hexdigest()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-import numpy as np
 from flask import Blueprint, request
 from spectree import Response
 
 from shared.errors import Conflict
 from shared.jobs import FINAL_JOB_STATUSES, Job
+from shared.jobs.inputs import Rows
 from shared.jobs.render import job_out
 from shared.schemas.common import ErrorResponse
 from shared.schemas.jobs import JobList, JobOut, JobQuery, PredictQuery, PredictRequest, WaitQuery
@@ -33,11 +33,11 @@ def _location(job: JobOut) -> dict[str, str]:
     return {"Location": f"/api/v1/jobs/{job.id}"}
 
 
-def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, np.ndarray, bool]:
+def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, Rows, bool, bool]:
     model = owned_model(model_id)
     service.check_servable(model)
     body: PredictRequest = request.context.json
-    return model, service.prepare_rows(model, body), body.return_probabilities
+    return model, service.prepare_rows(model, body), body.return_probabilities, body.return_scores
 
 
 @models_bp.post("/<uuid:model_id>/jobs")
@@ -52,8 +52,9 @@ def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, np.ndarray, bool]:
 )
 def submit(model_id: uuid.UUID):
     """Queue a prediction job; poll `Location` for the result."""
-    model, rows, proba = _request_rows(model_id)
-    job, _ = service.submit(model, rows, proba, request.headers.get("Idempotency-Key"))
+    model, rows, proba, scores = _request_rows(model_id)
+    key = request.headers.get("Idempotency-Key")
+    job, _ = service.submit(model, rows, proba, key, scores=scores)
     status = 200 if job.status in FINAL_JOB_STATUSES else 202
     return job, status, _location(job)
 
@@ -72,14 +73,14 @@ def submit(model_id: uuid.UUID):
 def predict(model_id: uuid.UUID):
     """Queue a job and wait up to `timeout` seconds: 200 with the result, or 202 + `Location`
     (at once when the caller or this server has too many waits already: web/waits.py)."""
-    model, rows, proba = _request_rows(model_id)
+    model, rows, proba, scores = _request_rows(model_id)
     timeout = service.remaining(request.context.query.timeout)
     key = request.headers.get("Idempotency-Key")
     with waits.slot() as waiting:
         if waiting:
-            job = service.predict(model, rows, proba, key, timeout)
+            job = service.predict(model, rows, proba, key, timeout, scores=scores)
         else:  # accepted, just not waited on: the client polls Location as after a timeout
-            job, _ = service.submit(model, rows, proba, key)
+            job, _ = service.submit(model, rows, proba, key, scores=scores)
     if job.status in FINAL_JOB_STATUSES:
         return job, 200
     return job, 202, _location(job)

@@ -53,6 +53,12 @@ def prepare_rows(model: ServingModel | MLModel, body: PredictRequest) -> Rows:
             code="invalid_input",
             details={"field": "return_probabilities"},
         )
+    if body.return_scores and not (model.output_schema or {}).get("has_scores"):
+        raise ValidationFailed(
+            "This model has no score_samples (outlier detectors have)",
+            code="invalid_input",
+            details={"field": "return_scores"},
+        )
     return rows
 
 
@@ -62,11 +68,16 @@ def remaining(timeout: float) -> float:
 
 
 def submit(
-    model: ServingModel | MLModel, rows: Rows, probabilities: bool, key: str | None
+    model: ServingModel | MLModel,
+    rows: Rows,
+    probabilities: bool,
+    key: str | None,
+    *,
+    scores: bool = False,
 ) -> tuple[JobOut, bool]:
     """The durable path: capacity check, row committed, id queued. Returns (job, created)."""
     queue.check_capacity(model)
-    job, created = _create_job(model, rows, probabilities, key)
+    job, created = _create_job(model, rows, probabilities, key, scores)
     if created:
         queue.enqueue(job.id, model.id)
     return job, created
@@ -78,11 +89,13 @@ def predict(
     probabilities: bool,
     key: str | None,
     timeout: float,
+    *,
+    scores: bool = False,
 ) -> JobOut:
     """The finished job, or the unfinished one (durable by then) when `timeout` runs out."""
     if key is None and len(rows) <= extensions.settings().sync_inline_max_rows:
-        return _predict_inline(model, rows, probabilities, timeout)
-    job, _ = submit(model, rows, probabilities, key)
+        return _predict_inline(model, rows, probabilities, timeout, scores)
+    job, _ = submit(model, rows, probabilities, key, scores=scores)
     return wait(job, timeout)
 
 
@@ -117,7 +130,7 @@ def cancel(job_id: uuid.UUID) -> Job | None:
 
 
 def _create_job(
-    model: ServingModel | MLModel, rows: Rows, probabilities: bool, key: str | None
+    model: ServingModel | MLModel, rows: Rows, probabilities: bool, key: str | None, scores: bool
 ) -> tuple[JobOut, bool]:
     """Insert the job (or find its idempotent twin) and commit; returns (job, created).
 
@@ -125,7 +138,7 @@ def _create_job(
     same values."""
     if key is not None:
         idempotency.check_key(key)
-    digest = idempotency.request_hash(model.id, rows, probabilities) if key else None
+    digest = idempotency.request_hash(model.id, rows, probabilities, scores) if key else None
     if key and (existing := idempotency.replay(key, digest)):
         return job_out(existing), False
     if key:
@@ -136,6 +149,7 @@ def _create_job(
         owner_id=current().id,
         rows=rows,
         probabilities=probabilities,
+        scores=scores,
         request_id=g.get("request_id"),
         idempotency_key=key,
         request_hash=digest,
@@ -156,7 +170,7 @@ def _create_job(
 
 
 def _predict_inline(
-    model: ServingModel | MLModel, rows: Rows, probabilities: bool, timeout: float
+    model: ServingModel | MLModel, rows: Rows, probabilities: bool, timeout: float, scores: bool
 ) -> JobOut:
     now = time.time()
     job = InlineJob(
@@ -169,6 +183,7 @@ def _predict_inline(
         created_at=now,
         deadline=now + max(timeout, 0),
         request_id=g.get("request_id"),
+        return_scores=scores,
     )
     reply = queue.push_and_wait(model.id, job.encode(), reply_key("job", job.id), timeout)
     metrics.job_submitted()
@@ -187,6 +202,7 @@ def _persist_unanswered(job: InlineJob, rows: Rows) -> JobOut:
         owner_id=uuid.UUID(job.owner_id),
         rows=rows,
         probabilities=job.return_probabilities,
+        scores=job.return_scores,
         request_id=job.request_id,
         created_at=datetime.fromtimestamp(job.created_at, UTC),
     )

@@ -38,9 +38,11 @@ def cache_entry(
     rows: int = 1,
     onnx_max_rows: int = 0,
     missing: bool = False,
+    scores: bool = False,
 ) -> tuple[CacheKey, int, Loader]:
     """(cache key, size estimate, loader) of the runtime a predict call over `rows` rows of
-    `ref` must use; `missing` when some of them miss values.
+    `ref` must use; `missing` when some of them miss values, `scores` when the call must answer
+    score_samples too (only scikit-learn has it).
 
     ONNX Runtime's win is the cost per call (a single-row forest predict is ~400x faster); per
     row, in big batches, scikit-learn is as fast or faster (a 100-tree forest over 100,000 rows:
@@ -58,7 +60,7 @@ def cache_entry(
         return (model_id, ref.sha256), ref.size_bytes, lambda: native.load(path, ref.format)
     big = onnx_max_rows and rows > onnx_max_rows
     differs = missing and (ref.input_schema or {}).get("onnx_differs_on_missing")
-    if ref.runtime == "onnx" and ref.onnx_key and not big and not differs:
+    if ref.runtime == "onnx" and ref.onnx_key and not (big or differs or scores):
         path = store.local_path(ref.onnx_key)
         size = int(ref.onnx_size_bytes or 0)
         return (model_id, ref.onnx_sha256), size, lambda: OnnxRuntime.load(path)

@@ -47,6 +47,12 @@ class SklearnRuntime:
         clusterer's cluster numbers, an outlier detector's 1 (inlier) or -1 (outlier)."""
         return np.asarray(self.estimator.predict(self._matrix(rows))).tolist()
 
+    def score_samples(self, rows: Rows) -> list[float]:
+        """An outlier detector's score per row (the lower, the more abnormal)."""
+        if not hasattr(self.estimator, "score_samples"):
+            raise ValueError("this model has no score_samples")
+        return np.asarray(self.estimator.score_samples(self._matrix(rows))).tolist()
+
     def predict_proba(self, rows: Rows) -> tuple[list[list[float]], list[Any]]:
         """Probabilities and class order; a model without predict_proba (LinearSVC, a clusterer,
         an outlier detector) says so (the web tier refuses such requests before they queue)."""

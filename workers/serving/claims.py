@@ -33,7 +33,11 @@ def claim_jobs(model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str) -> li
 def _claimed(row: dict[str, Any]) -> ClaimedJob:
     matrix = _matrix(row["input_matrix"], row["inputs"])
     return ClaimedJob(
-        uuid.UUID(str(row["id"])), row["attempts"], matrix, row["return_probabilities"]
+        uuid.UUID(str(row["id"])),
+        row["attempts"],
+        matrix,
+        row["return_probabilities"],
+        row["return_scores"],
     )
 
 

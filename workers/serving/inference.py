@@ -32,6 +32,7 @@ class ClaimedJob:
     attempts: int
     inputs: np.ndarray | pd.DataFrame  # float64 matrix, or typed columns (shared/jobs/inputs.py)
     return_probabilities: bool
+    return_scores: bool = False
 
 
 @dataclass
@@ -114,6 +115,7 @@ def _predict_stacked(
     probabilities = classes = None
     if any(job.return_probabilities for job in jobs):
         probabilities, classes = runtime.predict_proba(rows)
+    scores = runtime.score_samples(rows) if any(job.return_scores for job in jobs) else None
     elapsed_ms = (time.perf_counter() - started) * 1000
     outcomes, offset = [], 0
     for job in jobs:
@@ -122,6 +124,8 @@ def _predict_stacked(
         if job.return_probabilities and probabilities is not None:
             result["probabilities"] = probabilities[offset : offset + n]
             result["classes"] = classes
+        if job.return_scores and scores is not None:
+            result["scores"] = scores[offset : offset + n]
         offset += n
         # Each job is charged its share of the batch's inference time.
         share = elapsed_ms * n / len(rows)

@@ -19,7 +19,7 @@ from workers.serving.inference import ClaimedJob, Outcome
 def claimed(job: InlineJob) -> ClaimedJob:
     """An inline job runs as its first attempt: it has no row to count attempts in."""
     rows = inputs.from_text(job.inputs)
-    return ClaimedJob(uuid.UUID(job.id), 1, rows, job.return_probabilities)
+    return ClaimedJob(uuid.UUID(job.id), 1, rows, job.return_probabilities, job.return_scores)
 
 
 def split_stale(jobs: list[InlineJob], now: float) -> tuple[list[InlineJob], list[InlineJob]]:

@@ -213,13 +213,20 @@ def _infer(ref: ModelRef | None, jobs: list[ClaimedJob], model_id: uuid.UUID) ->
 
 
 def _infer_chunk(ref: ModelRef, chunk: list[ClaimedJob]) -> list[Outcome]:
-    if not (ref.input_schema or {}).get("onnx_differs_on_missing"):
+    """The chunk's jobs grouped by what their runtime must be able to do: answer missing values
+    as scikit-learn does (where the ONNX graph does not), or score_samples."""
+    differs = bool((ref.input_schema or {}).get("onnx_differs_on_missing"))
+    if not differs and not any(job.return_scores for job in chunk):
         return _infer_with(ref, chunk, missing=False)
-    gaps = [job for job in chunk if _has_missing(job.inputs)]
-    whole = [job for job in chunk if not _has_missing(job.inputs)]
-    return (_infer_with(ref, whole, False) if whole else []) + (
-        _infer_with(ref, gaps, True) if gaps else []
-    )
+    groups: dict[tuple[bool, bool], list[ClaimedJob]] = {}
+    for job in chunk:
+        needs = (differs and _has_missing(job.inputs), job.return_scores)
+        groups.setdefault(needs, []).append(job)
+    return [
+        outcome
+        for (missing, scores), jobs in groups.items()
+        for outcome in _infer_with(ref, jobs, missing, scores)
+    ]
 
 
 def _has_missing(rows: Any) -> bool:
@@ -229,9 +236,11 @@ def _has_missing(rows: Any) -> bool:
     )
 
 
-def _infer_with(ref: ModelRef, chunk: list[ClaimedJob], missing: bool) -> list[Outcome]:
+def _infer_with(
+    ref: ModelRef, chunk: list[ClaimedJob], missing: bool, scores: bool = False
+) -> list[Outcome]:
     try:
-        runtime, hit = _runtime(ref, sum(len(j.inputs) for j in chunk), missing)
+        runtime, hit = _runtime(ref, sum(len(j.inputs) for j in chunk), missing, scores)
     except SoftTimeLimitExceeded:
         raise
     except MemoryError:
@@ -257,9 +266,11 @@ def chunk_by_rows(jobs: list[ClaimedJob], max_rows: int) -> list[list[ClaimedJob
     return chunks
 
 
-def _runtime(ref: ModelRef, rows: int, missing: bool = False) -> tuple[ModelRuntime, bool]:
+def _runtime(
+    ref: ModelRef, rows: int, missing: bool = False, scores: bool = False
+) -> tuple[ModelRuntime, bool]:
     # scikit-learn or ONNX Runtime, as models.runtime says (and the call's size: see
     # cache_entry); each under its own artifact's hash.
     limit = get_settings().onnx_max_batch_rows
-    key, size_bytes, loader = cache_entry(ref, get_store(), rows, limit, missing)
+    key, size_bytes, loader = cache_entry(ref, get_store(), rows, limit, missing, scores)
     return model_cache().get_or_load(key, size_bytes, loader)

@@ -70,6 +70,10 @@ def describe(estimator: object) -> dict[str, Any]:
             # hasattr honours available_if: SVC(probability=False) has no predict_proba, nor
             # has LinearSVC: those answer labels and refuse return_probabilities.
             "has_proba": bool(classifier and hasattr(estimator, "predict_proba")),
+            # An outlier detector's score_samples, returned when a request asks (return_scores).
+            "has_scores": bool(
+                task(estimator) == "outlier" and hasattr(estimator, "score_samples")
+            ),
         },
     }
 

@@ -143,6 +143,7 @@ def test_onnx_upload_predicts(client, user, tmp_path):
         "task": "classification",
         "classes": ["high", "low", "mid"],
         "has_proba": True,
+        "has_scores": False,
     }
     rows = zoo.probe_inputs()
     job = _predict(client, user, meta["id"], rows.tolist())

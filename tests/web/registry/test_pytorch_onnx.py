@@ -59,7 +59,12 @@ def test_pytorch_classifier_answers_as_torch_did(client, user):
     works as well as many (the export's example had two)."""
     expected = EXPECTED["classifier"]
     meta = _ready(client, user, expected["file"])
-    assert meta["output_schema"] == {"task": "classification", "classes": None, "has_proba": True}
+    assert meta["output_schema"] == {
+        "task": "classification",
+        "classes": None,
+        "has_proba": True,
+        "has_scores": False,
+    }
     for rows in (slice(None), slice(-1, None)):
         result = _predict(client, user, meta["id"], EXPECTED["inputs"][rows], proba=True)
         assert result["predictions"] == expected["labels"][rows]
@@ -73,7 +78,12 @@ def test_pytorch_regressor_answers_as_torch_did(client, user):
     """One float output of shape [batch, 1] is a regressor with one number per row."""
     expected = np.asarray(EXPECTED["regressor"]["predictions"])
     meta = _ready(client, user, EXPECTED["regressor"]["file"])
-    assert meta["output_schema"] == {"task": "regression", "classes": None, "has_proba": False}
+    assert meta["output_schema"] == {
+        "task": "regression",
+        "classes": None,
+        "has_proba": False,
+        "has_scores": False,
+    }
     result = _predict(client, user, meta["id"], EXPECTED["inputs"], proba=False)
     got = np.asarray(result["predictions"], dtype=np.float64)
     assert got.shape == expected.shape

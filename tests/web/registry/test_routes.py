@@ -63,6 +63,7 @@ def test_upload_logistic_regression(client, user, classifier_file):
         "task": "classification",
         "classes": [0, 1, 2],
         "has_proba": True,
+        "has_scores": False,
     }
     assert body["info"]["estimator"].endswith("LogisticRegression")
     assert len(body["sha256"]) == 64
@@ -73,7 +74,12 @@ def test_upload_logistic_regression(client, user, classifier_file):
 
 def test_upload_regressor_and_string_labels(client, user, tmp_path):
     reg = upload(client, user, dump(fit_regressor(), tmp_path / "r.joblib"), name="reg").json
-    assert reg["output_schema"] == {"task": "regression", "classes": None, "has_proba": False}
+    assert reg["output_schema"] == {
+        "task": "regression",
+        "classes": None,
+        "has_proba": False,
+        "has_scores": False,
+    }
     labels = upload(client, user, dump(fit_string_labels(), tmp_path / "s.joblib"), name="s").json
     assert labels["output_schema"]["classes"] == ["setosa", "versicolor", "virginica"]
 

@@ -43,13 +43,23 @@ def test_binary_classifier():
         "python": platform.python_version(),
     }
     assert info["input_schema"] == {"n_features": 4, "feature_names": None}
-    assert info["output_schema"] == {"task": "classification", "classes": [0, 1], "has_proba": True}
+    assert info["output_schema"] == {
+        "task": "classification",
+        "classes": [0, 1],
+        "has_proba": True,
+        "has_scores": False,
+    }
     assert all(type(c) is int for c in info["output_schema"]["classes"])
 
 
 def test_regressor():
     info = _described(HistGradientBoostingRegressor(max_iter=3).fit(XR, YR))
-    assert info["output_schema"] == {"task": "regression", "classes": None, "has_proba": False}
+    assert info["output_schema"] == {
+        "task": "regression",
+        "classes": None,
+        "has_proba": False,
+        "has_scores": False,
+    }
     assert info["input_schema"]["n_features"] == 3
 
 
