@@ -209,8 +209,15 @@ def expire_jobs() -> int:
 
 @app.task(name=PRUNE_HISTORY, ignore_result=True, soft_time_limit=300, time_limit=360)
 def prune_history() -> int:
+    """Jobs past JOB_RETENTION_DAYS, and batches with their files (cancelled and failed ones lose
+    their working files after ARTIFACT_GRACE_S)."""
     with session_scope() as session:
-        return maintenance.prune_history(session, _settings.job_retention_days)
+        jobs = maintenance.prune_history(session, _settings.job_retention_days)
+    with session_scope() as session:
+        files = maintenance.prune_batches(
+            session, get_store(), _settings.job_retention_days, _settings.artifact_grace_s
+        )
+    return jobs + files
 
 
 @app.task(name=PURGE_ARTIFACTS, ignore_result=True, soft_time_limit=300, time_limit=360)
