@@ -1,7 +1,8 @@
 """Schemas of the Open Inference Protocol v2 (KServe v2 / Triton HTTP) inference request.
 
-Only the parts this service honours: one input tensor of numbers, optional requested outputs,
-and the `timeout` parameter. Unknown fields and parameters are accepted and ignored, as the
+Only the parts this service honours: one input tensor of numbers, or one input per column for
+models with named columns (web/oip/columns.py), optional requested outputs, and the `timeout`
+parameter. Unknown fields and parameters are accepted and ignored, as the
 protocol lets servers do.
 """
 
@@ -11,7 +12,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Datatype = Literal["FP32", "FP64", "INT32", "INT64"]
+# Numbers make a matrix or a column; BYTES and BOOL only a column.
+Datatype = Literal[
+    "BOOL",
+    "BYTES",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+]
 
 
 class RequestInput(BaseModel):

@@ -191,7 +191,7 @@ def test_timeout_answers_504_and_the_job_goes_on(private_queue):
 
 
 def _tensor(shape, datatype, data=None, **parameters) -> RequestInput:
-    return tensors.Input(
+    return RequestInput(
         name="x", shape=shape, datatype=datatype, data=data, parameters=parameters or None
     )
 

@@ -4,11 +4,11 @@ tensor extension) into rows, and encoding predictions as output tensors. One inp
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from shared.errors import BadRequest
 from shared.schemas.oip import InferenceRequest, RequestInput
@@ -20,39 +20,11 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 _DTYPES = NUMERIC
 PREDICT, PROBA = "predict", "predict_proba"
 
-Datatype = Literal[
-    "BOOL",
-    "BYTES",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-]
-
-
-class Input(RequestInput):
-    """An input of any datatype this service reads: numbers make a matrix or a column; BYTES
-    and BOOL only a column (web/oip/columns.py)."""
-
-    datatype: Datatype  # type: ignore[assignment]
-
-
-class Request(InferenceRequest):
-    inputs: list[Input] = Field(min_length=1)  # type: ignore[assignment]
-
-
-def parse_request(body: bytes, header_length: str | None) -> tuple[Request, bytes]:
+def parse_request(body: bytes, header_length: str | None) -> tuple[InferenceRequest, bytes]:
     """The request's JSON part, validated, and the binary bytes that follow it (if any)."""
     payload, split = _load_json(body, header_length)
     try:
-        return Request.model_validate(payload), body[split:]
+        return InferenceRequest.model_validate(payload), body[split:]
     except ValidationError as err:
         first = err.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
