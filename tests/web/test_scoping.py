@@ -3,10 +3,12 @@ so a route added without ownership scoping fails here."""
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import pytest
 
+from shared.batches import Batch
 from shared.db import session_scope
 from shared.jobs import Job
 from shared.models import MLModel
@@ -17,12 +19,14 @@ BODIES = {
     ("POST", "/api/v1/models/<uuid:model_id>/jobs"): {"inputs": [[1, 2, 3, 4]]},
     ("POST", "/api/v1/models/<uuid:model_id>/predict"): {"inputs": [[1, 2, 3, 4]]},
 }
+# Multipart routes get a valid form (a small CSV file) for the same reason.
+FORMS = {("POST", "/api/v1/models/<uuid:model_id>/batches"): b"x0,x1,x2,x3\n1,2,3,4\n"}
 ADMIN_PREFIX = "/api/v1/admin/"  # admin routes are global by design (403 for non-admins)
 
 
 def _owned_rows(user_id: str) -> dict[str, uuid.UUID]:
     owner = uuid.UUID(user_id)
-    model_id, job_id = uuid.uuid4(), uuid.uuid4()
+    model_id, job_id, batch_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     with session_scope() as s:
         s.add(
             MLModel(
@@ -51,7 +55,22 @@ def _owned_rows(user_id: str) -> dict[str, uuid.UUID]:
                 status="queued",
             )
         )
-    return {"model_id": model_id, "job_id": job_id}
+        s.add(
+            Batch(
+                id=batch_id,
+                owner_id=owner,
+                model_id=model_id,
+                model_version=1,
+                status="succeeded",
+                input_key=f"{batch_id}.input.csv",
+                input_format="csv",
+                input_size_bytes=1,
+                input_sha256="0" * 64,
+                output_format="csv",
+                output_key=f"{batch_id}.result.csv",
+            )
+        )
+    return {"model_id": model_id, "job_id": job_id, "batch_id": batch_id}
 
 
 def _scoped_routes(app) -> list[tuple[str, str]]:
@@ -78,9 +97,12 @@ def test_every_id_route_is_scoped_to_its_owner(app, client, user, other_user):
         for name, value in ids.items():
             path = path.replace(f"<uuid:{name}>", str(value))
         assert "<" not in path, f"no fixture id for {rule}: add one to this test"
-        resp = client.open(
-            path, method=method, json=BODIES.get((method, rule), {}), headers=other_user.headers
-        )
+        if (method, rule) in FORMS:
+            form = {"file": (io.BytesIO(FORMS[method, rule]), "in.csv")}
+            resp = client.open(path, method=method, data=form, headers=other_user.headers)
+        else:
+            body = BODIES.get((method, rule), {})
+            resp = client.open(path, method=method, json=body, headers=other_user.headers)
         if resp.status_code != 404:
             leaks.append((method, rule, resp.status_code))
     assert leaks == []
@@ -88,7 +110,9 @@ def test_every_id_route_is_scoped_to_its_owner(app, client, user, other_user):
     assert client.get(f"/api/v1/jobs/{ids['job_id']}", headers=user.headers).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/api/v1/models", "/api/v1/jobs", "/api/v1/api-keys"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/models", "/api/v1/jobs", "/api/v1/api-keys", "/api/v1/batches"]
+)
 def test_lists_show_only_own_rows(client, user, other_user, path):
     _owned_rows(user.id)
     create_api_key(client, user)
