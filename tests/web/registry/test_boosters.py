@@ -58,7 +58,10 @@ def test_wrapper_pickle_is_served_with_the_local_answers(client, user, tmp_path,
     meta = _ready(client, user, path, name)
     assert meta["framework"] == ("xgboost" if "xgb" in name else "lightgbm")
     assert meta["format"] == "joblib"
-    assert meta["runtime"] == "onnx", meta["runtime_reason"]  # equivalent on the probe rows
+    # Equivalent on the probe rows: ONNX; LightGBM's converter makes float graphs only, whose
+    # regression values are a few 1e-6 off small ones: scikit-learn keeps that pipeline.
+    expected = "sklearn" if name == "pipeline_lgbm" else "onnx"
+    assert meta["runtime"] == expected, meta["runtime_reason"]
     rows = boosters.held_out()
     _assert_local_answers(_predict(client, user, meta, rows), model, rows)
 
