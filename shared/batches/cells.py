@@ -37,6 +37,7 @@ MISSING_TEXT = [
 ]
 _TRUE, _FALSE = {"true", "True", "TRUE", "1"}, {"false", "False", "FALSE", "0"}
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT64_LIMIT = 2.0**63
 
 
 @dataclass
@@ -119,8 +120,9 @@ def _numbers(cells: pa.ChunkedArray, integer: bool, float32: bool) -> tuple[pd.S
             (bad, "expected a number"),
             (np.isinf(numbers), "infinite values are not accepted"),
         ]
-        if integer:
-            checks.append((~np.isnan(numbers) & (numbers % 1 != 0), "expected an integer"))
+        if integer:  # whole, and within int64 (the column travels as int64)
+            whole = (numbers % 1 == 0) & (np.abs(numbers) < _INT64_LIMIT)
+            checks.append((~np.isnan(numbers) & ~whole, "expected an integer"))
         if float32:
             checks.append((np.abs(numbers) > _FLOAT32_MAX, "number beyond float32 range"))
     problems, flagged = _first_problems(len(numbers), checks)
