@@ -236,24 +236,6 @@ def measure_latency(url: str, headers: dict[str, str], seconds: float) -> dict[s
 class Client(Ours):
     """A user of our stack (account, key, uploads) who also submits batches."""
 
-    def upload(self, name: str, path: Path) -> str:
-        """Upload and wait until validated (the upload answers 202 `validating` after
-        VALIDATION_WAIT_S, 5 s, which a loaded machine passes)."""
-        with open(path, "rb") as fh:
-            body = requests.post(
-                f"{self.api}/models",
-                files={"file": fh},
-                data={"name": name},
-                headers=self.headers,
-                timeout=60,
-            ).json()
-        deadline = time.monotonic() + 120
-        while body["status"] == "validating" and time.monotonic() < deadline:
-            time.sleep(0.5)
-            body = self.model(body["id"])
-        assert body["status"] == "ready", body
-        return body["id"]
-
     def model(self, model_id: str) -> dict[str, Any]:
         resp = requests.get(f"{self.api}/models/{model_id}", headers=self.headers, timeout=10)
         resp.raise_for_status()

@@ -197,6 +197,12 @@ class Ours:
                 headers=self.headers,
                 timeout=60,
             ).json()
+        deadline = time.monotonic() + 120  # the first validation starts the sandbox's imports
+        while body["status"] == "validating" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            body = requests.get(
+                f"{self.api}/models/{body['id']}", headers=self.headers, timeout=10
+            ).json()
         assert body["status"] == "ready", body
         return body["id"]
 
