@@ -121,6 +121,13 @@ def to_frame(rows: pa.Table) -> pd.DataFrame:
     return rows.to_pandas()
 
 
+def has_missing(rows: Any) -> bool:
+    """A NaN in a matrix, a null in a typed frame (the forms a runtime receives)."""
+    if isinstance(rows, np.ndarray):
+        return bool(np.isnan(rows).any())
+    return bool(rows.isna().any(axis=None))
+
+
 def to_text(rows: Any) -> Any:
     """Rows inside a JSON queue entry: a matrix as it is (orjson writes it), a table as its IPC
     bytes in base64."""

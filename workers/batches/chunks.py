@@ -23,6 +23,7 @@ from shared import failures
 from shared.batches import cells, files
 from shared.config import get_settings
 from shared.db import session_scope
+from shared.jobs import inputs
 from shared.store import get_store
 from workers import metrics
 from workers.runtimes.cache import model_cache
@@ -133,7 +134,7 @@ class Answers:
 
 def _predict(ref: model_refs.ModelRef, model_input: Any, probabilities: bool) -> Answers:
     n = len(model_input)
-    missing = _has_missing(model_input)
+    missing = inputs.has_missing(model_input)
     key, size, loader = cache_entry(
         ref, get_store(), n, get_settings().onnx_max_batch_rows, missing
     )
@@ -191,12 +192,6 @@ def _rows(model_input: Any, start: int, stop: int) -> Any:
     if isinstance(model_input, np.ndarray):
         return model_input[start:stop]
     return model_input.iloc[start:stop].reset_index(drop=True)
-
-
-def _has_missing(model_input: Any) -> bool:
-    if isinstance(model_input, np.ndarray):
-        return bool(np.isnan(model_input).any())
-    return bool(model_input.isna().any(axis=None))
 
 
 def _output(

@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -17,6 +16,7 @@ from shared import cache_epoch, failures, inline_jobs
 from shared.config import get_settings
 from shared.db import autocommit
 from shared.inline_jobs import InlineJob
+from shared.jobs import inputs
 from shared.jobs.render import job_json
 from shared.redis_client import get_redis
 from shared.signals import done_commands, reply_commands, send_commands
@@ -220,20 +220,13 @@ def _infer_chunk(ref: ModelRef, chunk: list[ClaimedJob]) -> list[Outcome]:
         return _infer_with(ref, chunk, missing=False)
     groups: dict[tuple[bool, bool], list[ClaimedJob]] = {}
     for job in chunk:
-        needs = (differs and _has_missing(job.inputs), job.return_scores)
+        needs = (differs and inputs.has_missing(job.inputs), job.return_scores)
         groups.setdefault(needs, []).append(job)
     return [
         outcome
         for (missing, scores), jobs in groups.items()
         for outcome in _infer_with(ref, jobs, missing, scores)
     ]
-
-
-def _has_missing(rows: Any) -> bool:
-    """A NaN in a matrix, a null in a typed frame."""
-    return bool(
-        np.isnan(rows).any() if isinstance(rows, np.ndarray) else rows.isna().any(axis=None)
-    )
 
 
 def _infer_with(
