@@ -20,6 +20,7 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 _DTYPES = NUMERIC
 PREDICT, PROBA = "predict", "predict_proba"
 
+
 def parse_request(body: bytes, header_length: str | None) -> tuple[InferenceRequest, bytes]:
     """The request's JSON part, validated, and the binary bytes that follow it (if any)."""
     payload, split = _load_json(body, header_length)
