@@ -136,11 +136,12 @@ def to_text(rows: Any) -> Any:
     return base64.b64encode(_ipc(rows)).decode()
 
 
-def text_bytes(value: Any) -> bytes:
-    """The stored bytes of rows that came in a queue entry (`to_text`'s output, parsed)."""
+def text_bytes(value: Any, rows: Any) -> bytes:
+    """The stored bytes of rows that came in a queue entry: `value` is `to_text`'s output as
+    parsed, `rows` what `from_text` made of it (a matrix is not parsed from the lists twice)."""
     if isinstance(value, str):
         return base64.b64decode(value)
-    return to_npy(np.asarray(value, dtype=np.float64))
+    return to_npy(rows)
 
 
 def from_text(value: Any) -> np.ndarray | pd.DataFrame:

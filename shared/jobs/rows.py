@@ -117,22 +117,23 @@ def queued_row(
 
 def finished_row(
     job: InlineJob,
-    n_rows: int,
+    rows: Any,
     outcome: Mapping[str, Any],
     started: float,
     finished: float,
     worker: str,
 ) -> dict[str, Any]:
     """An inline job's finished row, timed on the worker's clock, as JSON-ready values (the
-    write sends the batch's rows as one JSON array): `outcome` is an Outcome's record."""
+    write sends the batch's rows as one JSON array): `rows` are the job's rows as claimed,
+    `outcome` an Outcome's record."""
     created = min(job.created_at, started)  # two hosts' clocks: never a negative wait
     row = {
         "id": job.id,
         "model_id": job.model_id,
         "model_version": job.model_version,
         "owner_id": job.owner_id,
-        "input_matrix": "\\x" + inputs.text_bytes(job.inputs).hex(),
-        "n_rows": n_rows,
+        "input_matrix": "\\x" + inputs.text_bytes(job.inputs, rows).hex(),
+        "n_rows": len(rows),
         "return_probabilities": job.return_probabilities,
         "return_scores": job.return_scores,
         "attempts": 1,

@@ -129,4 +129,4 @@ def test_typed_rows_round_trip_through_a_queue_entry():
     text = inputs.to_text(table)
     assert isinstance(text, str)
     pd.testing.assert_frame_equal(inputs.from_text(text), inputs.to_frame(table))
-    assert inputs.text_bytes(text) == inputs.encode(table)
+    assert inputs.text_bytes(text, inputs.from_text(text)) == inputs.encode(table)

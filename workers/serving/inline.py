@@ -42,7 +42,7 @@ def records(
     """The finished rows of the inline jobs among `outcomes`, timed on this worker's clock."""
     finished = time.time()
     return [
-        finished_row(meta[o.id], len(jobs[o.id].inputs), o.as_record(), started, finished, worker)
+        finished_row(meta[o.id], jobs[o.id].inputs, o.as_record(), started, finished, worker)
         for o in outcomes
         if o.id in meta
     ]
