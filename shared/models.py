@@ -32,8 +32,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shared.batches.table import Batch, BatchChunk
 from shared.jobs.table import Job
 from shared.orm import Base, created, one_of, uuid_pk
+from shared.webhooks.table import WebhookDelivery, WebhookEndpoint
 
-__all__ = ["ApiKey", "Base", "Batch", "BatchChunk", "Job", "MLModel", "User"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Batch",
+    "BatchChunk",
+    "Job",
+    "MLModel",
+    "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]
 
 MODEL_STATUSES = ("validating", "ready", "failed", "disabled")
 
