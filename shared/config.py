@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     refresh_token_expires_s: int = Field(30 * 86400, ge=60)
 
     model_store_dir: Path = Path(".mlsp/models")
+    # Where artifacts live (docs/operations.md, "Artifact store (S3, MinIO)"): file:///path, or
+    # s3://bucket/prefix for any S3-compatible service at S3_ENDPOINT_URL (empty: AWS S3), with
+    # credentials from the standard AWS chain. Empty: MODEL_STORE_DIR.
+    artifact_store_url: str = Field("", pattern=r"^$|^file://.+|^s3://[^/]+(/.*)?$")
+    s3_endpoint_url: str = ""
+    # The local read-through cache of an s3:// store, shared by the processes of a host.
+    artifact_cache_dir: Path = Path(tempfile.gettempdir()) / "mlsp-artifact-cache"
+    artifact_cache_max_mb: float = Field(10240, gt=0)
     max_upload_mb: float = Field(100, gt=0)
     max_rows_per_request: int = Field(10_000, ge=1)
     max_body_mb: float = Field(32, gt=0)
@@ -97,6 +105,21 @@ class Settings(BaseSettings):
     worker_memory_limit_mb: int = Field(4096, ge=0)
     # Celery's worker_max_memory_per_child: a child past this RSS after a task is replaced (0: off).
     worker_max_memory_per_child_mb: int = Field(2048, ge=0)
+
+    # Webhooks (docs/webhooks.md). Receivers must be https and resolve to public addresses unless
+    # these allow otherwise (tests and `make run` turn both on for a receiver on the loopback).
+    webhook_allow_http: bool = False
+    webhook_allow_private: bool = False
+    # Keys that encrypt the endpoints' signing secrets at rest, comma-separated: the first
+    # encrypts, every one decrypts (rotation). Empty: a key derived from SECRET_KEY.
+    webhook_encryption_key: str = ""
+    webhook_timeout_s: float = Field(10, gt=0)  # one delivery attempt, connect to last byte
+    # Multiplies the retry delays and the 24 h window (tests shrink it; 1 in production).
+    webhook_retry_scale: float = Field(1, gt=0)
+    webhook_dispatch_interval_s: float = Field(2, gt=0)  # beat: due deliveries sent this often
+    # A claimed delivery whose attempt never reported (its worker died) is due again after this.
+    webhook_lease_s: float = Field(120, gt=0)
+    max_webhooks_per_user: int = Field(20, ge=1)
 
     # Compiled inference: serve through ONNX Runtime only when it gives scikit-learn's answers.
     onnx_enabled: bool = True
@@ -196,6 +219,16 @@ class Settings(BaseSettings):
         """The Celery queue of batch tasks, served by the `batch` worker (Procfile): a pool of
         its own at lower CPU priority, so a batch never holds the processes jobs wait for."""
         return f"{self.default_queue}.batches"
+
+    @property
+    def artifact_cache_bytes(self) -> int:
+        return int(self.artifact_cache_max_mb * 1024 * 1024)
+
+    @property
+    def webhook_queue(self) -> str:
+        """The Celery queue of webhook deliveries, served by the `webhooks` worker (Procfile): a
+        slow receiver holds one of its processes, never one that predictions wait for."""
+        return f"{self.default_queue}.webhooks"
 
     @property
     def max_body_bytes(self) -> int:
