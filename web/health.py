@@ -51,12 +51,13 @@ def dependencies_ok() -> bool:
     return _database_ok() and _broker_ok()
 
 
-def _live_workers() -> int:
-    """The last background count (web/worker_count.py): never a broker call in the request."""
+def _live_workers() -> dict[str, int]:
+    """The last background count by host (web/worker_count.py): never a broker call in the
+    request."""
     held = current_app.extensions
     if _WORKER_COUNT not in held:  # setdefault: one counter even if two race here
         held.setdefault(_WORKER_COUNT, WorkerCount(extensions.settings()))
-    return held[_WORKER_COUNT].get()
+    return held[_WORKER_COUNT].by_host()
 
 
 def _queue_depths() -> dict[str, int]:
@@ -96,14 +97,15 @@ def _not_ready():
 @limit(health_limit)
 @spec.validate(resp=Response(HTTP_200=Health, HTTP_503=Health), tags=["health"])
 def health():
-    """Database, broker, live worker count and queue depths."""
+    """Database, broker, live workers (in all and per host) and queue depths."""
     checks = Checks(
         database="ok" if _database_ok() else "down",
         broker="ok" if _broker_ok() else "down",
         workers=0,
     )
-    if checks.broker == "ok":
-        checks.workers = _live_workers()
+    hosts = _live_workers() if checks.broker == "ok" else {}
+    checks.workers = sum(hosts.values())
     up = checks.database == "ok" and checks.broker == "ok"
     status = ("ok" if checks.workers else "degraded") if up else "down"
-    return Health(status=status, checks=checks, queues=_queue_depths()), 200 if up else 503
+    body = Health(status=status, checks=checks, queues=_queue_depths(), workers_by_host=hosts)
+    return body, 200 if up else 503

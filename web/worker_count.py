@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 
 from celery import Celery
 
@@ -25,39 +26,51 @@ PING_TIMEOUT_S = 0.5
 
 
 class WorkerCount:
-    """Workers that answered the last ping (0 until the first answer lands, ~0.5 s after the
-    first request of a process)."""
+    """Workers that answered the last ping, by host (nothing until the first answer lands,
+    ~0.5 s after the first request of a process)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._count = 0
+        self._hosts: dict[str, int] = {}
         self._pid: int | None = None
         self._start_lock = threading.Lock()
 
     def get(self) -> int:
+        return sum(self.by_host().values())
+
+    def by_host(self) -> dict[str, int]:
+        """Live workers per host: the part of each Celery node name after `@` (`worker@%h`)."""
         if self._pid != os.getpid():  # first use in this process (web servers fork)
             self._start()
-        return self._count
+        return self._hosts
 
     def _start(self) -> None:
         with self._start_lock:  # one starter; taken once per process, never after
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()
-            self._count = 0
+            self._hosts = {}
             threading.Thread(target=self._run, name="mlsp-worker-count", daemon=True).start()
 
     def _run(self) -> None:
         producer = create_producer(self._settings)
         while True:
-            self._count = _ping(producer)
+            self._hosts = _ping(producer)  # one assignment: readers see a whole snapshot
             time.sleep(self._settings.health_workers_refresh_s)
 
 
-def _ping(producer: Celery) -> int:
+def _ping(producer: Celery) -> dict[str, int]:
     try:
         with producer.connection_for_write() as conn:
-            return len(producer.control.ping(timeout=PING_TIMEOUT_S, connection=conn) or [])
+            replies = producer.control.ping(timeout=PING_TIMEOUT_S, connection=conn) or []
     except Exception:  # the broker may be down; health reports that separately
         log.warning("health: worker ping failed", exc_info=True)
-        return 0
+        return {}
+    return count_by_host(replies)
+
+
+def count_by_host(replies: list[dict]) -> dict[str, int]:
+    """{host: workers} from ping replies ([{node name: answer}, ...]); a name without `@` is
+    its own host."""
+    nodes = (name for reply in replies for name in reply)
+    return dict(sorted(Counter(name.rpartition("@")[2] for name in nodes).items()))

@@ -21,3 +21,6 @@ class Health(BaseModel):
     status: Literal["ok", "degraded", "down"]
     checks: Checks
     queues: dict[str, int]
+    # Live workers per host (the host part of each Celery node name, `worker@%h`): on several
+    # hosts, which one lost its workers.
+    workers_by_host: dict[str, int] = {}
