@@ -44,10 +44,15 @@ def list_users():
 )
 def patch_user(user_id: uuid.UUID):
     """Disable (or re-enable) an account: its tokens and keys are refused from the next request."""
+    return UserOut.model_validate(set_active(user_id, request.context.json.is_active))
+
+
+def set_active(user_id: uuid.UUID, is_active: bool) -> User:
+    """Disable or re-enable an account (404 for an unknown id): the API's and /admin's."""
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("User not found")
-    user.is_active = request.context.json.is_active
+    user.is_active = is_active
     db.session.commit()
     bump_epoch()  # cached API keys of a disabled account are dropped everywhere
-    return UserOut.model_validate(user)
+    return user

@@ -70,13 +70,17 @@ def get(key_id: uuid.UUID):
 )
 def patch(key_id: uuid.UUID):
     """Rename, deactivate or reactivate a key (takes effect on the next request)."""
+    return ApiKeyOut.model_validate(update_key(key_id, request.context.json))
+
+
+def update_key(key_id: uuid.UUID, body: ApiKeyPatch) -> ApiKey:
+    """Apply a patch to the caller's key: the API's and the web pages'."""
     row = get_owned(ApiKey, key_id, "API key")
-    body: ApiKeyPatch = request.context.json
     for field, value in body.model_dump(exclude_none=True).items():
         setattr(row, field, value)
     db.session.commit()
     bump_epoch()  # a deactivated key stops working in every process at once
-    return ApiKeyOut.model_validate(row)
+    return row
 
 
 @bp.delete("/<uuid:key_id>")
@@ -86,7 +90,12 @@ def patch(key_id: uuid.UUID):
 )
 def delete(key_id: uuid.UUID):
     """Delete a key: it stops working at once."""
+    delete_key(key_id)
+    return "", 204
+
+
+def delete_key(key_id: uuid.UUID) -> None:
+    """Delete the caller's key; every process refuses it from the next request."""
     db.session.delete(get_owned(ApiKey, key_id, "API key"))
     db.session.commit()
     bump_epoch()
-    return "", 204

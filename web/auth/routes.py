@@ -29,7 +29,11 @@ bp = Blueprint("auth", __name__)
 @spec.validate(json=Credentials, resp=Response(HTTP_201=UserOut, **errors(400, 409)), tags=["auth"])
 def register():
     """Create an account (email is case-insensitive and unique)."""
-    body: Credentials = request.context.json
+    return UserOut.model_validate(create_user(request.context.json)), 201
+
+
+def create_user(body: Credentials) -> User:
+    """A new account (409 email_taken when the email is in use): the API's and the web pages'."""
     user = User(email=body.email, password_hash=hash_password(body.password))
     db.session.add(user)
     try:
@@ -37,10 +41,11 @@ def register():
     except IntegrityError:
         db.session.rollback()
         raise Conflict("An account with this email already exists", code="email_taken") from None
-    return UserOut.model_validate(user), 201
+    return user
 
 
-def _check_login(body: LoginIn) -> User:
+def check_login(body: LoginIn) -> User:
+    """The user these credentials belong to (401 otherwise); the API's and the web pages'."""
     email = body.email.strip().lower()
     user = db.session.scalar(select(User).where(User.email == email))
     # Same answer (and the same Argon2 cost) for an unknown email and a wrong password.
@@ -57,7 +62,7 @@ def _check_login(body: LoginIn) -> User:
 @spec.validate(json=LoginIn, resp=Response(HTTP_200=TokenPair, **errors(400, 401)), tags=["auth"])
 def login():
     """Exchange email + password for an access and a refresh token."""
-    user = _check_login(request.context.json)
+    user = check_login(request.context.json)
     if not user.is_active:
         raise Unauthorized("Invalid email or password", code="invalid_credentials")
     return TokenPair(**issue_tokens(user))

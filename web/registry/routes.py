@@ -49,11 +49,7 @@ _OWN = errors(*PROTECTED_ERRORS, 404)
 def upload():
     """Upload a model file; a worker validates it (201 when done in time, else 202 validating;
     422 invalid_model when it failed, the failed record readable by the id in details)."""
-    form: ModelUpload = request.context.form
-    fmt = uploads.sniff_format(form.file)
-    sample = uploads.parse_sample(form.sample)
-    model = _create_model(form, fmt, sample)
-    _enqueue_validation(model)
+    model = accept_upload(request.context.form)
     settings = extensions.settings()
     with waits.slot() as waiting:  # past the cap: 202 validating at once (web/waits.py)
         if waiting and wait_done(
@@ -63,6 +59,16 @@ def upload():
     if model.status == "failed":
         raise invalid_model(model)
     return ModelOut.model_validate(model), 202 if model.status == "validating" else 201
+
+
+def accept_upload(form: ModelUpload) -> MLModel:
+    """Store the file, record the model (validating) and send its validation task: the API's
+    upload and the web pages' (which then watch the status instead of waiting here)."""
+    fmt = uploads.sniff_format(form.file)
+    sample = uploads.parse_sample(form.sample)
+    model = _create_model(form, fmt, sample)
+    _enqueue_validation(model)
+    return model
 
 
 def invalid_model(model: MLModel) -> ValidationFailed:
@@ -151,8 +157,12 @@ def get_model(model_id: uuid.UUID):
 )
 def patch_model(model_id: uuid.UUID):
     """Change the description, enable/disable predictions, or force the scikit-learn runtime."""
+    return ModelOut.model_validate(change_model(model_id, request.context.json))
+
+
+def change_model(model_id: uuid.UUID, body: ModelPatch) -> MLModel:
+    """Apply a patch to the caller's model (409 when its status cannot be switched)."""
     model = get_owned(MLModel, model_id, "Model", lock=True)
-    body: ModelPatch = request.context.json
     if body.status is not None:
         if model.status not in ("ready", "disabled"):
             raise Conflict(f"A model in status '{model.status}' cannot be enabled or disabled")
@@ -163,7 +173,7 @@ def patch_model(model_id: uuid.UUID):
         apply_preference(model, body.runtime)  # also updates model.runtime for the next job
     db.session.commit()
     epoch.bump()  # a disabled model stops taking predictions in every web process at once
-    return ModelOut.model_validate(model)
+    return model
 
 
 @bp.delete("/<uuid:model_id>")
@@ -171,8 +181,14 @@ def patch_model(model_id: uuid.UUID):
 @spec.validate(resp=Response("HTTP_204", **_OWN), tags=["models"], security=AUTH)
 def delete_model(model_id: uuid.UUID):
     """Soft delete: gone from lists and predictions; history kept; the file purged later."""
+    soft_delete(model_id)
+    return "", 204
+
+
+def soft_delete(model_id: uuid.UUID) -> MLModel:
+    """Mark the caller's model deleted; every web process stops serving it at once."""
     model = get_owned(MLModel, model_id, "Model", lock=True)
     model.deleted_at = datetime.now(UTC)
     db.session.commit()
     epoch.bump()
-    return "", 204
+    return model
