@@ -118,6 +118,8 @@ def register_metrics(app: Flask, settings: Settings) -> None:
     from web.limits import limiter
 
     queue_registry = CollectorRegistry(auto_describe=False)
-    queue_registry.register(QueueDepthCollector([settings.default_queue], settings.redis_url))
+    # Both Celery queues: an autoscaler scales the batch worker on its own queue's depth.
+    queues = [settings.default_queue, settings.batch_queue]
+    queue_registry.register(QueueDepthCollector(queues, settings.redis_url))
     app.extensions["mlsp_queue_registry"] = queue_registry
     app.add_url_rule("/metrics", "metrics", limiter.exempt(metrics_view))

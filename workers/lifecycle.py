@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,13 @@ def _limit_threads(**_: Any) -> None:
     limit_threads()
 
 
+def _count_process(**_: Any) -> None:
+    if get_settings().worker_metrics_port:
+        from workers import metrics
+
+        metrics.process_started()
+
+
 def _child_exit(**_: Any) -> None:
     # Its live gauges (cache size) must stop counting once the child is gone.
     metrics_dir.mark_dead(os.getpid())
@@ -95,12 +103,25 @@ def _task_started(task_id: str | None = None, task: Any = None, **_: Any) -> Non
     request_id = request.get("request_id") if request is not None else None
     logs.clear()
     logs.bind(task_id=task_id, task=getattr(task, "name", None), request_id=request_id)
+    _state["task_started"] = time.monotonic()
 
 
 def _task_finished(**_: Any) -> None:
     logs.clear()
+    started = _state.pop("task_started", None)
     if get_settings().worker_metrics_port:
         _sync_cache_metrics()
+        if started is not None:
+            _count_busy(time.monotonic() - started)
+
+
+def _count_busy(seconds: float) -> None:
+    try:
+        from workers import metrics
+
+        metrics.task_ran(seconds)
+    except Exception:
+        log.warning("utilisation metrics update failed", exc_info=True)
 
 
 def _sync_cache_metrics() -> None:
@@ -128,6 +149,7 @@ def connect() -> None:
         (worker_ready, _start_exporter),
         (worker_process_init, _limit_memory),
         (worker_process_init, _limit_threads),
+        (worker_process_init, _count_process),
         (worker_shutdown, _stop_exporter),
         (worker_process_shutdown, _child_exit),
         (task_prerun, _task_started),

@@ -40,6 +40,8 @@ class WorkerMetrics:
     cache_entries: Any
     cache_bytes: Any
     batch_rows: Any
+    processes: Any
+    busy_seconds: Any
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,6 +82,16 @@ def worker_metrics() -> WorkerMetrics:
             "mlsp_batch_rows_total",
             "Rows of batches (bulk file predictions) written, by outcome",
             ["outcome"],
+        ),
+        # Utilisation = rate(busy seconds) / processes: a counter, not a busy/idle gauge, so
+        # that tasks shorter than the scrape interval still count.
+        processes=Gauge(
+            "mlsp_worker_processes",
+            "Pool processes (prefork children) alive",
+            multiprocess_mode="livesum",
+        ),
+        busy_seconds=Counter(
+            "mlsp_worker_busy_seconds_total", "Seconds pool processes spent running tasks"
         ),
     )
 
@@ -127,6 +139,16 @@ def batch_rows(predicted: int, failed: int) -> None:
         counter.labels("failed").inc(failed)
     except Exception:  # metrics must never fail a chunk
         log.debug("batch row metrics not recorded", exc_info=True)
+
+
+def process_started() -> None:
+    """A pool process is up (its live gauge leaves the sum when it exits)."""
+    worker_metrics().processes.set(1)
+
+
+def task_ran(seconds: float) -> None:
+    """A task body ran for `seconds` in this process."""
+    worker_metrics().busy_seconds.inc(max(seconds, 0.0))
 
 
 def sync_cache(cache: ModelCache) -> None:
