@@ -178,9 +178,9 @@ def _result_writer(path: Path, fmt: str, schema: pa.Schema):
 
 @contextmanager
 def scratch(store: ArtifactStore) -> Iterator[Path]:
-    """A temporary file beside the store's files (same disk: the save is a copy, not a trip)."""
-    root = getattr(store, "root", None)
-    fd, name = tempfile.mkstemp(dir=root, prefix=".batch-", suffix=".tmp")
+    """A temporary file in the store's scratch directory (beside a local store's files, so
+    the save is a copy on one disk; a remote store's cache directory otherwise)."""
+    fd, name = tempfile.mkstemp(dir=store.scratch_dir, prefix=".batch-", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(name)

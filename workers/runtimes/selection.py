@@ -10,6 +10,7 @@ PATCH that switches runtimes therefore never serves a stale entry. A booster's o
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.store import ArtifactStore
@@ -51,22 +52,27 @@ def cache_entry(
     does a call with missing values when validation found the ONNX graph answering them otherwise
     (a forest's graph sends NaN down another branch than scikit-learn's trees)."""
     model_id = str(ref.id)
+
+    # Paths are asked for inside the loaders: a remote store's local copy is needed only on a
+    # miss of the model cache, and a hit must not touch the store.
+    def upload() -> Path:
+        return store.local_path(ref.artifact_key, ref.sha256)
+
+    def compiled() -> Path:
+        return store.local_path(ref.onnx_key, ref.onnx_sha256)
+
     if ref.format == "onnx":  # uploaded as ONNX: the artifact itself
-        path = store.local_path(ref.artifact_key)
-        return (model_id, ref.sha256), ref.size_bytes, lambda: OnnxRuntime.load(path)
+        return (model_id, ref.sha256), ref.size_bytes, lambda: OnnxRuntime.load(upload())
     native = NATIVE_RUNTIMES.get(ref.format)
     if native is not None:  # a booster's own file: its library serves it
-        path = store.local_path(ref.artifact_key)
-        return (model_id, ref.sha256), ref.size_bytes, lambda: native.load(path, ref.format)
+        return (model_id, ref.sha256), ref.size_bytes, lambda: native.load(upload(), ref.format)
     big = onnx_max_rows and rows > onnx_max_rows
     differs = missing and (ref.input_schema or {}).get("onnx_differs_on_missing")
     if ref.runtime == "onnx" and ref.onnx_key and not (big or differs or scores):
-        path = store.local_path(ref.onnx_key)
         size = int(ref.onnx_size_bytes or 0)
-        return (model_id, ref.onnx_sha256), size, lambda: OnnxRuntime.load(path)
-    path = store.local_path(ref.artifact_key)
+        return (model_id, ref.onnx_sha256), size, lambda: OnnxRuntime.load(compiled())
     return (
         (model_id, ref.sha256),
         ref.size_bytes,
-        lambda: SklearnRuntime.load(path, ref.format, ref.input_schema),
+        lambda: SklearnRuntime.load(upload(), ref.format, ref.input_schema),
     )

@@ -39,14 +39,14 @@ def validate_model(model_id: str) -> str:
     mid = uuid.UUID(model_id)
     with session_scope() as session:
         row = session.execute(
-            select(MLModel.artifact_key, MLModel.format, MLModel.sample).where(
+            select(MLModel.artifact_key, MLModel.format, MLModel.sample, MLModel.sha256).where(
                 MLModel.id == mid, MLModel.status == "validating"
             )
         ).first()
     if row is None:
         return "skipped"  # already validated (duplicate delivery) or deleted
     try:
-        meta = inspect_artifact(row.artifact_key, row.format, row.sample, mid)
+        meta = inspect_artifact(row.artifact_key, row.format, row.sample, mid, row.sha256)
     except ValidationRefused as exc:
         return _record(mid, "failed", error=str(exc))
     except SandboxError as exc:
@@ -56,12 +56,20 @@ def validate_model(model_id: str) -> str:
 
 
 def inspect_artifact(
-    key: str, fmt: str, sample: list[Any] | None, model_id: uuid.UUID | None = None
+    key: str,
+    fmt: str,
+    sample: list[Any] | None,
+    model_id: uuid.UUID | None = None,
+    sha256: str | None = None,
 ) -> dict[str, Any]:
     """The sandbox's description of the artifact (meta["compiled"]: the ONNX model it compiled,
-    stored as `<model id>.onnx` when a model id is given). Raises ValidationRefused."""
+    stored as `<model id>.onnx` when a model id is given). Raises ValidationRefused.
+
+    This process reads the file (from a remote store through the host's cache, under the
+    recorded sha256, so serving finds it there) and hands the sandbox its bytes: the sandbox
+    holds no store credentials and opens no file or connection."""
     settings = get_settings()
-    artifact = get_store().local_path(key).read_bytes()
+    artifact = get_store().local_path(key, sha256).read_bytes()
     request = {"format": fmt, "sample": sample, "compile": compile_request(settings)}
     limits = Limits(
         settings.validation_memory_mb, settings.validation_cpu_s, settings.validation_wall_s
