@@ -15,7 +15,7 @@ from shared.celery_config import create_producer
 from shared.config import Settings
 from shared.models import Base
 from shared.redis_client import client_for
-from shared.store import ArtifactStore, store_at
+from shared.store import ArtifactStore, store_for
 
 # Flask-SQLAlchemy drives the same plain-SQLAlchemy metadata the workers use.
 # Objects stay readable after commit: a handler that has just written a row answers from it
@@ -54,6 +54,6 @@ def redis(blocking: bool = False) -> Redis:
 
 
 def store() -> ArtifactStore:
-    """The artifact store at the current app's MODEL_STORE_DIR (built on first use, not at app
-    creation: a command that never touches artifacts creates no directory)."""
-    return store_at(settings().model_store_dir)
+    """The current app's artifact store, ARTIFACT_STORE_URL or MODEL_STORE_DIR (built on first
+    use, not at app creation: a command that never touches artifacts creates no directory)."""
+    return store_for(settings())
