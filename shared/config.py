@@ -161,8 +161,17 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     slow_request_ms: float = Field(1000, gt=0)
     worker_metrics_port: int = Field(0, ge=0, le=65535)
+    # /metrics names the models with the longest pending lists (mlsp_pending_jobs_by_model, this
+    # many at most; 0: aggregates only). Off by default: /metrics has no auth and a model id names
+    # a tenant's model; turn it on only where /metrics stays on an internal network.
+    metrics_top_models: int = Field(0, ge=0, le=100)
     metrics_dir: Path = Path(tempfile.gettempdir()) / "mlsp-metrics"
     analytics_timeout_ms: int = Field(5000, ge=100)
+
+    # Web pages (web/ui/): how long a signed-in browser session lives without use, and whether
+    # its cookie is Secure (unset: everywhere but MLSP_ENV=development, which serves plain http).
+    ui_session_ttl_s: int = Field(12 * 3600, ge=60)
+    session_cookie_secure: bool | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -188,6 +197,13 @@ class Settings(BaseSettings):
                     f"{name} must be set to a secret of at least {MIN_SECRET_CHARS} characters "
                     "in production (MLSP_ENV=production)"
                 )
+
+    @property
+    def secure_cookies(self) -> bool:
+        """The browser session cookie is sent over https only (SESSION_COOKIE_SECURE)."""
+        if self.session_cookie_secure is not None:
+            return self.session_cookie_secure
+        return self.env != "development"
 
     @property
     def wait_slots(self) -> int:
