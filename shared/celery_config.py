@@ -21,6 +21,9 @@ PURGE_ARTIFACTS = "mlsp.purge_artifacts"
 PLAN_BATCH = "mlsp.plan_batch"
 BATCH_CHUNK = "mlsp.batch_chunk"
 FINISH_BATCH = "mlsp.finish_batch"
+DISPATCH_WEBHOOKS = "mlsp.dispatch_webhooks"
+DELIVER_WEBHOOK = "mlsp.deliver_webhook"
+PRUNE_WEBHOOKS = "mlsp.prune_webhooks"
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
@@ -31,6 +34,21 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         "expire-queued-jobs": {"task": EXPIRE_JOBS, "schedule": 30.0},
         "prune-job-history": {"task": PRUNE_HISTORY, "schedule": 3600.0},
         "purge-deleted-artifacts": {"task": PURGE_ARTIFACTS, "schedule": 3600.0},
+        # Webhook deliveries due (the outbox, workers/webhooks/): on their own queue; a dispatch
+        # nobody took within its interval is dropped, the next one does the same work.
+        "dispatch-webhooks": {
+            "task": DISPATCH_WEBHOOKS,
+            "schedule": settings.webhook_dispatch_interval_s,
+            "options": {
+                "queue": settings.webhook_queue,
+                "expires": max(1.0, settings.webhook_dispatch_interval_s),
+            },
+        },
+        "prune-webhook-deliveries": {
+            "task": PRUNE_WEBHOOKS,
+            "schedule": 3600.0,
+            "options": {"queue": settings.webhook_queue},
+        },
     }
 
 
