@@ -27,7 +27,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _NUL = b"\\u0000"  # how JSON spells U+0000 (a raw NUL byte is not valid JSON)
 # OIP v2 clients send JSON with any (or no) content type, or JSON followed by binary tensors.
-_OWN_BODY_FORMAT = frozenset({"oip"})
+# The web pages (web/ui/) take HTML forms, checked by their own views (and CSRF tokens).
+_OWN_BODY_FORMAT = frozenset({"oip", "ui", "ui_admin"})
 # Probes and scrapes arrive every few seconds: their lines go to DEBUG, not INFO.
 _QUIET_ENDPOINTS = frozenset({"metrics", "health.live", "health.ready"})
 # A long-poll (`GET /jobs/{id}?wait=`) is slow on purpose: the client asked to wait.
