@@ -81,6 +81,7 @@ def register_blueprints(app: Flask) -> None:
     from web.jobs import routes as job_routes
     from web.oip import routes as oip_routes
     from web.registry import routes as registry_routes
+    from web.webhooks import routes as webhook_routes
 
     app.register_blueprint(health_bp, url_prefix="/api/v1/health")
     app.register_blueprint(routes.bp, url_prefix="/api/v1/auth")
@@ -93,6 +94,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(analytics_routes.bp, url_prefix="/api/v1/models")
     app.register_blueprint(batch_routes.models_bp, url_prefix="/api/v1/models")
     app.register_blueprint(batch_routes.bp, url_prefix="/api/v1/batches")
+    app.register_blueprint(webhook_routes.bp, url_prefix="/api/v1/webhooks")
 
 
 def register_docs(app: Flask) -> None:
