@@ -29,6 +29,8 @@ class QueueDepths:
     pending_models: int = 0
     pending_max: int = 0
     truncated: bool = False
+    # (model id, pending) of the longest lists, longest first; only when asked for (`top`)
+    top_models: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _pending_keys(client: redis.Redis) -> tuple[list[str], bool]:
@@ -44,13 +46,19 @@ def _pending_keys(client: redis.Redis) -> tuple[list[str], bool]:
             return sorted(keys), True
 
 
-def read_depths(client: redis.Redis, celery_queues: list[str]) -> QueueDepths:
-    """One snapshot; raises redis errors (callers decide what an outage means)."""
+def read_depths(client: redis.Redis, celery_queues: list[str], top: int = 0) -> QueueDepths:
+    """One snapshot, with the `top` longest per-model lists by model id (METRICS_TOP_MODELS);
+    raises redis errors (callers decide what an outage means)."""
     keys, truncated = _pending_keys(client)
     pipe = client.pipeline(transaction=False)
     for name in [*celery_queues, *keys]:
         pipe.llen(name)
     lengths = [int(n) for n in pipe.execute()]
     celery = dict(zip(celery_queues, lengths[: len(celery_queues)], strict=True))
-    pending = [n for n in lengths[len(celery_queues) :] if n]
-    return QueueDepths(celery, sum(pending), len(pending), max(pending, default=0), truncated)
+    by_key = [(key, n) for key, n in zip(keys, lengths[len(celery_queues) :], strict=True) if n]
+    pending = [n for _, n in by_key]
+    longest = sorted(by_key, key=lambda item: (-item[1], item[0]))[:top]
+    top_models = [(key.removeprefix(PENDING_PREFIX), n) for key, n in longest]
+    return QueueDepths(
+        celery, sum(pending), len(pending), max(pending, default=0), truncated, top_models
+    )

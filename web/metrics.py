@@ -63,14 +63,15 @@ def job_submitted(count: int = 1) -> None:
 class QueueDepthCollector(Collector):
     """Celery queue lengths and the per-model pending lists in aggregate, read when scraped."""
 
-    def __init__(self, queues: list[str], redis_url: str) -> None:
+    def __init__(self, queues: list[str], redis_url: str, top_models: int = 0) -> None:
         self.queues = queues
         self.redis_url = redis_url
+        self.top_models = top_models  # METRICS_TOP_MODELS: 0 names no model
 
     def collect(self):
         up = GaugeMetricFamily("mlsp_queue_depth_up", "1 when Redis answered the depth read")
         try:
-            depths = read_depths(client_for(self.redis_url), self.queues)
+            depths = read_depths(client_for(self.redis_url), self.queues, self.top_models)
         except Exception:  # an unreachable broker must not break the rest of the scrape
             log.warning("metrics: queue depth read failed", exc_info=True)
             up.add_metric([], 0)
@@ -95,7 +96,20 @@ def _depth_families(depths):
         "mlsp_pending_jobs_max", "Job ids waiting in the longest per-model list (a hot model)"
     )
     longest.add_metric([], depths.pending_max)
-    return [celery, total, models, longest]
+    return [celery, total, models, longest, *_by_model(depths)]
+
+
+def _by_model(depths):
+    if not depths.top_models:  # off (METRICS_TOP_MODELS=0) or nothing waiting: no family
+        return []
+    family = GaugeMetricFamily(
+        "mlsp_pending_jobs_by_model",
+        "Job ids waiting for a model: the METRICS_TOP_MODELS longest lists only",
+        labels=["model_id"],
+    )
+    for model_id, n in depths.top_models:
+        family.add_metric([model_id], n)
+    return [family]
 
 
 def _process_registry() -> CollectorRegistry:
@@ -120,6 +134,7 @@ def register_metrics(app: Flask, settings: Settings) -> None:
     queue_registry = CollectorRegistry(auto_describe=False)
     # Both Celery queues: an autoscaler scales the batch worker on its own queue's depth.
     queues = [settings.default_queue, settings.batch_queue]
-    queue_registry.register(QueueDepthCollector(queues, settings.redis_url))
+    collector = QueueDepthCollector(queues, settings.redis_url, settings.metrics_top_models)
+    queue_registry.register(collector)
     app.extensions["mlsp_queue_registry"] = queue_registry
     app.add_url_rule("/metrics", "metrics", limiter.exempt(metrics_view))
