@@ -1,0 +1,86 @@
+"""One delivery attempt end to end, and one dispatch round: plain functions the Celery tasks
+call (tested without Celery too).
+
+An attempt reads its message in a short transaction, then sends with no database connection
+held, then records the outcome in another short transaction: a receiver that takes its full
+timeout holds one worker process, never a connection or a row lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.webhooks import addresses, signing
+from shared.webhooks import secrets as webhook_secrets
+from workers.webhooks import metrics, outbox, sender
+
+log = logging.getLogger(__name__)
+
+DISPATCH_LIMIT = 100  # deliveries claimed per dispatch round
+SEND_MARGIN_S = 30  # an attempt's lease beyond its timeout (rendering, the outcome's write)
+
+
+def dispatch(settings: Settings) -> list[tuple[uuid.UUID, int]]:
+    """Claim the due deliveries: (id, attempt number) of each, to send a task for."""
+    with session_scope() as session:
+        claimed = outbox.claim(session, DISPATCH_LIMIT, settings.webhook_lease_s)
+        pending = outbox.pending_count(session)
+    metrics.pending(pending)
+    return claimed
+
+
+def attempt(delivery_id: uuid.UUID, number: int, settings: Settings) -> str:
+    """Send one attempt of a delivery and record its outcome; returns the outcome's name."""
+    lease = settings.webhook_timeout_s + SEND_MARGIN_S
+    with session_scope() as session:
+        message = outbox.start(session, delivery_id, number, lease)
+    if message is None:
+        return "stale"
+    outcome, seconds = _send(message, settings)
+    with session_scope() as session:
+        result = outbox.record(session, message, outcome, settings.webhook_retry_scale)
+    refused = outcome.status_code is None and (outcome.error or "").startswith("refused")
+    metrics.attempt("refused" if refused and result != "stale" else result, seconds)
+    log.info(
+        "webhook delivery %s attempt %d: %s (%s)",
+        delivery_id,
+        number,
+        result,
+        outcome.status_code or outcome.error,
+    )
+    return result
+
+
+def prune(settings: Settings) -> int:
+    """The delivery log keeps finished deliveries JOB_RETENTION_DAYS, as jobs are kept."""
+    with session_scope() as session:
+        return outbox.prune(session, timedelta(days=settings.job_retention_days))
+
+
+def _send(message: outbox.Attempt, settings: Settings) -> tuple[outbox.Outcome, float | None]:
+    """Check the receiver's addresses again (DNS may have changed since the endpoint was saved),
+    sign, and POST to a checked address."""
+    try:
+        secret = webhook_secrets.decrypt(message.secret_ciphertext, settings)
+        target, resolved = addresses.check(
+            message.url,
+            allow_http=settings.webhook_allow_http,
+            allow_private=settings.webhook_allow_private,
+        )
+    except (addresses.Refused, webhook_secrets.SecretUnreadable) as exc:
+        return outbox.Outcome(None, f"refused: {exc}"), None
+    headers = signing.signed_headers(
+        secret, str(message.delivery_id), datetime.now(UTC), message.body
+    )
+    try:
+        answer = sender.post(target, resolved, headers, message.body, settings.webhook_timeout_s)
+    except SoftTimeLimitExceeded:
+        timeout = settings.webhook_timeout_s
+        return outbox.Outcome(None, f"no answer within {timeout:g} s"), timeout
+    return outbox.Outcome(answer.status, answer.error), answer.seconds
