@@ -16,7 +16,9 @@ from workers import lifecycle
 def create_celery(settings: Settings | None = None) -> Celery:
     """Build the Celery app from settings (tests pass their own)."""
     settings = settings or get_settings()
-    app = Celery("mlsp", include=["workers.tasks", "workers.batches.tasks"])
+    app = Celery(
+        "mlsp", include=["workers.tasks", "workers.batches.tasks", "workers.webhooks.tasks"]
+    )
     app.conf.update(celery_config(settings))
     return app
 
