@@ -31,7 +31,7 @@ from mlsp_dev.processes import Stop, run_child, say, signal_router
 from shared.ports import port_problem
 
 # `web` first: honcho gives it PORT.
-SERVICE_PROCESSES = ("web", "worker", "batch", "beat", "flower")
+SERVICE_PROCESSES = ("web", "worker", "batch", "webhooks", "beat", "flower")
 
 
 def _display_host(host: str) -> str:
@@ -70,6 +70,9 @@ def run_env(env: dict[str, str], data_dir: Path) -> dict[str, str]:
     env.setdefault("FLOWER_BASIC_AUTH", flower_credentials(data_dir))
     # Read in a terminal: lines for people. Production and compose keep JSON (the default).
     env.setdefault("LOG_FORMAT", "text")
+    # Webhook receivers on this machine (http://127.0.0.1:...) while developing.
+    env.setdefault("WEBHOOK_ALLOW_HTTP", "true")
+    env.setdefault("WEBHOOK_ALLOW_PRIVATE", "true")
     return env
 
 
