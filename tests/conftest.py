@@ -42,6 +42,9 @@ os.environ.update(
         "MODEL_STORE_DIR": tempfile.mkdtemp(prefix="mlsp-store-"),
         "RATE_LIMIT_ENABLED": os.environ.get("RATE_LIMIT_ENABLED", "false"),
         "VALIDATION_WAIT_S": "10",
+        # Webhook receivers in tests listen on the loopback, over http.
+        "WEBHOOK_ALLOW_HTTP": "true",
+        "WEBHOOK_ALLOW_PRIVATE": "true",
     }
 )
 
