@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from shared.jobs.table import JOB_ROUTES
+
 # An inline entry found after its deadline plus this grace is dropped: by then the web tier has
 # either answered 202 (and the job's id is queued too) or died without answering anyone.
 DEADLINE_GRACE_S = 5.0
@@ -38,6 +40,8 @@ class InlineJob:
     deadline: float  # when the web tier stops waiting (epoch seconds)
     request_id: str | None
     return_scores: bool = False  # after the fields every entry has (entries queued before it)
+    route: str = "explicit"  # how the version was chosen (shared/jobs/table.JOB_ROUTES)
+    shadow_of: str | None = None  # a shadow copy's primary job id
 
     def encode(self) -> str:
         # orjson writes dataclass fields in order (entry_id relies on it) and matrices natively.
@@ -76,6 +80,10 @@ def parse(entry: str) -> InlineJob:
     _typed(job, "model_version", int)
     _typed(job, "return_probabilities", bool)
     _typed(job, "return_scores", bool)
+    if _typed(job, "route", str) not in JOB_ROUTES:
+        raise ValueError(f"route {job.route!r:.20} is not one of {JOB_ROUTES}")
+    if job.shadow_of is not None:
+        uuid.UUID(_typed(job, "shadow_of", str))
     for name in ("created_at", "deadline"):
         if not math.isfinite(_typed(job, name, (int, float))):
             raise ValueError(f"{name} is not a finite number")

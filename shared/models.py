@@ -29,18 +29,22 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.aliases.table import AliasEvent, ModelAlias, TrafficRoute
 from shared.batches.table import Batch, BatchChunk
 from shared.jobs.table import Job
 from shared.orm import Base, created, one_of, uuid_pk
 from shared.webhooks.table import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AliasEvent",
     "ApiKey",
     "Base",
     "Batch",
     "BatchChunk",
     "Job",
     "MLModel",
+    "ModelAlias",
+    "TrafficRoute",
     "User",
     "WebhookDelivery",
     "WebhookEndpoint",

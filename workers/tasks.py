@@ -61,8 +61,9 @@ def validate_model(model_id: str) -> None:
     get_redis().expire(attempts_key, 86400)
     if attempts > _settings.job_max_attempts:
         validate.record_crash(model_id, attempts - 1)
-    else:
-        validate.validate_model(model_id)
+    elif validate.validate_model(model_id) == "ready":
+        # A new ready version changes what its bare name resolves to (web/aliases/cache.py).
+        cache_epoch.bump(get_redis())
     signal_done("model", [model_id])
 
 

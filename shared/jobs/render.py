@@ -33,6 +33,8 @@ def job_object(row: Mapping[str, Any] | Job) -> dict[str, Any]:
         "cache_hit": get("cache_hit"),
         "runtime": get("runtime"),
         "attempts": get("attempts"),
+        "route": get("route") or "explicit",
+        "shadow_of": get("shadow_of"),
     }
 
 

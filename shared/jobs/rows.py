@@ -28,6 +28,8 @@ QUEUED = (
     "attempts",
     "created_at",
     "enqueued_at",
+    "route",
+    "shadow_of",
 )
 # What a worker reads to run a job it claimed.
 CLAIMED = ("id", "attempts", "inputs", "input_matrix", "return_probabilities", "return_scores")
@@ -58,6 +60,8 @@ FINISHED = (
     "request_id",
     "created_at",
     "enqueued_at",
+    "route",
+    "shadow_of",
     *OUTCOME,
     *FINISH,
 )
@@ -92,6 +96,8 @@ def queued_row(
     created_at: datetime | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    route: str = "explicit",
+    shadow_of: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     """A new job's row, `queued`: written by the web tier before the job's id is queued; `rows`
     are a float64 matrix or a table of typed columns (shared/jobs/inputs.py)."""
@@ -112,6 +118,8 @@ def queued_row(
         "attempts": 0,
         "created_at": created_at or now,
         "enqueued_at": now,
+        "route": route,
+        "shadow_of": shadow_of,
     }
 
 
@@ -140,6 +148,8 @@ def finished_row(
         "request_id": job.request_id,
         "created_at": _ts(created),
         "enqueued_at": _ts(created),
+        "route": job.route,
+        "shadow_of": job.shadow_of,
         "worker": worker,
         "queue_ms": (started - created) * 1000,
         "total_ms": (finished - created) * 1000,

@@ -72,7 +72,7 @@ _INSERT_FINISHED = f"""
     RETURNING id, attempts
 """
 
-WRITE_RESULTS_NAME = "mlsp_write_results_v3"
+WRITE_RESULTS_NAME = "mlsp_write_results_v4"
 # A batch's one result write: both data-modifying CTEs are one statement, atomic, and need no
 # BEGIN/COMMIT round trips in autocommit.
 WRITE_RESULTS = f"""(text, text) AS

@@ -26,6 +26,9 @@ from shared.orm import Base, created, one_of, uuid_pk
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
 FINAL_JOB_STATUSES = frozenset({"succeeded", "failed", "cancelled", "expired"})
+# How the job's version was chosen: its id, an alias of its name, the name's traffic split, or
+# a shadow copy of a traffic-split request (shared/aliases/).
+JOB_ROUTES = ("explicit", "alias", "traffic", "shadow")
 # Carried in the (model_id, created_at) index so analytics never reads the wide job rows.
 ANALYTICS_COLUMNS = ("status", "n_rows", "cache_hit", "queue_ms", "inference_ms", "total_ms")
 
@@ -68,6 +71,10 @@ class Job(Base):
     inference_ms: Mapped[float | None] = mapped_column(Float)
     total_ms: Mapped[float | None] = mapped_column(Float)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    route: Mapped[str] = mapped_column(String(8), server_default="explicit", default="explicit")
+    # A shadow job's primary: the caller's job whose rows it copied (no foreign key: either may
+    # be pruned first, and the web tier writes a shadow without reading its primary).
+    shadow_of: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = created()
     # Last time the id was handed to the queue; the reaper re-enqueues jobs stuck past a deadline.
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -76,6 +83,7 @@ class Job(Base):
 
     __table_args__ = (
         CheckConstraint(one_of("status", JOB_STATUSES), name="status"),
+        CheckConstraint(one_of("route", JOB_ROUTES), name="route"),
         Index("ix_jobs_owner_created", "owner_id", "created_at"),
         # Lists by model and the analytics endpoint: the INCLUDE columns make analytics an
         # index-only scan that never reads the wide rows (inputs, results).

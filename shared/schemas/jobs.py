@@ -88,6 +88,12 @@ class JobOut(BaseModel):
     cache_hit: bool | None
     runtime: str | None = None
     attempts: int = 0
+    route: Literal["explicit", "alias", "traffic", "shadow"] = Field(
+        "explicit",
+        description="How the version was chosen: the model id, an alias of its name, the "
+        "name's traffic split, or a shadow copy of a traffic-split request",
+    )
+    shadow_of: uuid.UUID | None = Field(None, description="A shadow job's primary job")
 
 
 class JobList(BaseModel):

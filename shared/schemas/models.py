@@ -78,6 +78,9 @@ class ModelOut(BaseModel):
         None, description="Estimator class, pipeline steps, library versions and load warnings"
     )
     error: str | None
+    aliases: list[str] = Field(
+        default_factory=list, description="Aliases of its name that point to this version"
+    )
     created_at: datetime
     updated_at: datetime
 

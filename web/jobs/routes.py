@@ -14,12 +14,13 @@ from shared.jobs.render import job_out
 from shared.schemas.common import ErrorResponse
 from shared.schemas.jobs import JobList, JobOut, JobQuery, PredictQuery, PredictRequest, WaitQuery
 from web import epoch, waits
+from web.aliases import shadow
+from web.aliases.resolve import Resolved, resolve
 from web.auth.guard import current, login_required
 from web.jobs import service
 from web.limits import caller_key, limit, predict_limit
 from web.openapi import AUTH, PROTECTED_ERRORS, errors, spec
 from web.pagination import page_of
-from web.registry.cache import ServingModel, owned_model
 from web.scoping import get_owned
 
 models_bp = Blueprint("model_jobs", __name__)
@@ -33,14 +34,22 @@ def _location(job: JobOut) -> dict[str, str]:
     return {"Location": f"/api/v1/jobs/{job.id}"}
 
 
-def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, Rows, bool, bool]:
-    model = owned_model(model_id)
-    service.check_servable(model)
+def _request_rows(ref: str) -> tuple[Resolved, Rows, bool, bool]:
+    """The version `ref` (an id or a name reference) resolves to, and the checked rows."""
+    resolved = resolve(ref)
+    service.check_servable(resolved.model)
     body: PredictRequest = request.context.json
-    return model, service.prepare_rows(model, body), body.return_probabilities, body.return_scores
+    rows = service.prepare_rows(resolved.model, body)
+    return resolved, rows, body.return_probabilities, body.return_scores
 
 
-@models_bp.post("/<uuid:model_id>/jobs")
+def _shadow(resolved: Resolved, rows: Rows, job: JobOut) -> None:
+    """Copy the request to the shadow version (web/aliases/shadow.py) once it has its job."""
+    if resolved.shadow is not None:
+        shadow.fire(resolved.shadow, resolved.model, rows, request.context.json, job.id)
+
+
+@models_bp.post("/<string:ref>/jobs")
 @epoch.assumed
 @login_required()
 @limit(predict_limit, key_func=caller_key)
@@ -50,16 +59,21 @@ def _request_rows(model_id: uuid.UUID) -> tuple[ServingModel, Rows, bool, bool]:
     tags=["jobs"],
     security=AUTH,
 )
-def submit(model_id: uuid.UUID):
-    """Queue a prediction job; poll `Location` for the result."""
-    model, rows, proba, scores = _request_rows(model_id)
+def submit(ref: str):
+    """Queue a prediction job; poll `Location` for the result. `ref` is the model's id, or its
+    name (`name`, `name@alias`, `name@v3`: docs/aliases.md)."""
+    resolved, rows, proba, scores = _request_rows(ref)
     key = request.headers.get("Idempotency-Key")
-    job, _ = service.submit(model, rows, proba, key, scores=scores)
+    job, created = service.submit(
+        resolved.model, rows, proba, key, scores=scores, route=resolved.route
+    )
+    if created:
+        _shadow(resolved, rows, job)
     status = 200 if job.status in FINAL_JOB_STATUSES else 202
     return job, status, _location(job)
 
 
-@models_bp.post("/<uuid:model_id>/predict")
+@models_bp.post("/<string:ref>/predict")
 @epoch.assumed
 @login_required()
 @limit(predict_limit, key_func=caller_key)
@@ -70,17 +84,20 @@ def submit(model_id: uuid.UUID):
     tags=["jobs"],
     security=AUTH,
 )
-def predict(model_id: uuid.UUID):
+def predict(ref: str):
     """Queue a job and wait up to `timeout` seconds: 200 with the result, or 202 + `Location`
-    (at once when the caller or this server has too many waits already: web/waits.py)."""
-    model, rows, proba, scores = _request_rows(model_id)
+    (at once when the caller or this server has too many waits already: web/waits.py). `ref`
+    is the model's id, or its name (`name`, `name@alias`, `name@v3`: docs/aliases.md)."""
+    resolved, rows, proba, scores = _request_rows(ref)
+    model, route = resolved.model, resolved.route
     timeout = service.remaining(request.context.query.timeout)
     key = request.headers.get("Idempotency-Key")
     with waits.slot() as waiting:
         if waiting:
-            job = service.predict(model, rows, proba, key, timeout, scores=scores)
+            job = service.predict(model, rows, proba, key, timeout, scores=scores, route=route)
         else:  # accepted, just not waited on: the client polls Location as after a timeout
-            job, _ = service.submit(model, rows, proba, key, scores=scores)
+            job, _ = service.submit(model, rows, proba, key, scores=scores, route=route)
+    _shadow(resolved, rows, job)
     if job.status in FINAL_JOB_STATUSES:
         return job, 200
     return job, 202, _location(job)

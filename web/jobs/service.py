@@ -74,10 +74,12 @@ def submit(
     key: str | None,
     *,
     scores: bool = False,
+    route: str = "explicit",
 ) -> tuple[JobOut, bool]:
-    """The durable path: capacity check, row committed, id queued. Returns (job, created)."""
+    """The durable path: capacity check, row committed, id queued. Returns (job, created).
+    `route` records how the version was chosen (shared/jobs/table.JOB_ROUTES)."""
     queue.check_capacity(model)
-    job, created = _create_job(model, rows, probabilities, key, scores)
+    job, created = _create_job(model, rows, probabilities, key, scores, route)
     if created:
         queue.enqueue(job.id, model.id)
     return job, created
@@ -91,11 +93,12 @@ def predict(
     timeout: float,
     *,
     scores: bool = False,
+    route: str = "explicit",
 ) -> JobOut:
     """The finished job, or the unfinished one (durable by then) when `timeout` runs out."""
     if key is None and len(rows) <= extensions.settings().sync_inline_max_rows:
-        return _predict_inline(model, rows, probabilities, timeout, scores)
-    job, _ = submit(model, rows, probabilities, key, scores=scores)
+        return _predict_inline(model, rows, probabilities, timeout, scores, route)
+    job, _ = submit(model, rows, probabilities, key, scores=scores, route=route)
     return wait(job, timeout)
 
 
@@ -130,7 +133,12 @@ def cancel(job_id: uuid.UUID) -> Job | None:
 
 
 def _create_job(
-    model: ServingModel | MLModel, rows: Rows, probabilities: bool, key: str | None, scores: bool
+    model: ServingModel | MLModel,
+    rows: Rows,
+    probabilities: bool,
+    key: str | None,
+    scores: bool,
+    route: str,
 ) -> tuple[JobOut, bool]:
     """Insert the job (or find its idempotent twin) and commit; returns (job, created).
 
@@ -153,6 +161,7 @@ def _create_job(
         request_id=g.get("request_id"),
         idempotency_key=key,
         request_hash=digest,
+        route=route,
     )
     try:
         # One statement committed by itself (no BEGIN/COMMIT round trips): nothing else is
@@ -170,7 +179,12 @@ def _create_job(
 
 
 def _predict_inline(
-    model: ServingModel | MLModel, rows: Rows, probabilities: bool, timeout: float, scores: bool
+    model: ServingModel | MLModel,
+    rows: Rows,
+    probabilities: bool,
+    timeout: float,
+    scores: bool,
+    route: str,
 ) -> JobOut:
     now = time.time()
     job = InlineJob(
@@ -184,6 +198,7 @@ def _predict_inline(
         deadline=now + max(timeout, 0),
         request_id=g.get("request_id"),
         return_scores=scores,
+        route=route,
     )
     reply = queue.push_and_wait(model.id, job.encode(), reply_key("job", job.id), timeout)
     metrics.job_submitted()
@@ -205,6 +220,7 @@ def _persist_unanswered(job: InlineJob, rows: Rows) -> JobOut:
         scores=job.return_scores,
         request_id=job.request_id,
         created_at=datetime.fromtimestamp(job.created_at, UTC),
+        route=job.route,
     )
     inserted = db.session.scalar(INSERT_QUEUED, row)
     db.session.commit()

@@ -12,10 +12,13 @@ from shared.errors import NotFound
 from shared.jobs.inputs import is_typed
 from shared.models import MLModel
 from shared.schemas.models import NAME_PATTERN
+from web.aliases.resolve import Resolved
+from web.aliases.resolve import resolve as resolve_reference
 from web.auth.guard import current
 from web.extensions import db
 from web.oip.columns import PANDAS
 from web.oip.tensors import PREDICT, PROBA, label_datatype
+from web.registry.cache import ServingModel
 
 # KServe's scikit-learn server names its single input this way; any name is accepted on infer.
 INPUT_NAME = "input-0"
@@ -31,13 +34,23 @@ def _owned(name: str):
     )
 
 
+def serving(name: str, version: str | None) -> Resolved:
+    """The version an inference request runs on: `name` at `version`, or without one `name`
+    (also `name@alias`) resolved as the REST routes resolve it, traffic split included."""
+    if version is None:
+        return resolve_reference(name, ids=False)
+    return Resolved(ServingModel.of(resolve(name, version)), "explicit")
+
+
 def resolve(name: str, version: str | None) -> MLModel:
-    """The caller's model `name` at `version`; without one, the newest ready version (or, when
-    none is ready, the newest version, so that metadata and readiness can still answer)."""
+    """The caller's model `name` at `version`; without one, `name` (also `name@alias`) as a
+    bare name resolves (the traffic split's pick, else `production`, else the newest ready
+    version; the newest version when none is ready, so that metadata and readiness answer)."""
+    if version is None:
+        chosen = resolve_reference(name, with_shadow=False, ids=False).model
+        return db.session.get(MLModel, chosen.id)
     if not _NAME.fullmatch(name):
         query = None
-    elif version is None:
-        query = _owned(name).order_by((MLModel.status == "ready").desc(), MLModel.version.desc())
     elif _VERSION.fullmatch(version):
         query = _owned(name).where(MLModel.version == int(version))
     else:

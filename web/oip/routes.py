@@ -14,17 +14,19 @@ from flask import Blueprint, Response, request
 
 from shared.errors import BadRequest
 from shared.jobs import FINAL_JOB_STATUSES
-from shared.models import MLModel
 from shared.schemas.jobs import JobOut, PredictRequest
 from shared.schemas.oip import InferenceRequest
 from web import epoch, waits
+from web.aliases import shadow
+from web.aliases.resolve import Resolved
 from web.auth.guard import login_required
 from web.health import dependencies_ok
 from web.jobs import service
 from web.limits import caller_key, limit, predict_limit
 from web.oip import columns, tensors
 from web.oip.errors import oip_error, register_oip_errors
-from web.oip.models import metadata, resolve
+from web.oip.models import metadata, resolve, serving
+from web.registry.cache import ServingModel
 
 bp = Blueprint("oip", __name__)
 register_oip_errors(bp)
@@ -86,8 +88,10 @@ def model_ready(name: str, version: str | None):
 @login_required()
 @limit(predict_limit, key_func=caller_key)
 def infer(name: str, version: str | None):
-    """Run the model on its input tensor (or one tensor per column) and answer its outputs."""
-    model = resolve(name, version)
+    """Run the model on its input tensor (or one tensor per column) and answer its outputs.
+    Without a version, `name` resolves as on the REST routes (docs/aliases.md)."""
+    resolved = serving(name, version)
+    model = resolved.model
     service.check_servable(model)
     body, binary = tensors.parse_request(
         request.get_data(), request.headers.get(tensors.HEADER_LENGTH)
@@ -97,25 +101,31 @@ def infer(name: str, version: str | None):
     with waits.slot() as waiting:  # OIP has no 202: past the cap, 429 + Retry-After
         if not waiting:
             raise waits.too_many()
-        job = _run(model, body, binary, tensors.PROBA in outputs, timeout)
+        job = _run(resolved, body, binary, tensors.PROBA in outputs, timeout)
     if job.status == "succeeded":
         return _response(model, job, body, outputs)
     return _unfinished(job, timeout)
 
 
 def _run(
-    model: MLModel, body: InferenceRequest, binary: bytes, proba: bool, timeout: float
+    resolved: Resolved, body: InferenceRequest, binary: bytes, proba: bool, timeout: float
 ) -> JobOut:
     """Through the same queue as /predict (a full queue answers 429 + Retry-After there too),
-    the rows checked as /predict checks them."""
+    the rows checked as /predict checks them; a shadow copy is sent once it has its answer."""
+    model = resolved.model
     schema = model.input_schema or {}
     if columns.per_column(body, schema.get("columns")):
         rows = columns.column_rows(body.inputs, binary, schema["columns"])
     else:
         rows = tensors.input_rows(tensors.the_input(body), binary, schema["n_features"])
-    rows = service.prepare_rows(model, PredictRequest(inputs=rows, return_probabilities=proba))
+    checked = PredictRequest(inputs=rows, return_probabilities=proba)
+    rows = service.prepare_rows(model, checked)
     key = request.headers.get("Idempotency-Key")
-    return service.predict(model, rows, proba, key, service.remaining(timeout))
+    remaining = service.remaining(timeout)
+    job = service.predict(model, rows, proba, key, remaining, route=resolved.route)
+    if resolved.shadow is not None:
+        shadow.fire(resolved.shadow, model, rows, checked, job.id)
+    return job
 
 
 def _timeout(body: InferenceRequest) -> float:
@@ -142,7 +152,7 @@ def _finite(value: str | float, name: str) -> float:
 
 
 def _response(
-    model: MLModel, job: JobOut, body: InferenceRequest, outputs: list[str]
+    model: ServingModel, job: JobOut, body: InferenceRequest, outputs: list[str]
 ) -> dict[str, Any]:
     answer: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
     if body.id is not None:

@@ -17,6 +17,7 @@ from shared.schemas.common import ErrorResponse
 from shared.schemas.models import ModelList, ModelOut, ModelPatch, ModelQuery, ModelUpload
 from shared.signals import wait_done
 from web import epoch, extensions, waits
+from web.aliases import service as aliases
 from web.auth.guard import current, login_required
 from web.extensions import db
 from web.limits import caller_key, limit, upload_limit
@@ -135,7 +136,7 @@ def list_models():
     if q.status:
         where.append(MLModel.status == q.status)
     rows, total = page_of(MLModel, where, [MLModel.created_at.desc(), MLModel.version.desc()], q)
-    items = [ModelOut.model_validate(m) for m in rows]
+    items = aliases.with_aliases(list(rows))
     return ModelList(items=items, page=q.page, per_page=q.per_page, total=total)
 
 
@@ -144,7 +145,7 @@ def list_models():
 @spec.validate(resp=Response(HTTP_200=ModelOut, **_OWN), tags=["models"], security=AUTH)
 def get_model(model_id: uuid.UUID):
     """One model."""
-    return ModelOut.model_validate(get_owned(MLModel, model_id, "Model"))
+    return aliases.with_aliases([get_owned(MLModel, model_id, "Model")])[0]
 
 
 @bp.patch("/<uuid:model_id>")
@@ -166,6 +167,8 @@ def change_model(model_id: uuid.UUID, body: ModelPatch) -> MLModel:
     if body.status is not None:
         if model.status not in ("ready", "disabled"):
             raise Conflict(f"A model in status '{model.status}' cannot be enabled or disabled")
+        if body.status == "disabled":
+            aliases.check_unreferenced(model)  # 409 while an alias or route points to it
         model.status = body.status
     if body.description is not None:
         model.description = body.description
@@ -178,7 +181,9 @@ def change_model(model_id: uuid.UUID, body: ModelPatch) -> MLModel:
 
 @bp.delete("/<uuid:model_id>")
 @login_required()
-@spec.validate(resp=Response("HTTP_204", **_OWN), tags=["models"], security=AUTH)
+@spec.validate(
+    resp=Response("HTTP_204", HTTP_409=ErrorResponse, **_OWN), tags=["models"], security=AUTH
+)
 def delete_model(model_id: uuid.UUID):
     """Soft delete: gone from lists and predictions; history kept; the file purged later."""
     soft_delete(model_id)
@@ -188,6 +193,7 @@ def delete_model(model_id: uuid.UUID):
 def soft_delete(model_id: uuid.UUID) -> MLModel:
     """Mark the caller's model deleted; every web process stops serving it at once."""
     model = get_owned(MLModel, model_id, "Model", lock=True)
+    aliases.check_unreferenced(model)  # 409 while an alias or route points to it
     model.deleted_at = datetime.now(UTC)
     db.session.commit()
     epoch.bump()

@@ -154,10 +154,10 @@ def _inline_job(model_id: str, entry: str) -> InlineJob:
 
 
 def _signals(written: list[dict[str, Any]], replied: list[dict[str, Any]]) -> list[tuple]:
-    """Wake-ups for the waiters of written jobs, the job itself for those of inline ones."""
-    return done_commands("job", [row["id"] for row in written]) + reply_commands(
-        "job", {str(row["id"]): job_json(row) for row in replied}
-    )
+    """Wake-ups for the waiters of written jobs, the job itself for those of inline ones (but
+    a shadow copy's: nobody waits for it, and its reply would only sit in Redis)."""
+    replies = {str(row["id"]): job_json(row) for row in replied if row["route"] != "shadow"}
+    return done_commands("job", [row["id"] for row in written]) + reply_commands("job", replies)
 
 
 def write_with_retry(
