@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 import requests
 
+from mlsp.aliases import AliasesMixin
 from mlsp.errors import JobTimeout, NotFound, Unavailable, ValidationError
 from mlsp.multipart import form_body
 from mlsp.resources import MAX_LONG_POLL_S, Batch, Job, JobGroup, Model
@@ -63,7 +64,7 @@ def _key(key: str | None, index: int, chunks: int) -> str | None:
     return key if key is None or chunks == 1 else f"{key}.{index}"
 
 
-class Client:
+class Client(AliasesMixin):
     """A connection to one server, authenticated by an API key or an access token (JWT).
 
     Answers of 429/503 are retried (up to `max_retries`, waiting what `Retry-After` asks,

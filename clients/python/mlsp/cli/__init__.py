@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from mlsp.cli import account, batch, batches, jobs, models
+from mlsp.cli import account, aliases, batch, batches, jobs, models
 from mlsp.cli.config import State
 from mlsp.errors import MlspError
 
@@ -46,6 +46,8 @@ for _command in (
     *batches.COMMANDS,
 ):
     cli.add_command(_command)
+for _command in aliases.COMMANDS:  # `mlsp models alias ...`, `mlsp models traffic ...`
+    models.models.add_command(_command)
 
 
 def main() -> None:

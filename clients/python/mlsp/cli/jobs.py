@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from mlsp.cli.aliases import prediction_ref
 from mlsp.cli.config import State
 from mlsp.cli.options import json_option, pass_state, resolve_model
 from mlsp.cli.output import emit, job_view, jobs_table
@@ -44,10 +45,11 @@ def read_rows(source: Any) -> list[Any]:
 @json_option
 @pass_state
 def predict(state: State, model: str, source: Any, proba: bool, timeout: float) -> None:
-    """Predict and wait for the result (MODEL: id, NAME or NAME:VERSION)."""
+    """Predict and wait for the result (MODEL: id, NAME, NAME@ALIAS, NAME@vN or NAME:VERSION)."""
     client = state.client()
-    found = resolve_model(client, model)
-    job = client.predict(found, read_rows(source), timeout=timeout, return_probabilities=proba)
+    job = client.predict(
+        prediction_ref(model), read_rows(source), timeout=timeout, return_probabilities=proba
+    )
     emit(state, job, job_view)
 
 
@@ -73,8 +75,9 @@ def submit(
 ) -> None:
     """Queue a prediction job; prints its id (and with --wait, its result)."""
     client = state.client()
-    found = resolve_model(client, model)
-    job = client.submit(found, read_rows(source), proba, idempotency_key=idempotency_key)
+    job = client.submit(
+        prediction_ref(model), read_rows(source), proba, idempotency_key=idempotency_key
+    )
     if wait:
         job.wait(timeout=timeout)
     emit(state, job, job_view)
