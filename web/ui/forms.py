@@ -1,0 +1,114 @@
+"""The pages' forms (flask-wtf: each carries its CSRF token) and the "try it" form, built from a
+model's input columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    EmailField,
+    Field,
+    FloatField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from shared.schemas.models import NAME_PATTERN
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only its CSRF token."""
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+
+
+class RegisterForm(LoginForm):
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024)])
+
+
+class UploadForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    file = FileField("Model file", validators=[FileRequired()])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
+    sample = TextAreaField("Sample rows (JSON, optional)", validators=[Optional()])
+
+
+class KeyCreateForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    expires_in_days = IntegerField(
+        "Expires in (days)", default=90, validators=[InputRequired(), NumberRange(1, 365)]
+    )
+
+
+class KeyRenameForm(FlaskForm):
+    name = StringField("New name", validators=[DataRequired(), Length(max=100)])
+
+
+NAME_HELP = f"Letters, digits, '.', '_' or '-' ({NAME_PATTERN})"
+
+_MISSING = ""
+
+
+def _column_field(column: dict[str, Any]) -> Field:
+    """One input per column, typed as the model expects it; empty is a missing value where the
+    model accepts one."""
+    label, nullable = column["name"], column.get("nullable", False)
+    required = [Optional()] if nullable else [InputRequired()]
+    description = f"{column['dtype']}{', may be empty' if nullable else ''}"
+    if categories := column.get("categories"):
+        choices = [(_MISSING, "(missing)")] if nullable else []
+        choices += [(str(c), str(c)) for c in categories]
+        return SelectField(label, choices=choices, description=description)
+    if column["dtype"] == "boolean":
+        choices = [(_MISSING, "(missing)")] if nullable else []
+        return SelectField(
+            label, choices=[*choices, ("true", "true"), ("false", "false")], description=description
+        )
+    if column["dtype"] == "integer":
+        return IntegerField(label, validators=required, description=description)
+    if column["dtype"] == "number":
+        return FloatField(label, validators=required, description=description)
+    return StringField(label, validators=required, description=description)
+
+
+def try_form(columns: list[dict[str, Any]], has_proba: bool) -> type[FlaskForm]:
+    """A form class with a field `c<i>` per input column (names may hold any character)."""
+
+    class TryForm(FlaskForm):
+        pass
+
+    for index, column in enumerate(columns):
+        setattr(TryForm, f"c{index}", _column_field(column))
+    if has_proba:
+        TryForm.return_probabilities = BooleanField("Return probabilities")  # type: ignore[attr-defined]
+    return TryForm
+
+
+def row_of(form: FlaskForm, columns: list[dict[str, Any]]) -> dict[str, Any]:
+    """The input row as the API takes it (an object keyed by column name, None for missing)."""
+    row: dict[str, Any] = {}
+    for index, column in enumerate(columns):
+        value = form[f"c{index}"].data
+        row[column["name"]] = _cell(value, column)
+    return row
+
+
+def _cell(value: Any, column: dict[str, Any]) -> Any:
+    if value is None or value == _MISSING:
+        return None
+    if column["dtype"] == "boolean":
+        return value == "true"
+    if categories := column.get("categories"):
+        # The select sends text: give back the category itself (a number stays a number).
+        return next((c for c in categories if str(c) == value), value)
+    return value
