@@ -21,6 +21,7 @@ from web.json import OrjsonProvider
 from web.limits import register_limiter
 from web.metrics import register_metrics
 from web.openapi import spec
+from web.ui import register_ui
 from web.waits import register_waits
 
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     request_hooks.register(app)
     register_blueprints(app)
+    register_ui(app, settings)  # the web pages at / and /admin (web/ui/)
     register_docs(app)
     register_metrics(app, settings)
     if settings.forwarded_allow_ips:
