@@ -10,14 +10,24 @@ RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 DEPENDENCY_FILES := setup.cfg pyproject.toml clients/python/pyproject.toml devtools/pyproject.toml
 
-.PHONY: run test lint services bench clean
+# The web pages' browser assets (htmx, Chart.js): installed from npm and copied into
+# web/ui/static/vendor (git-ignored) by web/ui/build.mjs; redone when the lock file changes.
+UI_DIR := web/ui
+ASSETS_STAMP := $(UI_DIR)/static/vendor/.built
 
-run: $(RUN_STAMP)
+.PHONY: run test lint services bench clean web-assets
+
+run: $(RUN_STAMP) $(ASSETS_STAMP)
 	$(BIN)/mlsp-dev run
 
 # Extra pytest arguments: make test ARGS='-k predict -x'
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(ASSETS_STAMP)
 	$(BIN)/mlsp-dev test $(ARGS)
+
+web-assets: $(ASSETS_STAMP)
+
+$(ASSETS_STAMP): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json $(UI_DIR)/build.mjs
+	cd $(UI_DIR) && npm ci --no-audit --no-fund && npm run build
 
 services: $(RUN_STAMP)
 	$(BIN)/mlsp-dev services
