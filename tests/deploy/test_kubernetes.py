@@ -21,7 +21,7 @@ from web import create_app
 # all older) and the newest the package ships.
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 KEDA_SCHEMA = Path(__file__).parent / "schemas" / "keda-scaledobject.json"
-WEB_SECRETS = {"SECRET_KEY", "JWT_SECRET_KEY"}
+WEB_SECRETS = {"SECRET_KEY", "JWT_SECRET_KEY"}  # never in the ConfigMap
 VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -196,12 +196,15 @@ def _secret_keys(container: dict) -> set[str]:
 
 
 def test_secrets_only_where_used(docs):
-    """Only web and the migration (which builds the web app) sign anything (issue 18); only
-    Flower reads its login; secrets never sit in the ConfigMap."""
+    """Only web and the migration (which builds the web app) sign anything (issue 18); the
+    webhooks worker gets SECRET_KEY only to derive the key of the signing secrets, as in the
+    Procfile; only Flower reads its login; secrets never sit in the ConfigMap."""
     for workload, container in containers(docs):
         keys = _secret_keys(container)
         name = workload["metadata"]["name"]
-        assert bool(keys & WEB_SECRETS) == (name in ("mlsp-web", "mlsp-migrate")), name
+        assert ("JWT_SECRET_KEY" in keys) == (name in ("mlsp-web", "mlsp-migrate")), name
+        signing = ("mlsp-web", "mlsp-migrate", "mlsp-webhooks")
+        assert ("SECRET_KEY" in keys) == (name in signing), name
         assert ("FLOWER_BASIC_AUTH" in keys) == (name == "mlsp-flower"), name
     assert not set(_config(docs)) & (WEB_SECRETS | {"DATABASE_URL", "REDIS_URL"})
 
@@ -224,7 +227,11 @@ def test_workers_queues_and_shutdown(docs):
     """Each worker consumes the queue its ScaledObject watches, is named <pod>@<node> (health
     counts workers per node), and gets the time to finish a task at the hard limit."""
     settings = Settings(**{"DEFAULT_QUEUE": _config(docs)["DEFAULT_QUEUE"]})
-    queues = {"mlsp-worker": settings.default_queue, "mlsp-batch": settings.batch_queue}
+    queues = {
+        "mlsp-worker": settings.default_queue,
+        "mlsp-batch": settings.batch_queue,
+        "mlsp-webhooks": settings.webhook_queue,
+    }
     for name, queue in queues.items():
         deployment = find(docs, "Deployment", name)
         spec = deployment["spec"]["template"]["spec"]
@@ -236,14 +243,28 @@ def test_workers_queues_and_shutdown(docs):
         wait = int(env["PRESTOP_WAIT_S"])
         assert wait > settings.task_time_limit_s
         assert spec["terminationGracePeriodSeconds"] >= wait + 15
-        query = " ".join(
-            t["metadata"]["query"] for t in find(docs, "ScaledObject", name)["spec"]["triggers"]
-        )
         if name == "mlsp-batch":
-            assert f'queue="{queue}"' in query
+            triggers = find(docs, "ScaledObject", name)["spec"]["triggers"]
+            assert f'queue="{queue}"' in " ".join(t["metadata"]["query"] for t in triggers)
         port = int(deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"])
         assert int(env["WORKER_METRICS_PORT"]) == port
         assert container["ports"][0]["containerPort"] == port
+
+
+def test_migration_step_applies_all_the_job_needs(docs):
+    """docs/operations.md applies `-l 'app.kubernetes.io/component in (config,migrate)'` first,
+    waits for the Job, then the rest: that selection must hold the Job and what it reads."""
+    first = {
+        (d["kind"], d["metadata"]["name"])
+        for d in docs
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") in ("config", "migrate")
+    }
+    assert first == {
+        ("Job", "mlsp-migrate"),
+        ("ConfigMap", "mlsp-config"),
+        ("Secret", "mlsp-secrets"),
+        ("ServiceAccount", "mlsp"),
+    }
 
 
 def test_both_workers_share_one_pre_stop(docs):
@@ -253,7 +274,7 @@ def test_both_workers_share_one_pre_stop(docs):
         spec = find(docs, "Deployment", name)["spec"]["template"]["spec"]
         return spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
 
-    assert hook("mlsp-batch") == hook("mlsp-worker")
+    assert hook("mlsp-batch") == hook("mlsp-worker") == hook("mlsp-webhooks")
 
 
 def test_web_stops_after_its_requests(docs):
