@@ -14,6 +14,7 @@ from wtforms import (
     FloatField,
     IntegerField,
     PasswordField,
+    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -65,15 +66,11 @@ def _column_field(column: dict[str, Any]) -> Field:
     label, nullable = column["name"], column.get("nullable", False)
     required = [Optional()] if nullable else [InputRequired()]
     description = f"{column['dtype']}{', may be empty' if nullable else ''}"
-    if categories := column.get("categories"):
-        choices = [(_MISSING, "(missing)")] if nullable else []
-        choices += [(str(c), str(c)) for c in categories]
+    values = column.get("categories") or ([True, False] if column["dtype"] == "boolean" else None)
+    if values is not None:
+        choices = [SelectChoice(_MISSING, "(missing)")] if nullable else []
+        choices += [SelectChoice(_text(v)) for v in values]
         return SelectField(label, choices=choices, description=description)
-    if column["dtype"] == "boolean":
-        choices = [(_MISSING, "(missing)")] if nullable else []
-        return SelectField(
-            label, choices=[*choices, ("true", "true"), ("false", "false")], description=description
-        )
     if column["dtype"] == "integer":
         return IntegerField(label, validators=required, description=description)
     if column["dtype"] == "number":
@@ -103,12 +100,14 @@ def row_of(form: FlaskForm, columns: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+def _text(value: Any) -> str:
+    """A choice's text as the browser sends it back (JSON's spelling of booleans)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _cell(value: Any, column: dict[str, Any]) -> Any:
     if value is None or value == _MISSING:
         return None
-    if column["dtype"] == "boolean":
-        return value == "true"
-    if categories := column.get("categories"):
-        # The select sends text: give back the category itself (a number stays a number).
-        return next((c for c in categories if str(c) == value), value)
-    return value
+    values = column.get("categories") or ([True, False] if column["dtype"] == "boolean" else [])
+    # The select sends text: give back the value itself (a number stays a number).
+    return next((v for v in values if _text(v) == value), value)

@@ -82,7 +82,7 @@ def _days(asked: int | None) -> int:
     limits = AnalyticsQuery.model_fields["days"].metadata
     low = next(m.ge for m in limits if hasattr(m, "ge"))
     high = next(m.le for m in limits if hasattr(m, "le"))
-    return min(max(asked or 7, low), high)
+    return min(max(7 if asked is None else asked, low), high)
 
 
 def _messages(err: ValidationError) -> list[str]:
