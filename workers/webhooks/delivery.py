@@ -23,7 +23,6 @@ from workers.webhooks import metrics, outbox, sender
 log = logging.getLogger(__name__)
 
 DISPATCH_LIMIT = 100  # deliveries claimed per dispatch round
-SEND_MARGIN_S = 30  # an attempt's lease beyond its timeout (rendering, the outcome's write)
 
 
 def dispatch(settings: Settings) -> list[tuple[uuid.UUID, int]]:
@@ -37,7 +36,8 @@ def dispatch(settings: Settings) -> list[tuple[uuid.UUID, int]]:
 
 def attempt(delivery_id: uuid.UUID, number: int, settings: Settings) -> str:
     """Send one attempt of a delivery and record its outcome; returns the outcome's name."""
-    lease = settings.webhook_timeout_s + SEND_MARGIN_S
+    # Renewed for the send: the attempt's own timeout, plus the lease a dead worker leaves.
+    lease = settings.webhook_timeout_s + settings.webhook_lease_s
     with session_scope() as session:
         message = outbox.start(session, delivery_id, number, lease)
     if message is None:
