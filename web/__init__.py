@@ -76,6 +76,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from web.aliases import routes as alias_routes
     from web.analytics import routes as analytics_routes
     from web.auth import admin, api_keys, routes
     from web.batches import routes as batch_routes
@@ -90,6 +91,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_keys.bp, url_prefix="/api/v1/api-keys")
     app.register_blueprint(admin.bp, url_prefix="/api/v1/admin")
     app.register_blueprint(registry_routes.bp, url_prefix="/api/v1/models")
+    app.register_blueprint(alias_routes.bp, url_prefix="/api/v1/models")
     app.register_blueprint(job_routes.models_bp, url_prefix="/api/v1/models")
     app.register_blueprint(job_routes.jobs_bp, url_prefix="/api/v1/jobs")
     app.register_blueprint(oip_routes.bp, url_prefix="/v2")  # OIP v2: no /api/v1 prefix

@@ -17,6 +17,7 @@ from shared.errors import BadRequest
 from shared.models import MLModel
 from shared.schemas.batches import BatchList, BatchOut, BatchQuery, BatchUpload
 from web import extensions
+from web.aliases.resolve import resolve
 from web.auth.guard import current, login_required
 from web.batches import service
 from web.limits import caller_key, limit, upload_limit
@@ -47,7 +48,7 @@ def _batch_guard(view: Any) -> Any:
     return wrapper
 
 
-@models_bp.post("/<uuid:model_id>/batches")
+@models_bp.post("/<string:ref>/batches")
 @login_required()
 @limit(upload_limit, key_func=caller_key)
 @_batch_guard
@@ -57,9 +58,10 @@ def _batch_guard(view: Any) -> Any:
     tags=["batches"],
     security=AUTH,
 )
-def submit(model_id: uuid.UUID):
-    """Predict every row of a CSV (with a header row) or Parquet file; 202 with the batch."""
-    model = get_owned(MLModel, model_id, "Model")
+def submit(ref: str):
+    """Predict every row of a CSV (with a header row) or Parquet file; 202 with the batch.
+    `ref` is the model's id, or its name (`name`, `name@alias`, `name@v3`: docs/aliases.md)."""
+    model = get_owned(MLModel, resolve(ref, with_shadow=False).model.id, "Model")
     batch = service.create(model, request.context.form)
     return batch_out(batch), 202, {"Location": f"/api/v1/batches/{batch.id}"}
 

@@ -4,6 +4,8 @@ disabled or deleted, and another user's names do not exist. No worker needed."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from tests.fixtures.models import fit_classifier, fit_regressor
@@ -133,3 +135,24 @@ def test_unknown_references_are_404(client, user, churn):
         assert resp.status_code == 404 and resp.json["error"]["code"] == "not_found", ref
     disabled = predict(client, user, "churn@v3", ROWS)
     assert disabled.status_code == 409 and disabled.json["error"]["code"] == "model_not_ready"
+
+
+def test_batches_take_name_references(client, user, churn):
+    set_alias(client, user, "churn", "production", 1)
+    csv = "x0,x1,x2,x3\n" + "\n".join(",".join(str(v) for v in row) for row in ROWS)
+    for ref, version in (("churn@production", 1), ("churn@v2", 2), ("churn", 1)):
+        resp = client.post(
+            f"/api/v1/models/{ref}/batches",
+            data={"file": (io.BytesIO(csv.encode()), "rows.csv")},
+            headers=user.headers,
+            content_type="multipart/form-data",
+        )
+        assert resp.status_code == 202, resp.json
+        assert resp.json["model_version"] == version, ref
+    missing = client.post(
+        "/api/v1/models/churn@staging/batches",
+        data={"file": (io.BytesIO(csv.encode()), "rows.csv")},
+        headers=user.headers,
+        content_type="multipart/form-data",
+    )
+    assert missing.status_code == 404
