@@ -206,6 +206,15 @@ class Ours:
         assert body["status"] == "ready", body
         return body["id"]
 
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        resp = requests.put(
+            f"{self.api}/models/by-name/{name}/aliases/{alias}",
+            json={"version": version},
+            headers=self.headers,
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+
     def force_runtime(self, model_id: str, runtime: str) -> str:
         resp = requests.patch(
             f"{self.api}/models/{model_id}",
@@ -309,6 +318,49 @@ def big_job_compared(ours: Ours, model_id: str, model, rows: np.ndarray) -> dict
     }
 
 
+def by_name_compared(ours: Ours, model_id: str, name: str, seconds: int) -> dict:
+    """Sync predict by `name@production` against the same model by id, PAIRS back-to-back
+    pairs at 1 and 16 connections: the name is resolved per request from the web process's
+    cache (web/aliases/cache.py), so the two should be within noise of each other."""
+    ours.set_alias(name, "production", 1)
+    ref = f"{name}@production"
+    ours.sync(ref, 16, 2)
+    out = {}
+    for c in (1, 16):
+        by_id, by_name = side_by_side(
+            partial(ours.sync, model_id, c, seconds), partial(ours.sync, ref, c, seconds)
+        )
+        out[c] = {"by_id": by_id, "by_name": by_name}
+    return out
+
+
+def run_by_name(seconds: int) -> dict:
+    """Only the by-name row: our stack alone, one LogisticRegression."""
+    folder = Path(tempfile.mkdtemp(prefix="mlsp-bench-models-"))
+    path = folder / "logreg.joblib"
+    joblib.dump(fit_models()["logreg"], path)
+    with ExitStack() as stack:
+        env = bench_env(services(stack), stack)
+        ours = start_ours(stack, env, "on")
+        model_id = ours.upload("logreg", path)
+        ours.sync(model_id, 16, 2)
+        return {"by_name": by_name_compared(ours, model_id, "logreg", seconds)}
+
+
+def by_name_lines(res: dict) -> list[str]:
+    lines = []
+    for c, pair in res["by_name"].items():
+        by_id, by_name = pair["by_id"], pair["by_name"]
+        ratio = f"{by_name['rps'] / by_id['rps']:.2f}"
+        label = f"logreg sync c={c} by id | by name@alias req/s"
+        lines.append(_line(label, f"{by_id['rps']:.0f}", f"{by_name['rps']:.0f}", ratio))
+        pairs = " / ".join(f"{r:.2f}" for r in by_name["pair_ratios"])
+        lines.append(_line(f"logreg sync c={c} by name ratios of the {PAIRS} pairs", "", pairs))
+        latency = f"logreg sync c={c} by id | by name p50 / p99 ms"
+        lines.append(_line(latency, _latency(by_id), _latency(by_name)))
+    return lines
+
+
 def say(*parts: object) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
@@ -369,6 +421,8 @@ def run(seconds: int) -> dict:
             partial(ours.sync, typed_id, 16, seconds, TYPED_ROW),
         )
         say("typed", out["baseline"]["typed"], out["ours"]["typed"])
+        out["by_name"] = by_name_compared(ours, ids["logreg"], "logreg", seconds)
+        say("by name", out["by_name"])
         # A model of its own: only this run's jobs count from first created to last finished.
         async_id = ours.upload("logreg-async", paths["logreg"])
         ours.sync(async_id, 16, 2)
@@ -442,18 +496,27 @@ def table(res: dict) -> str:
     lines.append(_line(f"typed pipeline sync c=16 ratios of the {PAIRS} pairs", "", pairs))
     a = res["async"]
     lines.append(_line("async submit -> succeeded jobs/s (logreg)", "", f"{a['jobs_per_s']:.0f}"))
-    return "\n".join(lines)
+    return "\n".join(lines + by_name_lines(res))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8, help="duration of each wrk run")
+    parser.add_argument(
+        "--by-name-only", action="store_true", help="only sync predict by name vs by id"
+    )
     args = parser.parse_args()
-    res = run(args.seconds)
-    print(table(res))
+    if args.by_name_only:
+        res = run_by_name(args.seconds)
+        print("\n".join([_line("measure", "by id", "by name", "ratio"), *by_name_lines(res)]))
+        name = "serving_by_name.json"
+    else:
+        res = run(args.seconds)
+        print(table(res))
+        name = "serving.json"
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    (results / "serving.json").write_text(json.dumps(res, indent=2, default=str))
+    (results / name).write_text(json.dumps(res, indent=2, default=str))
     return 0
 
 
