@@ -26,6 +26,12 @@ pytestmark = pytest.mark.e2e
 
 SHOTS = Path(os.environ.get("UI_SCREENSHOTS_DIR", SCREENSHOTS))
 ROW = {"sepal_length": "5.1", "sepal_width": "3.5", "petal_length": "1.4", "petal_width": "0.2"}
+API_ROWS = [
+    [[6.7, 3.1, 4.4, 1.4]],
+    [[6.3, 3.3, 6.0, 2.5], [5.0, 3.4, 1.5, 0.2]],
+    [[5.8, 2.7, 4.1, 1.0]],
+]
+JOBS = 2 + len(API_ROWS)  # try it, the queued one, the API's
 READY_WAIT_MS = 90_000  # a fresh worker child's first validation imports the sandbox
 
 
@@ -54,6 +60,7 @@ def _upload_until_ready(page: Page, model_file: Path) -> None:
     expect(page.locator("#version-status .badge")).to_have_text("ready", timeout=READY_WAIT_MS)
     columns = page.get_by_role("region", name="Input columns")
     expect(columns.get_by_role("row", name=re.compile("sepal_length"))).to_contain_text("number")
+    _shot(page, "model")
 
 
 def _try_it(page: Page) -> None:
@@ -85,9 +92,23 @@ def _queued_job(app: Flask, email: str) -> tuple[uuid.UUID, uuid.UUID]:
         return row["id"], model.id
 
 
-def _live_history(page: Page, app: Flask, email: str) -> None:
+def _api_jobs(page: Page, live_url: str, email: str, model_id: uuid.UUID) -> None:
+    """A few jobs through the JSON API, so the history and charts have more than one point."""
+    login = page.request.post(
+        f"{live_url}/api/v1/auth/login", data={"email": email, "password": PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    for rows in API_ROWS:
+        resp = page.request.post(
+            f"{live_url}/api/v1/models/{model_id}/jobs", data={"inputs": rows}, headers=headers
+        )
+        assert resp.status == 202, resp.text()
+
+
+def _live_history(page: Page, app: Flask, email: str, live_url: str) -> None:
     """The history shows the job queued, then succeeded, without a reload of the page."""
     job_id, model_id = _queued_job(app, email)
+    _api_jobs(page, live_url, email, model_id)
     page.get_by_role("link", name="Jobs", exact=True).click()
     row = page.locator(f"#job-{job_id}")
     expect(row).to_have_attribute("data-status", "queued")
@@ -104,7 +125,7 @@ def _charts(page: Page) -> None:
     _shot(page, "models")
     page.get_by_role("link", name="iris").click()
     page.get_by_role("link", name="Analytics").click()
-    expect(page.locator("#stat-total")).to_have_text("2")
+    expect(page.locator("#stat-total")).to_have_text(str(JOBS))
     points = page.evaluate(
         """() => {
             const sum = (id) => Chart.getChart(document.getElementById(id)).data.datasets
@@ -113,7 +134,7 @@ def _charts(page: Page) -> None:
                     latency: sum('chart-latency'), rates: sum('chart-rates')};
         }"""
     )
-    assert points["daily"] == 2 and points["status"] == 2, points
+    assert points["daily"] == JOBS and points["status"] == JOBS, points
     assert points["latency"] > 0 and points["rates"] > 0, points
     page.get_by_role("link", name="30d").click()
     expect(page.locator("#days")).to_have_value("30")
@@ -161,7 +182,7 @@ def test_first_session(page: Page, browser, app: Flask, live_url: str, worker, f
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
     _upload_until_ready(page, frame_model_file)
     _try_it(page)
-    _live_history(page, app, email)
+    _live_history(page, app, email, live_url)
     _charts(page)
     _api_key(page, live_url)
     _sign_out(page, browser, live_url)
