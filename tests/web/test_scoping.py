@@ -73,6 +73,14 @@ def _owned_rows(user_id: str) -> dict[str, uuid.UUID]:
     return {"model_id": model_id, "job_id": job_id, "batch_id": batch_id}
 
 
+def _owned_webhook(client, user) -> dict[str, uuid.UUID]:
+    """A webhook endpoint and one delivery of it (a test event; no worker sends it here)."""
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["job.failed"]}
+    webhook_id = client.post("/api/v1/webhooks", json=body, headers=user.headers).json["id"]
+    sent = client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=user.headers).json
+    return {"webhook_id": uuid.UUID(webhook_id), "delivery_id": uuid.UUID(sent["delivery_id"])}
+
+
 def _scoped_routes(app) -> list[tuple[str, str]]:
     routes = []
     for rule in app.url_map.iter_rules():
@@ -91,6 +99,7 @@ def test_url_map_has_scoped_routes(app):
 
 def test_every_id_route_is_scoped_to_its_owner(app, client, user, other_user):
     ids = _owned_rows(user.id) | {"key_id": uuid.UUID(create_api_key(client, user)["id"])}
+    ids |= _owned_webhook(client, user)
     leaks = []
     for method, rule in _scoped_routes(app):
         path = rule
@@ -111,10 +120,12 @@ def test_every_id_route_is_scoped_to_its_owner(app, client, user, other_user):
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v1/models", "/api/v1/jobs", "/api/v1/api-keys", "/api/v1/batches"]
+    "path",
+    ["/api/v1/models", "/api/v1/jobs", "/api/v1/api-keys", "/api/v1/batches", "/api/v1/webhooks"],
 )
 def test_lists_show_only_own_rows(client, user, other_user, path):
     _owned_rows(user.id)
     create_api_key(client, user)
+    _owned_webhook(client, user)
     assert client.get(path, headers=other_user.headers).json["items"] == []
     assert client.get(path, headers=user.headers).json["items"] != []
