@@ -8,6 +8,7 @@ job = client.predict(model, [[5.1, 3.5, 1.4, 0.2]])
 job.predictions
 batch = client.batch_predict(model, "rows.parquet").wait()
 batch.download("predictions.parquet")
+event = verify_webhook(secret, request.headers, request.get_data())  # in a webhook receiver
 """
 
 from mlsp.client import Client
@@ -26,6 +27,7 @@ from mlsp.errors import (
     ValidationError,
 )
 from mlsp.resources import Batch, Job, JobGroup, Model
+from mlsp.webhooks import InvalidWebhook, verify_webhook
 
 __all__ = [
     "AuthError",
@@ -34,6 +36,7 @@ __all__ = [
     "BatchTimeout",
     "Client",
     "Conflict",
+    "InvalidWebhook",
     "Job",
     "JobFailed",
     "JobGroup",
@@ -45,4 +48,5 @@ __all__ = [
     "ServerError",
     "Unavailable",
     "ValidationError",
+    "verify_webhook",
 ]
