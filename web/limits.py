@@ -11,7 +11,7 @@ from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 
 from shared.config import Settings
-from shared.redis_client import PREFIX
+from shared.redis_client import PREFIX, limiter_storage
 from web import extensions
 
 
@@ -95,8 +95,13 @@ def register_limiter(app: Flask, settings: Settings) -> None:
     # Registered before the limiter's own after_request hook, so it runs after it (Flask runs
     # them in reverse order) and sees the headers the limiter added.
     app.after_request(_retry_after_only_on_refusals)
-    app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
+    uri, options = limiter_storage(settings.redis_url)  # plain Redis, or behind Sentinel
+    app.config["RATELIMIT_STORAGE_URI"] = uri
     # A Redis outage must not take the API down with it: limits are then not enforced.
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 2,
+        **options,
+    }
     limiter.init_app(app)
