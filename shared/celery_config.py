@@ -5,11 +5,18 @@ The web tier sends tasks by name (it never imports `workers`); the names below a
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import quote
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import redis as kombu_redis
 
 from shared.config import Settings, get_settings
+from shared.redis_client import sentinel_target
+
+log = logging.getLogger(__name__)
 
 VALIDATE_MODEL = "mlsp.validate_model"
 DRAIN_MODEL = "mlsp.drain_model"
@@ -52,10 +59,71 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     }
 
 
+def broker(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The broker URL and the transport options it needs beyond the common ones: behind
+    Sentinel, kombu's `sentinel://` transport (one URL per sentinel, `;`-separated) and the
+    master's name; it asks the sentinels for the master on every (re)connection."""
+    target = sentinel_target(settings.redis_url)
+    if target is None:
+        return settings.redis_url, {}
+    auth = ""
+    if target.password:
+        auth = f"{quote(target.username or '')}:{quote(target.password)}@"
+    url = ";".join(f"sentinel://{auth}{h}:{p}/{target.db}" for h, p in target.sentinels)
+    options: dict[str, Any] = {"master_name": target.master}
+    if target.sentinel_password:
+        options["sentinel_kwargs"] = {"password": target.sentinel_password}
+    return url, options
+
+
+class _SentinelChannel(kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel, made to survive a failover (kombu 5.7). After a broker loss
+    Celery collects the connection, then closes its channel and reconnects; the closed channel
+    has no server address left, and two calls on it raised AttributeError, which Celery's
+    consumer treats as unrecoverable (the worker exited at the failover):
+    - closing it tried to restore the unacknowledged messages;
+    - a task that was running through the failover acked its message on it when it ended.
+    Both are skipped. Nothing is lost: the messages stay in the unacked hash, which the
+    visibility-timeout restore of any worker hands out again (tasks are idempotent), and the
+    jobs behind them are in PostgreSQL for the reaper."""
+
+    def close(self) -> None:
+        if self.connection is not None and self.connection.client is None:
+            self.do_restore = False
+        super().close()
+
+    def basic_ack(self, delivery_tag: Any, multiple: bool = False) -> None:
+        if self._gone():
+            return
+        super().basic_ack(delivery_tag, multiple=multiple)
+
+    def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        if self._gone():
+            return
+        super().basic_reject(delivery_tag, requeue=requeue)
+
+    def _gone(self) -> bool:
+        """Closed by a broker loss: nothing to ack or reject through (see the class)."""
+        if self.connection is None or self.connection.client is None:
+            log.warning("broker channel closed by a failover: ack/reject left to the restore")
+            return True
+        return False
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = _SentinelChannel
+
+
+# Under its alias: on a connection error kombu switches to the next sentinel's URL and resolves
+# the transport again from the URL's scheme (a `broker_transport` setting is lost there).
+TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings; each one that differs from Celery's default says why."""
+    broker_url, sentinel_options = broker(settings)
     return {
-        "broker_url": settings.redis_url,
+        "broker_url": broker_url,
         # Results live in PostgreSQL (jobs table); tasks report nothing through Celery.
         "result_backend": None,
         "task_ignore_result": True,
@@ -90,6 +158,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # (docs/measurements.md, "kombu's unacked restore interval").
             "unacked_restore_interval": 1,
             "unacked_restore_throttle": 1,
+            **sentinel_options,
         },
         "worker_hijack_root_logger": False,
         "beat_schedule": beat_schedule(settings),

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me-0123456789"  # noqa: S105 - the value production refuses
+SENTINEL_SCHEME = "redis+sentinel://"  # REDIS_URL once REDIS_SENTINELS is set
 MIN_SECRET_CHARS = 32  # production refuses shorter secrets (docs/operations.md)
 
 
@@ -27,6 +28,13 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "production"] = Field("development", alias="MLSP_ENV")
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/mlsp"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis behind Sentinel (docs/operations.md, "Redis Sentinel"): the sentinels' host:port
+    # list and the master's name. REDIS_URL then gives only the database number and the data
+    # nodes' credentials, and `redis_url` becomes a redis+sentinel:// URL every client follows
+    # through failovers (shared/redis_client.py; the broker: shared/celery_config.py).
+    redis_sentinels: str = Field("", pattern=r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$")
+    redis_sentinel_master: str = Field("mymaster", pattern=r"^[A-Za-z0-9_.-]+$")
+    redis_sentinel_password: str = ""
     # Every application key in Redis starts with this, so deployments or test runs can share a
     # server. One per process, not per app: key names are built from it once, at import
     # (shared/redis_client.PREFIX), by modules both tiers share.
@@ -175,6 +183,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.redis_sentinels and not self.redis_url.startswith(SENTINEL_SCHEME):
+            self.redis_url = _sentinel_url(self)
         if not self.jwt_secret_key:
             self.jwt_secret_key = self.secret_key
         if self.task_time_limit_s <= self.task_soft_time_limit_s:
@@ -258,6 +268,22 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg2://" + url[len(prefix) :]
         return url
+
+
+def _sentinel_url(settings: Settings) -> str:
+    """`redis+sentinel://[user:password@]host:port,.../<master>/<db>[?sentinel_password=...]`:
+    REDIS_URL's credentials and database number, the sentinels' addresses."""
+    from urllib.parse import urlencode, urlsplit
+
+    plain = urlsplit(settings.redis_url)
+    userinfo, at, _ = plain.netloc.rpartition("@")  # kept as written (percent-encoded)
+    auth = userinfo + at
+    db = plain.path.strip("/") or "0"
+    query = settings.redis_sentinel_password and urlencode(
+        {"sentinel_password": settings.redis_sentinel_password}
+    )
+    url = f"{SENTINEL_SCHEME}{auth}{settings.redis_sentinels}/{settings.redis_sentinel_master}/{db}"
+    return f"{url}?{query}" if query else url
 
 
 @lru_cache(maxsize=1)

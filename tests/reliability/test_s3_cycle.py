@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -26,45 +22,13 @@ from shared.celery_config import PURGE_ARTIFACTS, create_producer
 from shared.config import Settings
 from tests.fixtures.api import PASSWORD
 from tests.fixtures.s3 import CREDENTIALS, CountingMotoServer, make_bucket, s3_server
-from tests.fixtures.services import celery_worker, free_port, log_path, stop_process_group
+from tests.fixtures.services import celery_worker
+from tests.fixtures.webserver import wait_serving, web_server
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "mlsp-cycle"
 PREFIX = "models"
 COLUMNS = ["a", "b", "c", "d"]
-
-
-@contextmanager
-def web_server(env: dict[str, str]) -> Iterator[str]:
-    """`python -m web.serve` (granian, one process) on a free loopback port; yields its URL at
-    once (it starts while the test starts a worker: `_serving` waits for it)."""
-    port = free_port()
-    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
-    with open(log_path("web-s3"), "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "web.serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            yield base
-        finally:
-            stop_process_group(proc, timeout=40)
-
-
-def _serving(base: str) -> None:
-    def answers() -> bool:
-        try:
-            return requests.get(f"{base}/api/v1/health/live", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    _wait(answers, 30, "web server did not start")
 
 
 def _wait(predicate, timeout: float, message: str):
@@ -184,9 +148,9 @@ def test_upload_validate_predict_batch_delete_purge_on_s3(tmp_path):
         make_bucket(s3, BUCKET)
         web_env = _host_env(s3, tmp_path, "web", queue)
         worker_env = _host_env(s3, tmp_path, "worker", queue)
-        with web_server(web_env) as base:
+        with web_server(web_env, name="web-s3") as base:
             with celery_worker(env=worker_env, name="s3-a"):
-                _serving(base)
+                wait_serving(base)
                 headers = _login(base)
                 meta = _upload(base, headers, model, tmp_path)
                 model_id = meta["id"]
