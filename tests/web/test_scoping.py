@@ -87,7 +87,9 @@ def _scoped_routes(app) -> list[tuple[str, str]]:
         uses_ids = any(
             conv.__class__.__name__ == "UUIDConverter" for conv in rule._converters.values()
         )
-        if not uses_ids or rule.rule.startswith(ADMIN_PREFIX):
+        # The web pages (web/ui/) answer a stranger's credentials with the sign-in page; their
+        # scoping is tested with page sessions in tests/ui/test_pages.py.
+        if not uses_ids or rule.rule.startswith(ADMIN_PREFIX) or rule.endpoint.startswith("ui"):
             continue
         routes += [(m, rule.rule) for m in sorted(rule.methods - {"HEAD", "OPTIONS"})]
     return routes
