@@ -202,6 +202,9 @@ def test_a_primary_killed_under_load_loses_no_accepted_job(client, user, tmp_pat
             "REDIS_SENTINELS": cluster.sentinels,
             "REDIS_SENTINEL_MASTER": MASTER,
             "DEFAULT_QUEUE": f"{os.environ['DEFAULT_QUEUE']}-sentinel",
+            # On, with room for the load: its counters live behind the sentinels too.
+            "RATE_LIMIT_ENABLED": "true",
+            "RATE_LIMIT_PREDICT": "100000/minute",
         }
         with (
             web_server(env, name="web-sentinel") as base,
@@ -221,6 +224,8 @@ def test_a_primary_killed_under_load_loses_no_accepted_job(client, user, tmp_pat
             for thread in threads:
                 thread.join(40)
             accepted = load.accepted()
+            promoted = redis.Redis(port=cluster.replica_port, socket_timeout=1)
+            assert list(promoted.scan_iter("LIMITS*", count=1000)), "no rate-limit counters"
             _wait(
                 lambda: _final_statuses(accepted).get("succeeded", 0) == len(accepted),
                 40,
@@ -250,3 +255,33 @@ def _check_load(load: Load, killed_at: float, before: int) -> None:
         statuses[status] = statuses.get(status, 0) + 1
     assert before >= 10 and len(load.accepted()) > before, statuses
     print(f"sentinel failover: {statuses}, slowest sync {slowest:.2f} s, refused at {refused}")
+
+
+@pytest.mark.no_db
+def test_sentinel_settings_reach_every_client():
+    """REDIS_SENTINELS turns REDIS_URL into one URL that the app clients, the broker and the
+    rate limiter each read in their own form, keeping REDIS_URL's database and credentials."""
+    from shared.celery_config import broker
+    from shared.config import Settings
+    from shared.redis_client import client_for, limiter_storage, sentinel_target
+
+    settings = Settings(
+        REDIS_URL="redis://:p%40ss@ignored:6379/7",
+        REDIS_SENTINELS="s1:26379,s2:26380",
+        REDIS_SENTINEL_MASTER="prod",
+    )
+    assert settings.redis_url == "redis+sentinel://:p%40ss@s1:26379,s2:26380/prod/7"
+    target = sentinel_target(settings.redis_url)
+    assert target.sentinels == (("s1", 26379), ("s2", 26380))
+    assert (target.master, target.db, target.password) == ("prod", 7, "p@ss")
+    url, options = broker(settings)
+    assert url == "sentinel://:p%40ss@s1:26379/7;sentinel://:p%40ss@s2:26380/7"
+    assert options == {"master_name": "prod"}
+    uri, limits = limiter_storage(settings.redis_url)
+    assert uri == "redis+sentinel://s1:26379,s2:26380/prod"
+    assert limits["db"] == 7 and limits["password"] == "p@ss" and not limits["use_replicas"]
+    pool = client_for(settings.redis_url).connection_pool
+    assert pool.service_name == "prod" and pool.connection_kwargs["db"] == 7
+    plain = Settings(REDIS_URL="redis://127.0.0.1:6379/3")
+    assert broker(plain) == ("redis://127.0.0.1:6379/3", {})
+    assert limiter_storage(plain.redis_url) == ("redis://127.0.0.1:6379/3", {})
