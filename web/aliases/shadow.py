@@ -6,7 +6,8 @@ it and inserts its finished row, linked to the caller's job by `shadow_of`; nobo
 reply. It is handed to a small thread pool once the caller's job has its answer (or is queued),
 so checking the rows against the shadow's schema and pushing the entry never delay the caller,
 and a slow or failing shadow cannot change the caller's status. A copy is best effort: with the
-pool busy, the shadow's queue full or Redis down it is skipped (and logged), never retried.
+pool busy, the shadow's queue full, Redis down, or more rows than a sync prediction carries in
+its queue entry (SYNC_INLINE_MAX_ROWS) it is skipped (and logged), never retried.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def fire(
     primary_job_id: uuid.UUID,
 ) -> bool:
     """Hand the copy of the caller's job to the pool; False when it was skipped."""
+    if len(rows) > extensions.settings().sync_inline_max_rows:
+        # A copy travels in the queue entry itself, as a sync prediction does: no bigger.
+        log.info("shadow copy of job %s skipped: %d rows", primary_job_id, len(rows))
+        return False
     if not _pending.acquire(blocking=False):
         log.warning("shadow copy of job %s skipped: %d copies pending", primary_job_id, MAX_PENDING)
         return False

@@ -158,7 +158,7 @@ def get_model(model_id: uuid.UUID):
 )
 def patch_model(model_id: uuid.UUID):
     """Change the description, enable/disable predictions, or force the scikit-learn runtime."""
-    return ModelOut.model_validate(change_model(model_id, request.context.json))
+    return aliases.with_aliases([change_model(model_id, request.context.json)])[0]
 
 
 def change_model(model_id: uuid.UUID, body: ModelPatch) -> MLModel:

@@ -38,6 +38,12 @@ def test_alias_set_move_delete_and_history(client, user, churn):
     assert described["versions"][2]["aliases"] == ["production"]
     one = client.get(f"/api/v1/models/{churn[1]}", headers=user.headers).json
     assert one["aliases"] == ["production"]
+    patched = client.patch(
+        f"/api/v1/models/{churn[1]}", json={"description": "v1"}, headers=user.headers
+    )
+    assert patched.json["aliases"] == ["production"]
+    listed = client.get("/api/v1/models?name=churn", headers=user.headers).json["items"]
+    assert {m["version"]: m["aliases"] for m in listed} == {1: ["production"], 2: [], 3: []}
 
     assert (
         client.delete(f"{by_name('churn')}/aliases/production", headers=user.headers).status_code
@@ -124,6 +130,18 @@ def test_another_users_names_are_404(client, user, other_user, churn, tmp_path):
     )
     for ref in ("churn", "churn@production", "churn@v1", "churn@latest"):
         assert predict(client, other_user, ref, ROWS).status_code == 404, ref
+    # The routes that take a name take ids too, still scoped to their owner.
+    for action in ("predict", "jobs"):
+        url = f"/api/v1/models/{churn[1]}/{action}"
+        resp = client.post(url, json={"inputs": ROWS}, headers=other_user.headers)
+        assert resp.status_code == 404, action
+    batch = client.post(
+        f"/api/v1/models/{churn[1]}/batches",
+        data={"file": (io.BytesIO(b"x0,x1,x2,x3\n1,2,3,4\n"), "in.csv")},
+        headers=other_user.headers,
+        content_type="multipart/form-data",
+    )
+    assert batch.status_code == 404
     # Their own `churn` is theirs alone.
     insert_version(other_user, fit_regressor(), tmp_path, "churn", 1)
     assert client.get(by_name("churn"), headers=other_user.headers).json["aliases"] == {}
