@@ -5,9 +5,12 @@ disabled or deleted, and another user's names do not exist. No worker needed."""
 from __future__ import annotations
 
 import io
+import uuid
 
 import pytest
 
+from shared.db import session_scope
+from shared.jobs import Job
 from tests.fixtures.models import fit_classifier, fit_regressor
 from tests.web.aliases.helpers import by_name, insert_version, predict, set_alias, set_traffic
 from tests.web.jobs.calls import ROWS
@@ -174,3 +177,42 @@ def test_batches_take_name_references(client, user, churn):
         content_type="multipart/form-data",
     )
     assert missing.status_code == 404
+
+
+def test_shadow_agreement_and_mean_abs_diff_of_regressors(client, user, tmp_path):
+    """Analytics by name pair each shadow job with its primary, row by row (jobs written as a
+    worker writes them, so no worker is needed)."""
+    v1 = uuid.UUID(insert_version(user, fit_regressor(), tmp_path, "price", 1))
+    v2 = uuid.UUID(insert_version(user, fit_regressor(), tmp_path, "price", 2))
+    pairs = [([1.0, 2.0, 3.0], [1.0, 2.5, 2.0]), ([4.0], [4.0])]
+    with session_scope() as s:
+        for primary, shadow in pairs:
+            first = _finished_job(s, user, v1, 1, primary, "traffic")
+            _finished_job(s, user, v2, 2, shadow, "shadow", shadow_of=first)
+    report = client.get(f"{by_name('price')}/analytics?days=1", headers=user.headers).json
+    assert report["versions"]["1"]["total"] == 2 and report["versions"]["2"]["total"] == 2
+    (pair,) = report["shadow"]
+    assert (pair["shadow_version"], pair["primary_version"], pair["jobs"], pair["rows"]) == (
+        2,
+        1,
+        2,
+        4,
+    )
+    assert pair["agreement"] == pytest.approx(2 / 4)
+    assert pair["mean_abs_diff"] == pytest.approx((0 + 0.5 + 1.0 + 0) / 4)
+
+
+def _finished_job(s, user, model_id, version, predictions, route, shadow_of=None) -> uuid.UUID:
+    job = Job(
+        model_id=model_id,
+        model_version=version,
+        owner_id=uuid.UUID(user.id),
+        status="succeeded",
+        n_rows=len(predictions),
+        result={"predictions": predictions},
+        route=route,
+        shadow_of=shadow_of,
+    )
+    s.add(job)
+    s.flush()
+    return job.id
