@@ -189,4 +189,4 @@ def _names_of(ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not ids:
         return {}
     rows = db.session.execute(select(MLModel.id, MLModel.name).where(MLModel.id.in_(ids)))
-    return dict(rows.tuples())
+    return {model_id: name for model_id, name in rows}

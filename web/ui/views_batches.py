@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import render_template, send_file
+from flask import flash, redirect, render_template, send_file, url_for
 
 from shared.batches import Batch
 from shared.errors import NotFound
@@ -33,6 +33,15 @@ def batch_row(batch_id: uuid.UUID):
     if name is None:
         raise NotFound("Batch not found")
     return render_template("ui/_batch_row.html", batch=batch, model_name=name)
+
+
+@bp.post("/batches/<uuid:batch_id>/cancel")
+@page_login_required
+def batch_cancel(batch_id: uuid.UUID):
+    """Stop a queued or running batch between chunks (409 once it has finished)."""
+    service.cancel(get_owned(Batch, batch_id, "Batch"))
+    flash("Batch cancelled.")
+    return redirect(url_for("ui.batches"), 303)
 
 
 @bp.get("/batches/<uuid:batch_id>/result")
