@@ -149,3 +149,17 @@ def test_admin_pages(app: Flask) -> None:
         admin.post(f"/admin/users/{uuid.uuid4()}/active", data={"csrf_token": token}).status_code
         == 404
     )
+
+
+def test_an_outage_is_a_page_not_json(app: Flask, browser_client: FlaskClient) -> None:
+    """A page whose database is unreachable answers the API's 503 (and Retry-After) as HTML."""
+    sign_up(browser_client)
+    cookie = browser_client.get_cookie("mlsp_session").value
+    broken = create_app(
+        Settings(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", DB_CONNECT_TIMEOUT_S=1)
+    )
+    client = broken.test_client()
+    client.set_cookie("mlsp_session", cookie, domain="localhost")
+    resp = client.get("/models")
+    assert resp.status_code == 503 and resp.mimetype == "text/html"
+    assert resp.headers["Retry-After"] and "unavailable" in resp.get_data(as_text=True)

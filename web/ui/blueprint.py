@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, g, render_template, request
+from flask import Blueprint, Response, current_app, g, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -85,8 +85,22 @@ def _http_error(err: HTTPException) -> tuple[str, int]:
     return _error_page(err.code or 500, err.name, err.description or err.name)
 
 
+def _unexpected(err: Exception) -> Response:
+    """Anything else (a crash, a database or broker outage): the app's own handler decides the
+    status and logs it (web/errors.py), and the page shows its message instead of JSON."""
+    handler = current_app._find_error_handler(err, [])  # the app-level handler, not ours
+    answer = handler(err) if handler is not None else None
+    if not isinstance(answer, Response):
+        raise err
+    message = (answer.get_json(silent=True) or {}).get("error", {}).get("message", "")
+    headers = {k: v for k, v in answer.headers.items() if k == "Retry-After"}
+    body, status = _error_page(answer.status_code, "Something went wrong", message)
+    return Response(body, status, headers)
+
+
 for blueprint in (bp, admin_bp):
     blueprint.before_request(_protect)
     blueprint.context_processor(_nav)
     blueprint.register_error_handler(ApiError, _api_error)
     blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(Exception, _unexpected)
