@@ -22,9 +22,11 @@ from shared.artifacts.base import (
     HashingReader,
     HashingWriter,
     Stored,
+    TooLarge,
     check_key,
 )
 from shared.artifacts.cache import DiskCache
+from shared.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from boto3.s3.transfer import TransferConfig
@@ -59,9 +61,14 @@ class S3ArtifactStore(ArtifactStore):
     def save(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> Stored:
         reader = HashingReader(stream, max_bytes)
         # A failed or over-size upload is aborted by the transfer manager: no part stays billed.
-        self.client.upload_fileobj(
-            reader, self.bucket, self.object_name(key), Config=_transfer_config()
-        )
+        try:
+            self.client.upload_fileobj(
+                reader, self.bucket, self.object_name(key), Config=_transfer_config()
+            )
+        except TooLarge:
+            raise
+        except Exception as exc:
+            raise _translated(exc, key) from exc
         return Stored(key, reader.digest.hexdigest(), reader.size)
 
     def local_path(self, key: str, sha256: str | None = None) -> Path:
@@ -72,7 +79,10 @@ class S3ArtifactStore(ArtifactStore):
         return self.cache.fill(name, lambda out: self._download(key, out, etag=etag))
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self.object_name(key))
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_name(key))
+        except Exception as exc:
+            raise _translated(exc, key) from exc
 
     def exists(self, key: str) -> bool:
         try:
@@ -89,7 +99,7 @@ class S3ArtifactStore(ArtifactStore):
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.object_name(key))
         except Exception as exc:
-            raise _not_found(exc, key) from exc
+            raise _translated(exc, key) from exc
         return head["ETag"].strip('"')
 
     def _download(
@@ -100,7 +110,7 @@ class S3ArtifactStore(ArtifactStore):
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self.object_name(key), **extra)
         except Exception as exc:
-            raise _not_found(exc, key) from exc
+            raise _translated(exc, key) from exc
         writer = HashingWriter(out)
         for chunk in body["Body"].iter_chunks(CHUNK):
             writer.write(chunk)
@@ -108,12 +118,20 @@ class S3ArtifactStore(ArtifactStore):
             raise ArtifactCorrupt(f"artifact {key}: sha256 {writer.digest.hexdigest()} != {sha256}")
 
 
-def _not_found(exc: Exception, key: str) -> Exception:
+def _translated(exc: Exception, key: str) -> Exception:
     """A missing object (404, or a 412 when it changed under an ETag) as FileNotFoundError, as
-    the local store's loaders see a missing file; any other error as it is."""
-    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    the local store's loaders see a missing file; the service unreachable or failing (after
+    boto3's own retries) as ServiceUnavailable, a 503 to a client; any other error as it is."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    response = getattr(exc, "response", {}) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
     if code in ("404", "NoSuchKey", "NotFound", "412", "PreconditionFailed"):
         return FileNotFoundError(f"artifact {key} is not in the store ({code})")
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    if isinstance(exc, BotoConnectionError | HTTPClientError) or status >= 500:
+        return ServiceUnavailable("The artifact store is unavailable; try again shortly")
     return exc
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import multiprocessing
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from shared.config import Settings
 from tests.fixtures.s3 import CREDENTIALS, CountingMotoServer, make_bucket, s3_server
 
 pytestmark = pytest.mark.no_db
+ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "mlsp-artifacts"
 
 
@@ -128,23 +130,50 @@ def test_delete_and_a_missing_artifact(server, credentials, tmp_path):
         store.local_path(k, hashlib.sha256(b"x").hexdigest())
 
 
-def _read(endpoint: str, cache_dir: str, k: str, sha256: str, go) -> str:
-    go.wait(10)
-    store = S3ArtifactStore(BUCKET, "t", endpoint, DiskCache(Path(cache_dir), 1 << 30))
-    return str(store.local_path(k, sha256))
+def test_an_unreachable_store_is_a_503(credentials, tmp_path):
+    from shared.errors import ServiceUnavailable
+    from tests.fixtures.services import free_port
+
+    store = S3ArtifactStore(
+        BUCKET, "t", f"http://127.0.0.1:{free_port()}", DiskCache(tmp_path, 1 << 20)
+    )
+    with pytest.raises(ServiceUnavailable):
+        store.save(key(), io.BytesIO(b"x"))
+    with pytest.raises(ServiceUnavailable):
+        store.local_path(key(), hashlib.sha256(b"x").hexdigest())
+
+
+# A reader process: imports only the store, waits for the start flag, prints its path.
+READER = """
+import os, sys, time
+from pathlib import Path
+from shared.artifacts.cache import DiskCache
+from shared.artifacts.s3 import S3ArtifactStore
+endpoint, cache, bucket, key, sha256, go = sys.argv[1:]
+store = S3ArtifactStore(bucket, "t", endpoint, DiskCache(Path(cache), 1 << 30))
+store.client  # built before the start, so that the readers overlap
+print("ready", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.01)
+print(store.local_path(key, sha256))
+"""
 
 
 def test_concurrent_misses_of_one_entry_download_it_once(server, credentials, tmp_path):
     data = os.urandom(24 << 20)  # long enough a download for the readers to overlap
     stored = s3_store(server, tmp_path / "up").save(k := key(), io.BytesIO(data))
-    gets = server.log.count("GET", k)
-    ctx = multiprocessing.get_context("spawn")
-    go = ctx.Manager().Event()
-    with ctx.Pool(4) as pool:
-        args = (server.endpoint, str(tmp_path / "cache"), k, stored.sha256, go)
-        pending = [pool.apply_async(_read, args) for _ in range(4)]
-        go.set()
-        paths = {p.get(60) for p in pending}
+    gets, go = server.log.count("GET", k), tmp_path / "go"
+    args = [server.endpoint, str(tmp_path / "cache"), BUCKET, k, stored.sha256, str(go)]
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    for reader in readers:  # all imported and waiting
+        assert reader.stdout.readline().strip() == "ready"
+    go.touch()
+    paths = {reader.communicate(timeout=60)[0].strip() for reader in readers}
     assert len(paths) == 1 and Path(paths.pop()).read_bytes() == data
     assert server.log.count("GET", k) == gets + 1
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".part-")]
