@@ -168,27 +168,28 @@ def test_attempt_renders_signs_and_sends_the_api_object(client, user, tmp_path):
     assert row["last_status_code"] == 204 and row["next_attempt_at"] is None
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1:{port}/hook",
-        "https://10.0.0.1/hook",
-        "https://169.254.169.254/latest/meta-data/",
-    ],
-)
-def test_private_addresses_refused_at_delivery(client, user, url):
+PRIVATE_URLS = [
+    "http://127.0.0.1:{port}/hook",
+    "https://10.0.0.1/hook",
+    "https://169.254.169.254/latest/meta-data/",
+]
+
+
+def test_private_addresses_refused_at_delivery(client, user):
     """Saved while private addresses were allowed; refused by a worker that does not allow them
     (as when a name's DNS answer changes to a private address after the endpoint was saved)."""
     refusing = Settings(WEBHOOK_ALLOW_HTTP=True, WEBHOOK_ALLOW_PRIVATE=False)
     with receiver.running() as hook:
         port = hook.url.split(":")[2].split("/")[0]
-        created = endpoint(client, user, url=url.format(port=port))
-        client.post(f"/api/v1/webhooks/{created['id']}/test", headers=user.headers)
-        assert _attempt_all(refusing) == ["retrying"]
+        created = [endpoint(client, user, url=url.format(port=port)) for url in PRIVATE_URLS]
+        for one in created:
+            client.post(f"/api/v1/webhooks/{one['id']}/test", headers=user.headers)
+        assert _attempt_all(refusing) == ["retrying"] * len(PRIVATE_URLS)
         assert hook.requests == []
-    (row,) = _log(client, user, created["id"])
-    assert row["status"] == "pending" and row["last_status_code"] is None
-    assert row["last_error"].startswith("refused") and "non-public" in row["last_error"]
+    for one in created:
+        (row,) = _log(client, user, one["id"])
+        assert row["status"] == "pending" and row["last_status_code"] is None
+        assert row["last_error"].startswith("refused") and "non-public" in row["last_error"]
 
 
 def test_retry_then_410_disables_the_endpoint(client, user):
