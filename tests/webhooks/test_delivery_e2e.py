@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.fixtures.api import register_and_login
 from tests.fixtures.models import dump, fit_classifier, insert_ready_model, upload, upload_ready
-from tests.fixtures.services import Isolated, free_port, isolated
+from tests.fixtures.services import Isolated, celery_worker, free_port, isolated
 from tests.web.jobs.calls import ROWS, poll, submit
 from tests.webhooks import receiver
 
@@ -44,6 +45,7 @@ FAST = {
 class Stack:
     env: Isolated
     hooks: subprocess.Popen  # the webhooks worker (the last test kills it)
+    metrics_port: int  # its Prometheus exporter
 
     @property
     def client(self):
@@ -58,14 +60,31 @@ def stack():
     queue = env.env["DEFAULT_QUEUE"]
     with ExitStack() as processes:
         processes.enter_context(env.worker(queue=f"{queue},{queue}.batches", concurrency=2))
-        hooks = processes.enter_context(webhooks_worker(env))
+        port = free_port()
+        hooks = processes.enter_context(webhooks_worker(env, metrics_port=port))
         processes.enter_context(env.beat())
-        yield Stack(env, hooks)
+        yield Stack(env, hooks, port)
 
 
-def webhooks_worker(env: Isolated, name: str = "hooks"):
-    queue = f"{env.env['DEFAULT_QUEUE']}.webhooks"
-    return env.worker(name=f"{env.name}-{name}", queue=queue, concurrency=3)
+def webhooks_worker(env: Isolated, name: str = "hooks", metrics_port: int = 0):
+    """The Procfile's `webhooks` worker: its own queue, 3 processes."""
+    return celery_worker(
+        concurrency=3,
+        env={**env.env, "WORKER_METRICS_PORT": str(metrics_port)},
+        name=f"{env.name}-{name}",
+        queue=f"{env.env['DEFAULT_QUEUE']}.webhooks",
+    )
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The exporter's samples, by name and labels as written."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        lines = answer.read().decode().splitlines()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith("mlsp_webhook")
+    }
 
 
 def endpoint(client, account, url: str, events=ALL_EVENTS) -> dict:
@@ -175,6 +194,11 @@ def test_a_receiver_failing_twice_gets_the_third_attempt_with_the_same_id(stack)
     (row,) = wait_log(c, user, created["id"], lambda rows: rows[0]["status"] == "delivered")
     assert (row["attempts"], row["last_status_code"]) == (3, 204)
     assert row["id"] == hook.requests[0].headers["webhook-id"]
+    samples = scrape(stack.metrics_port)
+    assert samples['mlsp_webhook_attempts_total{outcome="retrying"}'] >= 2
+    assert samples['mlsp_webhook_attempts_total{outcome="delivered"}'] >= 1
+    assert samples["mlsp_webhook_attempt_seconds_count"] >= 3
+    assert "mlsp_webhook_pending_deliveries" in samples
 
 
 def test_a_receiver_down_for_a_while_gets_everything_once_back(stack):
