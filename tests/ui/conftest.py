@@ -39,12 +39,13 @@ def live_url(app: Flask) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def browser():
     """One headless chromium for the run (`apt-get install chromium`; .ci/run does)."""
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if executable is None:
         pytest.fail(f"chromium not found at {CHROMIUM}: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        instance = playwright.chromium.launch(executable_path=executable, headless=True)
         yield instance
         instance.close()
 
@@ -55,8 +56,12 @@ def page(browser, live_url: str):
     context = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     tab = context.new_page()
+    problems: list[str] = []  # script errors and Content-Security-Policy refusals
+    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda err: problems.append(str(err)))
     yield tab
     context.close()
+    assert problems == []
 
 
 @pytest.fixture(scope="session")

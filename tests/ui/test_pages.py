@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -163,3 +164,24 @@ def test_an_outage_is_a_page_not_json(app: Flask, browser_client: FlaskClient) -
     resp = client.get("/models")
     assert resp.status_code == 503 and resp.mimetype == "text/html"
     assert resp.headers["Retry-After"] and "unavailable" in resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("target", "landing"),
+    [
+        ("/jobs?status=failed", "/jobs?status=failed"),
+        ("//evil.example", "/models"),
+        ("/\\evil.example", "/models"),
+        ("https://evil.example/", "/models"),
+    ],
+)
+def test_sign_in_returns_to_this_site_only(app: Flask, target: str, landing: str) -> None:
+    email = sign_up(app.test_client())
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    resp = client.post(
+        "/login",
+        query_string={"next": target},
+        data={"email": email, "password": PASSWORD, "csrf_token": token},
+    )
+    assert resp.status_code == 302 and resp.headers["Location"] == landing

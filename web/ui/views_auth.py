@@ -23,7 +23,8 @@ def _next_page() -> str:
     """Where to go after signing in: a path on this site only (never an open redirect)."""
     target = request.args.get("next", "")
     parts = urlsplit(target)
-    if target.startswith("/") and not target.startswith("//") and not parts.netloc:
+    # "//host" and "/\\host" are other sites to a browser.
+    if target.startswith("/") and not target.startswith(("//", "/\\")) and not parts.netloc:
         return target
     return url_for("ui.models")
 
