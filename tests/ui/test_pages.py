@@ -185,3 +185,12 @@ def test_sign_in_returns_to_this_site_only(app: Flask, target: str, landing: str
         data={"email": email, "password": PASSWORD, "csrf_token": token},
     )
     assert resp.status_code == 302 and resp.headers["Location"] == landing
+
+
+def test_sign_in_has_the_apis_rate_limit() -> None:
+    limited = create_app(Settings(RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH="2/minute"))
+    client = limited.test_client()
+    token = csrf_token(client, "/login")
+    form = {"email": "nobody@example.com", "password": "wrong", "csrf_token": token}
+    assert [client.post("/login", data=form).status_code for _ in range(3)] == [401, 401, 429]
+    assert client.get("/login").status_code == 200  # only the form posts are limited
