@@ -49,9 +49,13 @@ class WaitQuery(BaseModel):
     )
 
 
+JobRoute = Literal["explicit", "alias", "traffic", "shadow"]
+
+
 class JobQuery(PageQuery):
     model_id: uuid.UUID | None = None
     status: JobStatus | None = None
+    route: JobRoute | None = Field(None, description="How the version was chosen (shadow: copies)")
 
 
 class JobResult(BaseModel):
@@ -88,7 +92,7 @@ class JobOut(BaseModel):
     cache_hit: bool | None
     runtime: str | None = None
     attempts: int = 0
-    route: Literal["explicit", "alias", "traffic", "shadow"] = Field(
+    route: JobRoute = Field(
         "explicit",
         description="How the version was chosen: the model id, an alias of its name, the "
         "name's traffic split, or a shadow copy of a traffic-split request",

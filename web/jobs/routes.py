@@ -148,6 +148,8 @@ def list_jobs():
         where.append(Job.model_id == q.model_id)
     if q.status:
         where.append(Job.status == q.status)
+    if q.route:
+        where.append(Job.route == q.route)
     rows, total = page_of(Job, where, [Job.created_at.desc()], q)
     items = [job_out(j) for j in rows]
     return JobList(items=items, page=q.page, per_page=q.per_page, total=total)

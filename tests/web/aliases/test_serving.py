@@ -215,6 +215,8 @@ def test_shadow_is_stored_never_answered_and_never_waited_for(client, user, chur
     other = fit_other().predict(np.array(ROWS)).tolist()
     assert all(s["result"]["predictions"] == other for s in shadows)
     assert not any(redis.exists(reply_key("job", s["id"])) for s in shadows)  # nobody waits
+    listed = client.get("/api/v1/jobs?route=shadow", headers=user.headers).json["items"]
+    assert {j["id"] for j in listed} == {s["id"] for s in shadows}
 
     analytics = client.get(f"{by_name('churn')}/analytics", headers=user.headers).json
     assert analytics["versions"]["2"]["total"] == 5 and analytics["versions"]["1"]["total"] == 5
