@@ -17,7 +17,7 @@ from shared.config import Settings
 from shared.db import session_scope
 from tests.fixtures.models import fit_classifier, insert_ready_model
 from tests.webhooks import receiver
-from workers.webhooks import delivery
+from workers.webhooks import delivery, outbox
 
 ALL_EVENTS = ["job.succeeded", "job.failed", "batch.finished", "model.ready", "model.failed"]
 
@@ -240,3 +240,21 @@ def test_a_stale_attempt_sends_nothing(client, user):
         assert hook.requests == []
         assert delivery.attempt(delivery_id, second, settings) == "delivered"
     assert json.loads(hook.requests[0].body)["type"] == "webhook.test"
+
+
+def test_a_claim_takes_at_most_a_few_per_endpoint_and_leases_only_what_it_returns(client, user):
+    busy, quiet = endpoint(client, user), endpoint(client, user)
+    for _ in range(6):
+        client.post(f"/api/v1/webhooks/{busy['id']}/test", headers=user.headers)
+    client.post(f"/api/v1/webhooks/{quiet['id']}/test", headers=user.headers)
+    with session_scope() as s:
+        first = outbox.claim(s, limit=100, lease_s=60)
+    assert len(first) == outbox.PER_ENDPOINT + 1  # the busy one's backlog leaves room
+    with session_scope() as s:
+        second = outbox.claim(s, limit=1, lease_s=60)
+    assert len(second) == 1
+    with session_scope() as s:
+        leased = s.execute(
+            text("SELECT id FROM webhook_deliveries WHERE next_attempt_at > now()")
+        ).scalars()
+        assert {str(i) for i in leased} == {str(i) for i, _ in first + second}

@@ -32,10 +32,13 @@ _CLAIM = text("""
         FOR UPDATE SKIP LOCKED
     ), picked AS (
         SELECT id FROM (
-            SELECT id, row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS n
+            SELECT id, next_attempt_at,
+                row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS n
             FROM due
         ) AS ranked
         WHERE n <= :per_endpoint
+        ORDER BY next_attempt_at
+        LIMIT :limit
     )
     UPDATE webhook_deliveries AS d
     SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => :lease)
@@ -73,10 +76,8 @@ class Outcome:
 
 def claim(session: Session, limit: int, lease_s: float) -> list[tuple[uuid.UUID, int]]:
     """Due deliveries, each now a new attempt leased for `lease_s`: (id, attempt number)."""
-    rows = session.execute(
-        _CLAIM, {"scan": limit * 4, "per_endpoint": PER_ENDPOINT, "lease": lease_s}
-    ).all()
-    return [(row.id, row.attempts) for row in rows[:limit]]
+    params = {"scan": limit * 4, "per_endpoint": PER_ENDPOINT, "limit": limit, "lease": lease_s}
+    return [(row.id, row.attempts) for row in session.execute(_CLAIM, params)]
 
 
 def pending_count(session: Session) -> int:
