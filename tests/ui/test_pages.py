@@ -194,3 +194,23 @@ def test_sign_in_has_the_apis_rate_limit() -> None:
     form = {"email": "nobody@example.com", "password": "wrong", "csrf_token": token}
     assert [client.post("/login", data=form).status_code for _ in range(3)] == [401, 401, 429]
     assert client.get("/login").status_code == 200  # only the form posts are limited
+
+
+def test_rename_a_key(app: Flask, browser_client: FlaskClient) -> None:
+    sign_up(browser_client)
+    token = csrf_token(browser_client, "/keys")
+    created = browser_client.post(
+        "/keys", data={"name": "old-name", "expires_in_days": "7", "csrf_token": token}
+    )
+    assert created.status_code == 201
+    with app.app_context():
+        key_id = db.session.scalar(select(ApiKey.id))
+    renamed = browser_client.post(
+        f"/keys/{key_id}/rename", data={"name": "new-name", "csrf_token": token}
+    )
+    assert renamed.status_code == 303
+    listing = browser_client.get("/keys").get_data(as_text=True)
+    assert "new-name" in listing and "old-name" not in listing and "mlp_" in listing  # prefix
+    empty = browser_client.post(f"/keys/{key_id}/rename", data={"name": "", "csrf_token": token})
+    assert empty.status_code == 303
+    assert "Not renamed" in browser_client.get("/keys").get_data(as_text=True)

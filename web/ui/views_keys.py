@@ -58,10 +58,11 @@ def create():
 @page_login_required
 def rename(key_id: uuid.UUID):
     form = KeyRenameForm()
-    if not form.validate_on_submit():
-        return _render(KeyCreateForm(formdata=None), status=422)
-    update_key(key_id, ApiKeyPatch(name=form.name.data))
-    flash("Key renamed.")
+    if form.validate_on_submit():
+        update_key(key_id, ApiKeyPatch(name=form.name.data))
+        flash("Key renamed.")
+    else:
+        flash("Not renamed: a key's name is 1 to 100 characters.")
     return redirect(url_for("ui.keys"), 303)
 
 
