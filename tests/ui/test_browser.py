@@ -19,6 +19,7 @@ from shared.jobs.statements import INSERT_QUEUED
 from shared.models import MLModel
 from tests.fixtures.api import PASSWORD
 from tests.ui.conftest import SCREENSHOTS
+from tests.ui.pages import ready_model, user_id
 from web.extensions import db
 from web.jobs import queue
 
@@ -191,8 +192,11 @@ def test_first_session(page: Page, browser, app: Flask, live_url: str, worker, f
 def test_phone_width(page: Page, app: Flask, live_url: str) -> None:
     """At 375 px nothing is wider than the screen: the navigation wraps, tables scroll."""
     page.set_viewport_size({"width": 375, "height": 800})
-    _sign_up(page, f"phone-{uuid.uuid4().hex[:8]}@example.com")
-    for path in ("/models", "/jobs", "/keys", "/batches"):
+    email = f"phone-{uuid.uuid4().hex[:8]}@example.com"
+    _sign_up(page, email)
+    ready_model(app, user_id(app, email))
+    pages = ("/models", "/models/iris", "/models/iris/analytics", "/models/iris/try", "/jobs")
+    for path in (*pages, "/keys", "/batches"):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, (path, width)
