@@ -1,15 +1,20 @@
 """Prometheus, Grafana and KEDA read the metrics the processes really export: every metric name
 the dashboard (deploy/grafana/) and the KEDA triggers (deploy/kubernetes/) query is on the
-/metrics of a running web app, worker and batch worker after a prediction and a batch; and the
-compose wiring (scrape targets, ports, provisioning paths) points at what exists."""
+/metrics of a running web app and worker after a prediction and a batch, and every query finds
+series on a real Prometheus scraping them; the compose wiring (scrape targets, ports,
+provisioning paths) points at what exists."""
 
 from __future__ import annotations
 
 import io
 import json
 import re
+import shutil
+import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -20,12 +25,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.redis_client import PREFIX, get_redis
 from tests.deploy.manifests import render
+from tests.fixtures.api import register_and_login
+from tests.fixtures.live import serve
 from tests.fixtures.models import FEATURES, fit_frame_pipeline, insert_ready_model
-from tests.fixtures.services import ROOT, celery_worker, free_port, isolated
+from tests.fixtures.services import ROOT, celery_worker, free_port, isolated, log_path
 
 DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "mlsp.json"
 METRIC = re.compile(r"\bmlsp_[a-z0-9_]+\b")
+PROMETHEUS = shutil.which("prometheus")
+SCRAPE = "1s"
+RATE_WINDOW = "30s"  # Grafana's $__rate_interval: several scrapes at SCRAPE
 
 
 def _dashboard_queries() -> list[str]:
@@ -98,31 +108,122 @@ def _scrape_until(urls: list[str], wanted: set[str], timeout: float = 15) -> set
         time.sleep(0.3)
 
 
-@pytest.mark.e2e
-def test_every_queried_metric_is_exported(user, tmp_path: Path):
-    wanted = set(METRIC.findall(" ".join(_dashboard_queries() + _keda_queries())))
-    app = isolated(METRICS_TOP_MODELS=5)
-    ports = free_port(), free_port()
-    worker_env = {**app.env, "WORKER_METRICS_PORT": str(ports[0])}
-    batch_env = {**app.env, "WORKER_METRICS_PORT": str(ports[1]), "BATCH_CHUNK_ROWS": "10"}
-    waiting = f"{PREFIX}pending:{uuid.uuid4()}"  # a backlog the per-model gauge names
+@dataclass
+class Running:
+    """A web app served over HTTP and a worker (of jobs and batches) with its exporter, after one
+    prediction and one batch (the counters stay in the processes; each test starts with empty
+    tables and Redis, tests/fixtures/services.py)."""
+
+    queue: str
+    targets: dict[str, str]  # Prometheus job -> host:port
+
+    def url(self, job: str) -> str:
+        return f"http://{self.targets[job]}/metrics"
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory) -> Iterator[Running]:
+    iso = isolated(METRICS_TOP_MODELS=5, BATCH_CHUNK_ROWS=10)
+    port = free_port()
+    env = {**iso.env, "WORKER_METRICS_PORT": str(port)}
+    # One worker on both queues (the job and the batch worker run the same exporter code):
+    # one process start fewer.
+    queues = f"{iso.name},{iso.name}.batches"
     with (
-        celery_worker(concurrency=1, env=worker_env, name=f"{app.name}-w"),
-        celery_worker(
-            concurrency=1, env=batch_env, name=f"{app.name}-b", queue=f"{app.name}.batches"
-        ),
+        celery_worker(concurrency=2, env=env, name=f"{iso.name}-w", queue=queues),
+        serve(iso.client.application) as web,
     ):
-        model_id = insert_ready_model(user, fit_frame_pipeline(), tmp_path)
-        _predict_and_batch(app.client, user, model_id)
-        get_redis().rpush(waiting, "job-1")
-        try:
-            web = _names(app.client.get("/metrics").get_data(as_text=True))
-        finally:
-            get_redis().delete(waiting)
-        urls = [f"http://127.0.0.1:{port}/metrics" for port in ports]
-        exported = web | _scrape_until(urls, wanted - web)
+        user = register_and_login(iso.client)
+        model_id = insert_ready_model(user, fit_frame_pipeline(), tmp_path_factory.mktemp("m"))
+        _predict_and_batch(iso.client, user, model_id)
+        targets = {"mlsp-web": web.removeprefix("http://"), "mlsp-worker": f"127.0.0.1:{port}"}
+        yield Running(iso.name, targets)
+
+
+@pytest.fixture
+def backlog() -> Iterator[None]:
+    """A job id waiting for one model: what the per-model gauge names."""
+    waiting = f"{PREFIX}pending:{uuid.uuid4()}"
+    get_redis().rpush(waiting, "job-1")
+    yield
+    get_redis().delete(waiting)
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("backlog")
+def test_every_queried_metric_is_exported(running):
+    wanted = set(METRIC.findall(" ".join(_dashboard_queries() + _keda_queries())))
+    web = _names(requests.get(running.url("mlsp-web"), timeout=5).text)
+    exported = web | _scrape_until([running.url("mlsp-worker")], wanted - web)
     assert not wanted - exported, sorted(wanted - exported)
     assert len(wanted) >= 15  # the pattern found the queries' metrics
+
+
+def _prometheus(targets: dict[str, str], port: int, folder: Path, log) -> subprocess.Popen:
+    """Prometheus on 127.0.0.1:`port`, scraping each job's one target every SCRAPE."""
+    jobs = [{"job_name": job, "static_configs": [{"targets": [t]}]} for job, t in targets.items()]
+    config = {"global": {"scrape_interval": SCRAPE}, "scrape_configs": jobs}
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+    command = [
+        PROMETHEUS,
+        f"--config.file={folder / 'prometheus.yml'}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _query(base: str, expr: str) -> list:
+    """The instant query's result; a PromQL error fails here with Prometheus's message."""
+    body = requests.get(f"{base}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert body["status"] == "success", (expr, body)
+    return body["data"]["result"]
+
+
+def _until(condition, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+        except requests.ConnectionError:
+            value = None
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
+def _as_run(expr: str, queue: str) -> str:
+    """A query as the test's Prometheus can answer it: Grafana's rate window spelt out, and the
+    deployment's queue name (mlsp) replaced by the test's own."""
+    expr = expr.replace("$__rate_interval", RATE_WINDOW)
+    return expr.replace('queue="mlsp', f'queue="{queue}')
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not PROMETHEUS, reason="no prometheus binary (Debian package prometheus)")
+@pytest.mark.usefixtures("backlog")
+def test_every_query_answers_on_a_real_prometheus(running, tmp_path):
+    """Prometheus scrapes the running processes; every dashboard panel's and KEDA trigger's
+    query parses, and finds series: the label values they filter on (routes, queues, jobs)
+    are the ones the processes export."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with open(log_path("prometheus"), "ab") as log:
+        proc = _prometheus(running.targets, port, tmp_path, log)
+    try:
+        up = _until(lambda: len(_query(base, "up == 1")) == len(running.targets))
+        assert up, _query(base, "up")
+        sampled = "count_over_time(up[1m]) >= 3"  # rate() needs a few samples of each
+        _until(lambda: len(_query(base, sampled)) == len(running.targets))
+        empty = [
+            expr
+            for expr in _dashboard_queries() + _keda_queries()
+            if not _query(base, _as_run(expr, running.queue))
+        ]
+        assert not empty
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_keda_queries_name_the_queues_the_workers_consume():
