@@ -13,7 +13,7 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.aliases.refs import LATEST, is_version_like
@@ -61,11 +61,15 @@ def set_alias(name: str, alias: str, version: int) -> AliasOut:
     key = (ModelAlias.owner_id == owner, ModelAlias.name == name, ModelAlias.alias == alias)
     previous = None
     while True:
-        # The row lock orders concurrent moves of one alias: each sees the one before it.
+        # The row lock orders concurrent moves of one alias: each reads the version the one
+        # before it left (an UPDATE joined to its own old row would re-check only the target
+        # row after waiting, and could answer a stale previous version).
         old = db.session.scalar(select(ModelAlias.model_id).where(*key).with_for_update())
         if old is not None:
             db.session.execute(
-                update(ModelAlias).where(*key).values(model_id=model.id, updated_by=owner)
+                update(ModelAlias)
+                .where(*key)
+                .values(model_id=model.id, updated_by=owner, updated_at=func.now())
             )
             previous = db.session.scalar(select(MLModel.version).where(MLModel.id == old))
             break

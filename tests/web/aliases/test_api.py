@@ -5,7 +5,9 @@ disabled or deleted, and another user's names do not exist. No worker needed."""
 from __future__ import annotations
 
 import io
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -216,3 +218,32 @@ def _finished_job(s, user, model_id, version, predictions, route, shadow_of=None
     s.add(job)
     s.flush()
     return job.id
+
+
+def test_concurrent_moves_form_one_chain(app, client, user, tmp_path):
+    """Each move answers the version the move before it left: from v1, moves to v2..v6 sent
+    at once chain 1 -> a -> b -> c -> d -> e, each target once."""
+    model = fit_classifier()
+    for version in range(1, 7):
+        insert_version(user, model, tmp_path, "churn", version)
+    set_alias(client, user, "churn", "production", 1)
+    start = threading.Barrier(5)
+
+    def move(version: int) -> dict:
+        own = app.test_client()
+        start.wait()
+        resp = set_alias(own, user, "churn", "production", version)
+        assert resp.status_code == 200, resp.json
+        return resp.json
+
+    with ThreadPoolExecutor(5) as pool:
+        moves = list(pool.map(move, range(2, 7)))
+    after = {m["previous_version"]: m["version"] for m in moves}
+    assert len(after) == 5  # no two moves saw the same previous version
+    chain, at = [], 1
+    while at in after:
+        at = after[at]
+        chain.append(at)
+    assert sorted(chain) == [2, 3, 4, 5, 6]
+    final = client.get(by_name("churn"), headers=user.headers).json["aliases"]["production"]
+    assert final == chain[-1]
