@@ -108,7 +108,9 @@ def _drain(response: urllib3.BaseHTTPResponse, deadline: float) -> None:
     read = 0
     try:
         while read < MAX_ANSWER_BYTES and time.monotonic() < deadline:
-            block = response.read(_READ_BLOCK, decode_content=False)
+            # read1: whatever has arrived (read(n) would wait for all n bytes, one slow
+            # byte at a time, each within the socket timeout, far past the deadline).
+            block = response.read1(_READ_BLOCK, decode_content=False)
             if not block:
                 break
             read += len(block)
