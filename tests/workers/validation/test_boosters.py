@@ -209,7 +209,7 @@ def test_cache_entry_of_a_native_file(tmp_path, fmt, runtime):
         onnx_key=None,
         onnx_sha256=None,
     )
-    store = SimpleNamespace(local_path=lambda key: tmp_path / key)
+    store = SimpleNamespace(local_path=lambda key, sha256=None: tmp_path / key)
     key, size, loader = cache_entry(ref, store, rows=10, onnx_max_rows=5)
     assert key == ("m", "a" * 64) and size == 9
     assert isinstance(loader(), runtime)
