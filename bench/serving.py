@@ -157,10 +157,12 @@ def start_baseline(stack: ExitStack, env: dict[str, str], path: Path) -> str:
 PAIRS = 3
 
 
-def side_by_side(base: Callable[[], dict], ours: Callable[[], dict]) -> tuple[dict, dict]:
-    """PAIRS back-to-back measurements (baseline, then ours); the pair with the median ratio,
-    all ratios kept. One pair alone moved by a fifth between runs on this machine."""
-    pairs = [(base(), ours()) for _ in range(PAIRS)]
+def side_by_side(
+    base: Callable[[], dict], ours: Callable[[], dict], n_pairs: int = PAIRS
+) -> tuple[dict, dict]:
+    """`n_pairs` back-to-back measurements (baseline, then ours); the pair with the median
+    ratio, all ratios kept. One pair alone moved by a fifth between runs on this machine."""
+    pairs = [(base(), ours()) for _ in range(n_pairs)]
     b, o = median_by(pairs, lambda p: p[1]["rps"] / p[0]["rps"])
     ratios = sorted(round(p[1]["rps"] / p[0]["rps"], 3) for p in pairs)
     return b, {**o, "pair_ratios": ratios}
@@ -321,7 +323,9 @@ def big_job_compared(ours: Ours, model_id: str, model, rows: np.ndarray) -> dict
     }
 
 
-def by_name_compared(ours: Ours, model_id: str, name: str, seconds: int) -> dict:
+def by_name_compared(
+    ours: Ours, model_id: str, name: str, seconds: int, n_pairs: int = PAIRS
+) -> dict:
     """Sync predict by `name@production` against the same model by id, PAIRS back-to-back
     pairs at 1 and 16 connections: the name is resolved per request from the web process's
     cache (web/aliases/cache.py), so the two should be within noise of each other."""
@@ -331,13 +335,13 @@ def by_name_compared(ours: Ours, model_id: str, name: str, seconds: int) -> dict
     out = {}
     for c in (1, 16):
         by_id, by_name = side_by_side(
-            partial(ours.sync, model_id, c, seconds), partial(ours.sync, ref, c, seconds)
+            partial(ours.sync, model_id, c, seconds), partial(ours.sync, ref, c, seconds), n_pairs
         )
         out[c] = {"by_id": by_id, "by_name": by_name}
     return out
 
 
-def run_by_name(seconds: int) -> dict:
+def run_by_name(seconds: int, n_pairs: int) -> dict:
     """Only the by-name row: our stack alone, one LogisticRegression."""
     folder = Path(tempfile.mkdtemp(prefix="mlsp-bench-models-"))
     path = folder / "logreg.joblib"
@@ -347,7 +351,7 @@ def run_by_name(seconds: int) -> dict:
         ours = start_ours(stack, env, "on")
         model_id = ours.upload("logreg", path)
         ours.sync(model_id, 16, 2)
-        return {"by_name": by_name_compared(ours, model_id, "logreg", seconds)}
+        return {"by_name": by_name_compared(ours, model_id, "logreg", seconds, n_pairs)}
 
 
 def by_name_lines(res: dict) -> list[str]:
@@ -357,8 +361,10 @@ def by_name_lines(res: dict) -> list[str]:
         ratio = f"{by_name['rps'] / by_id['rps']:.2f}"
         label = f"logreg sync c={c} by id | by name@alias req/s"
         lines.append(_line(label, f"{by_id['rps']:.0f}", f"{by_name['rps']:.0f}", ratio))
-        pairs = " / ".join(f"{r:.2f}" for r in by_name["pair_ratios"])
-        lines.append(_line(f"logreg sync c={c} by name ratios of the {PAIRS} pairs", "", pairs))
+        ratios = by_name["pair_ratios"]
+        pairs = " / ".join(f"{r:.2f}" for r in ratios)
+        label = f"logreg sync c={c} by name ratios of the {len(ratios)} pairs"
+        lines.append(_line(label, "", pairs))
         latency = f"logreg sync c={c} by id | by name p50 / p99 ms"
         lines.append(_line(latency, _latency(by_id), _latency(by_name)))
     return lines
@@ -508,9 +514,10 @@ def main() -> int:
     parser.add_argument(
         "--by-name-only", action="store_true", help="only sync predict by name vs by id"
     )
+    parser.add_argument("--pairs", type=int, default=PAIRS, help="pairs (--by-name-only)")
     args = parser.parse_args()
     if args.by_name_only:
-        res = run_by_name(args.seconds)
+        res = run_by_name(args.seconds, args.pairs)
         print("\n".join([_line("measure", "by id", "by name", "ratio"), *by_name_lines(res)]))
         name = "serving_by_name.json"
     else:
