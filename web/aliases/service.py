@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql.dml import Delete
 
 from shared.aliases.refs import LATEST, is_version_like
 from shared.aliases.schemas import AliasOut, NameOut, RouteIn, ShadowIn, TrafficIn, TrafficOut
@@ -253,7 +254,7 @@ def _ready_version(name: str, version: int) -> MLModel:
     return model
 
 
-def _traffic_delete(name: str):
+def _traffic_delete(name: str) -> Delete:
     return delete(TrafficRoute).where(
         TrafficRoute.owner_id == current().id, TrafficRoute.name == name
     )
