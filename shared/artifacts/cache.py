@@ -72,11 +72,6 @@ class DiskCache:
         self._count(hits=1)
         return hit
 
-    def discard(self, name: str) -> None:
-        """Remove an entry (a no-op when absent)."""
-        with self._locked(name):
-            (self.root / _checked(name)).unlink(missing_ok=True)
-
     def shrink(self, keep: str | None = None) -> int:
         """Evict least recently used entries until the total is within max_bytes; returns how
         many. One process shrinks at a time; the others skip (it is the same work)."""
@@ -116,6 +111,8 @@ class DiskCache:
             if fd is None:  # being downloaded again right now: leave it
                 continue
             try:
+                if self._used_since(name, now - self.keep_recent_s):
+                    continue  # a reader took it after the scan
                 (self.root / name).unlink(missing_ok=True)
                 (self._locks / name).unlink(missing_ok=True)
             finally:
@@ -124,6 +121,12 @@ class DiskCache:
             evicted += 1
         self._count(evictions=evicted)
         return evicted
+
+    def _used_since(self, name: str, since: float) -> bool:
+        try:
+            return (self.root / name).stat().st_mtime >= since
+        except FileNotFoundError:
+            return False
 
     def _download(self, name: str, download: Callable[[BinaryIO], None]) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=_PART)
