@@ -209,6 +209,16 @@ def test_secrets_only_where_used(docs):
     assert not set(_config(docs)) & (WEB_SECRETS | {"DATABASE_URL", "REDIS_URL"})
 
 
+def test_redis_clients_can_follow_sentinel(docs):
+    """REDIS_SENTINELS is in the ConfigMap; every container that reads REDIS_URL also gets the
+    sentinels' password, or a deployment behind authenticated sentinels half works."""
+    assert "REDIS_SENTINELS" in _config(docs)
+    for workload, container in containers(docs):
+        keys = _secret_keys(container)
+        if "REDIS_URL" in keys:
+            assert "REDIS_SENTINEL_PASSWORD" in keys, workload["metadata"]["name"]
+
+
 def test_pods_run_unprivileged_on_a_read_only_root(docs):
     for workload, spec in pod_specs(docs):
         assert spec["securityContext"]["runAsNonRoot"] is True
