@@ -29,7 +29,7 @@ PLAN_BATCH = "mlsp.plan_batch"
 BATCH_CHUNK = "mlsp.batch_chunk"
 FINISH_BATCH = "mlsp.finish_batch"
 DISPATCH_WEBHOOKS = "mlsp.dispatch_webhooks"
-DELIVER_WEBHOOK = "mlsp.deliver_webhook"
+PULL_WEBHOOKS = "mlsp.pull_webhooks"
 PRUNE_WEBHOOKS = "mlsp.prune_webhooks"
 
 

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     webhook_dispatch_interval_s: float = Field(2, gt=0)  # beat: due deliveries sent this often
     # A claimed delivery whose attempt never reported (its worker died) is due again after this.
     webhook_lease_s: float = Field(120, gt=0)
+    # Processes of the `webhooks` worker (the Procfile's --concurrency reads the same variable):
+    # a dispatch starts at most this many delivery loops.
+    webhook_concurrency: int = Field(4, ge=1)
     max_webhooks_per_user: int = Field(20, ge=1)
 
     # Compiled inference: serve through ONNX Runtime only when it gives scikit-learn's answers.

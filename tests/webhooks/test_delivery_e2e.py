@@ -37,6 +37,7 @@ FAST = {
     "WEBHOOK_DISPATCH_INTERVAL_S": "0.3",
     "WEBHOOK_TIMEOUT_S": "3",
     "WEBHOOK_LEASE_S": "2",
+    "WEBHOOK_CONCURRENCY": "3",
     "BATCH_CHUNK_ROWS": "100",
 }
 
@@ -232,7 +233,7 @@ def test_a_slow_receiver_holds_up_neither_deliveries_nor_predictions(stack, tmp_
         slow.delay_s = 30
         slow_endpoint = endpoint(c, user, slow.url)
         fast_endpoint = endpoint(c, user, fast.url)
-        for _ in range(3):  # as many as the pool has processes: the per-endpoint cap leaves room
+        for _ in range(3):  # as many as the webhooks worker has processes
             c.post(f"/api/v1/webhooks/{slow_endpoint['id']}/test", headers=user.headers)
         slow.wait_for(lambda got: len(got) >= 1)
         started = time.monotonic()

@@ -1,5 +1,10 @@
-"""One delivery attempt end to end, and one dispatch round: plain functions the Celery tasks
-call (tested without Celery too).
+"""Delivery loops and single attempts: plain functions the Celery tasks call (tested without
+Celery too).
+
+A dispatch (beat, or the web tier after a test event) starts as many delivery loops as there are
+due deliveries, up to the webhooks worker's processes; each loop claims one due delivery at a
+time and sends it, until none is due or its budget is spent. Work is pulled as processes free up,
+so a backlog waits in the table, not in the broker, and no lease runs out in a queue.
 
 An attempt reads its message in a short transaction, then sends with no database connection
 held, then records the outcome in another short transaction: a receiver that takes its full
@@ -9,6 +14,7 @@ timeout holds one worker process, never a connection or a row lock.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -22,16 +28,33 @@ from workers.webhooks import metrics, outbox, sender
 
 log = logging.getLogger(__name__)
 
-DISPATCH_LIMIT = 100  # deliveries claimed per dispatch round
+# One loop's budget: then it ends, and the next dispatch starts loops again (a long backlog is
+# served by fresh tasks, each with its own time limit).
+LOOP_MAX_DELIVERIES = 50
+LOOP_MAX_S = 30.0
 
 
-def dispatch(settings: Settings) -> list[tuple[uuid.UUID, int]]:
-    """Claim the due deliveries: (id, attempt number) of each, to send a task for."""
+def dispatch(settings: Settings) -> int:
+    """How many delivery loops to start now: one per due delivery, at most one per process."""
     with session_scope() as session:
-        claimed = outbox.claim(session, DISPATCH_LIMIT, settings.webhook_lease_s)
+        due = outbox.due_count(session, settings.webhook_concurrency)
         pending = outbox.pending_count(session)
     metrics.pending(pending)
-    return claimed
+    return due
+
+
+def deliver_due(settings: Settings) -> list[str]:
+    """Claim and send due deliveries one at a time until none is due or the budget is spent;
+    the outcome of each."""
+    outcomes: list[str] = []
+    deadline = time.monotonic() + LOOP_MAX_S
+    while len(outcomes) < LOOP_MAX_DELIVERIES and time.monotonic() < deadline:
+        with session_scope() as session:
+            claimed = outbox.claim(session, settings.webhook_lease_s)
+        if claimed is None:
+            break
+        outcomes.append(attempt(*claimed, settings))
+    return outcomes
 
 
 def attempt(delivery_id: uuid.UUID, number: int, settings: Settings) -> str:

@@ -1,7 +1,7 @@
-"""The outbox's SQL: claim due deliveries (FOR UPDATE SKIP LOCKED, so concurrent dispatchers
-never take the same row), start an attempt, record its outcome. Each claim is a new attempt whose
-number fences what follows: a task still queued after its lease ran out (its row claimed again)
-finds another number and does nothing.
+"""The outbox's SQL: claim a due delivery (FOR UPDATE SKIP LOCKED, so concurrent delivery loops
+never take the same row), start its attempt, record the outcome. Each claim is a new attempt whose
+number fences what follows: an attempt whose lease ran out (its row claimed again) finds another
+number and records nothing.
 
 A claim moves `next_attempt_at` one lease ahead: if the worker running the attempt dies, the row
 is simply due again then. Rows are written by the triggers of migration 0009 in the transaction
@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 
 from shared.webhooks import events, schedule
 
-# At most this many of one endpoint's deliveries per claim: a receiver with a backlog (or a slow
-# one) cannot fill the whole pool while other endpoints' events wait.
-PER_ENDPOINT = 4
+# Due rows looked at per claim, in due order: the claim picks among their endpoints.
+SCAN = 200
 
+# One due delivery of an endpoint drawn at random among the endpoints with due deliveries (the
+# oldest of that endpoint's): a receiver with a backlog, or a slow one, gets its share of the
+# delivery loops, not all of them, while other endpoints' events wait.
 _CLAIM = text("""
     WITH due AS (
         SELECT id, endpoint_id, next_attempt_at FROM webhook_deliveries
@@ -30,19 +32,14 @@ _CLAIM = text("""
         ORDER BY next_attempt_at
         LIMIT :scan
         FOR UPDATE SKIP LOCKED
-    ), picked AS (
-        SELECT id FROM (
-            SELECT id, next_attempt_at,
-                row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS n
-            FROM due
-        ) AS ranked
-        WHERE n <= :per_endpoint
-        ORDER BY next_attempt_at
-        LIMIT :limit
+    ), oldest AS (
+        SELECT DISTINCT ON (endpoint_id) id FROM due ORDER BY endpoint_id, next_attempt_at
+    ), drawn AS (
+        SELECT id FROM oldest ORDER BY random() LIMIT 1
     )
     UPDATE webhook_deliveries AS d
     SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => :lease)
-    FROM picked WHERE d.id = picked.id
+    FROM drawn WHERE d.id = drawn.id
     RETURNING d.id, d.attempts
 """)
 
@@ -74,10 +71,21 @@ class Outcome:
     error: str | None
 
 
-def claim(session: Session, limit: int, lease_s: float) -> list[tuple[uuid.UUID, int]]:
-    """Due deliveries, each now a new attempt leased for `lease_s`: (id, attempt number)."""
-    params = {"scan": limit * 4, "per_endpoint": PER_ENDPOINT, "limit": limit, "lease": lease_s}
-    return [(row.id, row.attempts) for row in session.execute(_CLAIM, params)]
+def claim(session: Session, lease_s: float) -> tuple[uuid.UUID, int] | None:
+    """A due delivery, now a new attempt leased for `lease_s`: (id, attempt number)."""
+    row = session.execute(_CLAIM, {"scan": SCAN, "lease": lease_s}).one_or_none()
+    return (row.id, row.attempts) if row is not None else None
+
+
+def due_count(session: Session, cap: int) -> int:
+    """Deliveries due now (counted up to `cap`)."""
+    return session.execute(
+        text(
+            "SELECT count(*) FROM (SELECT 1 FROM webhook_deliveries"
+            " WHERE status = 'pending' AND next_attempt_at <= now() LIMIT :cap) AS due"
+        ),
+        {"cap": cap},
+    ).scalar_one()
 
 
 def pending_count(session: Session) -> int:
