@@ -122,8 +122,17 @@ def versions(name: str) -> list[MLModel]:
     )
 
 
-def model_ids(name: str) -> list[uuid.UUID]:
-    return list(db.session.scalars(select(MLModel.id).where(*_live_models(), MLModel.name == name)))
+def name_choices(limit: int = 500) -> list[str]:
+    """The caller's model names, for the history's model filter (suggestions, not a limit)."""
+    return list(
+        db.session.scalars(
+            select(MLModel.name)
+            .where(*_live_models())
+            .distinct()
+            .order_by(MLModel.name)
+            .limit(limit)
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def jobs():
         page=queries.jobs_page(filters),
         filters=filters,
         statuses=JOB_STATUSES,
-        action=ActionForm(),
+        names=queries.name_choices(),
     )
 
 
