@@ -113,7 +113,8 @@ def _queue_names(worker: dict) -> set[str]:
 
 def test_flower_lists_worker_and_queue(stack):
     _ready_with_worker(stack["api"])
-    assert requests.get(f"{stack['flower']}/api/workers", timeout=5).status_code == 401
+    # Flower may still be starting when this test runs first: retry until it listens.
+    assert _wait_http(f"{stack['flower']}/api/workers", 60).status_code == 401
     deadline = time.monotonic() + 30
     while True:  # the stack's own worker (the test session's may be on the same broker)
         workers = _wait_http(f"{stack['flower']}/api/workers?refresh=1", 10, FLOWER_AUTH).json()
@@ -132,6 +133,16 @@ def test_flower_lists_worker_and_queue(stack):
     assert stack["queue"] in names
 
 
+def _validated(url: str, headers: dict[str, str], meta: dict, timeout: float = 120) -> dict:
+    """The model once validation has finished: the upload answers 202 `validating` when the
+    worker takes longer than the upload waits (a loaded machine), so poll the model's GET."""
+    deadline = time.monotonic() + timeout
+    while meta["status"] == "validating" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        meta = requests.get(url, headers=headers, timeout=10).json()
+    return meta
+
+
 @pytest.fixture(scope="module")
 def prediction(stack, tmp_path_factory) -> dict:
     """One user, one model, one sync prediction through the web server, Redis and the worker."""
@@ -146,13 +157,14 @@ def prediction(stack, tmp_path_factory) -> dict:
         meta = requests.post(
             f"{api}/models", files={"file": fh}, data={"name": "stack"}, headers=headers, timeout=30
         ).json()
+    meta = _validated(f"{api}/models/{meta['id']}", headers, meta)
     assert meta["status"] == "ready", meta
     rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
     resp = requests.post(
-        f"{api}/models/{meta['id']}/predict?timeout=10",
+        f"{api}/models/{meta['id']}/predict?timeout=60",  # the most it waits: a loaded machine
         json={"inputs": rows},
         headers=headers,
-        timeout=15,
+        timeout=75,
     )
     return {"model": model, "meta": meta, "rows": rows, "resp": resp, "headers": headers}
 
@@ -186,7 +198,7 @@ def test_web_metrics_sum_every_web_process(stack, prediction):
         requests.get(f"{stack['api']}{route}", timeout=5)
     samples = _scrape(f"{stack['api']}/metrics")
     assert _total(samples, "mlsp_http_requests_total", route=route) == before + 10
-    predict_route = "/api/v1/models/<uuid:model_id>/predict"
+    predict_route = "/api/v1/models/<string:ref>/predict"
     assert _total(samples, "mlsp_http_requests_total", route=predict_route, status="200") == 1
     assert _total(samples, "mlsp_queue_depth", queue=stack["queue"]) == 0
 
