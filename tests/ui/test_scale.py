@@ -79,3 +79,6 @@ def test_pages_cost_the_same_at_10_and_10000_jobs(app: Flask, browser_client: Fl
     assert max(many.values()) <= MAX_STATEMENTS, many
     assert _rows(browser_client) == 25  # one page
     assert "Page 1 of 400 (10000)" in browser_client.get("/jobs").get_data(as_text=True)
+    insert_jobs(app, model_id, owner, 1)  # past the count's cap: "more than", and a next page
+    capped = browser_client.get("/jobs?page=400").get_data(as_text=True)
+    assert "Page 400 of 401+ (more than 10000)" in capped and 'rel="next"' in capped

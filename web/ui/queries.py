@@ -19,6 +19,9 @@ from web.pagination import page_of
 from web.ui.sessions import current_user_id
 
 PER_PAGE = 25
+# The history counts at most this many jobs: a count is linear in what it counts, and "more than
+# 10,000" says enough (the pages past it are still reachable).
+COUNT_CAP = 10_000
 
 # The history list never reads the wide columns (inputs, results).
 JOB_LIST_COLUMNS = (
@@ -40,10 +43,15 @@ class Page:
     page: int
     total: int
     per_page: int = PER_PAGE
+    more: bool = False  # the total was capped: there are more rows than it says
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+        shown = max(1, -(-self.total // self.per_page))
+        # Past a capped count, a page that came back full may have a next one.
+        return (
+            max(shown, self.page + 1) if self.more and len(self.items) == self.per_page else shown
+        )
 
 
 def _live_models() -> list[Any]:
@@ -156,7 +164,8 @@ def jobs_page(filters: JobFilters) -> Page:
     if filters.day:
         start = datetime.combine(filters.day, time(), UTC)
         where += [Job.created_at >= start, Job.created_at < start + timedelta(days=1)]
-    total = db.session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    matching = select(Job.id).where(*where).limit(COUNT_CAP + 1).subquery()
+    total = db.session.scalar(select(func.count()).select_from(matching)) or 0
     rows = db.session.execute(
         select(*JOB_LIST_COLUMNS, MLModel.name.label("model_name"))
         .join(MLModel, MLModel.id == Job.model_id)
@@ -165,7 +174,7 @@ def jobs_page(filters: JobFilters) -> Page:
         .offset((filters.page - 1) * PER_PAGE)
         .limit(PER_PAGE)
     ).all()
-    return Page(rows, filters.page, total)
+    return Page(rows, filters.page, min(total, COUNT_CAP), more=total > COUNT_CAP)
 
 
 def job_row(job_id: uuid.UUID) -> Row | None:

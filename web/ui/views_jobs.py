@@ -15,7 +15,6 @@ from shared.jobs.render import job_out
 from shared.schemas.jobs import PredictQuery, PredictRequest
 from web import waits
 from web.jobs import service
-from web.limits import caller_key, limit, predict_limit
 from web.registry.cache import owned_model
 from web.scoping import get_owned
 from web.ui import queries
@@ -98,7 +97,6 @@ def _columns(model) -> list[dict]:
 
 @bp.route("/models/<name>/try", methods=["GET", "POST"])
 @page_login_required
-@limit(predict_limit, key_func=caller_key, methods=["POST"])
 def try_it(name: str):
     model = _version(_versions_or_404(name), request.args.get("version", type=int))
     columns = _columns(model)
