@@ -256,6 +256,26 @@ def test_a_slow_receiver_holds_up_neither_deliveries_nor_predictions(stack, tmp_
         )
     assert fast_seconds < 30
     assert any("no answer within 3 s" in (r["last_error"] or "") for r in rows)
+    # Quiet before the next test empties the tables: no attempt still running.
+    c.patch(
+        f"/api/v1/webhooks/{slow_endpoint['id']}", json={"is_active": False}, headers=user.headers
+    )
+    wait_idle(stack)
+
+
+def wait_idle(stack: Stack, timeout: float = 30) -> None:
+    """Until the webhooks worker runs no task (its loops have ended)."""
+    from shared.celery_config import create_producer
+    from shared.config import Settings
+
+    control = create_producer(Settings(**stack.env.env)).control
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        active = control.inspect([stack.hooks.hostname], timeout=1).active() or {}
+        if active and not any(active.values()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the webhooks worker is still busy after {timeout}s")
 
 
 def test_a_webhooks_worker_killed_mid_delivery_loses_no_event(stack, tmp_path):
