@@ -264,3 +264,20 @@ def test_claims_share_the_loops_among_endpoints_and_lease_one_row(client, user):
             ).scalar_one()
         assert leased == len(claimed)  # a claim leases the one row it returns
     assert quiet_row in claimed
+
+
+def test_prune_drops_old_finished_deliveries_only(client, user):
+    created = endpoint(client, user)
+    for _ in range(3):
+        client.post(f"/api/v1/webhooks/{created['id']}/test", headers=user.headers)
+    with session_scope() as s:
+        s.execute(
+            text(
+                "UPDATE webhook_deliveries SET created_at = now() - interval '40 days',"
+                " status = CASE WHEN id = (SELECT min(id::text)::uuid FROM webhook_deliveries)"
+                " THEN 'pending' ELSE 'delivered' END"
+            )
+        )
+    assert delivery.prune(Settings(JOB_RETENTION_DAYS=30)) == 2
+    (kept,) = _log(client, user, created["id"])
+    assert kept["status"] == "pending"  # still owed: never pruned
