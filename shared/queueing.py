@@ -26,6 +26,7 @@ from redis.exceptions import NoScriptError
 
 from shared.cache_epoch import EPOCH_KEY, Stale
 from shared.celery_config import DRAIN_MODEL
+from shared.quotas import QUOTA_LUA, Quota, QuotaSpent, state
 from shared.redis_client import MAX_BLOCK_S, PREFIX, roundtrip
 
 WAKE_TTL_S = 10  # refreshed after every batch; a dead drainer blocks wake-ups this long at most
@@ -62,35 +63,71 @@ return ids
 )
 
 # Checks, push and wake flags in one round trip. KEYS: pending list, cache epoch, reply list,
-# wake flags of slots 0..n-1. ARGV: max depth (0: no limit), wake TTL, batch size, check the
-# epoch (1/0), the epoch expected, stop marker (1/0), entries. A stale epoch or a full list
-# pushes nothing. Slot 0's flag is taken when free, slot k's only when more than k batches wait.
-# With the marker flag, an empty entry goes onto the reply list whenever the caller must act
-# before waiting (nothing pushed, or drainers to wake): its pipelined BLPOP returns at once.
-# Returns {status, depth, current epoch, {slots woken}}.
-_PUSH = """
+# the caller's quota counters (2 per quota: shared/quotas.py), wake flags of slots 0..n-1. ARGV:
+# max depth (0: no limit), wake TTL, batch size, check the epoch (1/0), the epoch expected, stop
+# marker (1/0), number of quotas, 4 values per quota, entries. A stale epoch, a spent quota or
+# a full list pushes (and counts) nothing. Slot 0's flag is taken when free, slot k's only when
+# more than k batches wait. With the marker flag, an empty entry goes onto the reply list
+# whenever the caller must act before waiting (nothing pushed, or drainers to wake): its
+# pipelined BLPOP returns at once. Returns {status, depth, current epoch, {slots woken},
+# {the tightest quota}}.
+_PUSH = (
+    QUOTA_LUA
+    + """
 local epoch = redis.call('GET', KEYS[2]) or ''
 local depth = redis.call('LLEN', KEYS[1])
 local limit = tonumber(ARGV[1])
+local quotas = tonumber(ARGV[7])
+local wakes = 4 + 2 * quotas
+local quota = quota_state(4, 8, quotas)
 local status = 'ok'
 local woke = {}
 if ARGV[4] == '1' and epoch ~= ARGV[5] then
   status = 'stale'
+elseif quota and quota[2] <= 0 then
+  status = 'limited'
 elseif limit > 0 and depth >= limit then
   status = 'full'
 else
-  depth = redis.call('RPUSH', KEYS[1], unpack(ARGV, 7))
-  for slot = 0, #KEYS - 4 do
+  quota_hit(4, 8, quotas)
+  depth = redis.call('RPUSH', KEYS[1], unpack(ARGV, 8 + 4 * quotas))
+  for slot = 0, #KEYS - wakes do
     if slot > 0 and depth <= tonumber(ARGV[3]) * slot then break end
-    if redis.call('SET', KEYS[4 + slot], 1, 'NX', 'EX', ARGV[2]) then woke[#woke + 1] = slot end
+    if redis.call('SET', KEYS[wakes + slot], 1, 'NX', 'EX', ARGV[2]) then woke[#woke + 1] = slot end
   end
 end
 if ARGV[6] == '1' and (status ~= 'ok' or #woke > 0) then
   redis.call('RPUSH', KEYS[3], '')
   redis.call('EXPIRE', KEYS[3], 60)
 end
-return {status, depth, epoch, woke}
+return {status, depth, epoch, woke, quota or {}}
 """
+)
+
+# The checks of a push without the push, for a job whose row is written before its id is
+# queued: the quota is counted here. KEYS: pending list, cache epoch, quota counters. ARGV: max
+# depth (0: no limit), check the epoch (1/0), the epoch expected, number of quotas, 4 values per
+# quota. Replies as _PUSH does.
+_ADMIT = (
+    QUOTA_LUA
+    + """
+local epoch = redis.call('GET', KEYS[2]) or ''
+local depth = redis.call('LLEN', KEYS[1])
+local limit = tonumber(ARGV[1])
+local quota = quota_state(3, 5, tonumber(ARGV[4]))
+local status = 'ok'
+if ARGV[2] == '1' and epoch ~= ARGV[3] then
+  status = 'stale'
+elseif quota and quota[2] <= 0 then
+  status = 'limited'
+elseif limit > 0 and depth >= limit then
+  status = 'full'
+else
+  quota_hit(3, 5, tonumber(ARGV[4]))
+end
+return {status, depth, epoch, {}, quota or {}}
+"""
+)
 _PUSH_CHUNK = 1000  # entries per script call (Lua's unpack has a stack limit)
 
 # After a batch: drop its lease, keep the wake flag, and lease the next ids (one round trip).
@@ -198,10 +235,24 @@ def queue_depth(client: redis.Redis, model_id: str) -> int:
     return int(client.llen(pending_key(model_id)))
 
 
-def depth_and_epoch(client: redis.Redis, model_id: str) -> tuple[int, bytes]:
-    """The model's queue depth and the cache epoch, in one round trip."""
-    depth, epoch = roundtrip(client, ("LLEN", pending_key(model_id)), ("GET", EPOCH_KEY))
-    return int(depth), _bytes(epoch)
+def admit(
+    client: redis.Redis,
+    model_id: str,
+    *,
+    max_depth: int = 0,
+    expect_epoch: bytes | None = None,
+    quota: Quota | None = None,
+) -> tuple[int, bytes]:
+    """Check, in one round trip, what a push would (the cache epoch, the caller's quota, the
+    list's depth) and count the quota, for a job whose row is written before it is pushed.
+    Returns (depth, current epoch); raises cache_epoch.Stale, QuotaSpent or QueueFull."""
+    quota = quota or Quota()
+    keys = [pending_key(model_id), EPOCH_KEY, *quota.keys]
+    check = "0" if expect_epoch is None else "1"
+    args = [max_depth, check, expect_epoch or b"", quota.count, *quota.args]
+    reply = _run_script(client, _ADMIT, keys, args)[0]
+    depth, _ = _pushed(reply, quota)
+    return depth, _bytes(reply[2])
 
 
 class QueueFull(Exception):
@@ -232,10 +283,12 @@ def push_jobs(
     *,
     max_depth: int = 0,
     expect_epoch: bytes | None = None,
+    quota: Quota | None = None,
 ) -> int:
     """Append entries (job ids, or inline jobs) to the model's list and wake drainers as needed;
     returns the new depth. With max_depth, a list already that deep takes nothing (QueueFull);
-    with expect_epoch, neither does one when the cache epoch has moved (cache_epoch.Stale). The
+    with expect_epoch, neither does one when the cache epoch has moved (cache_epoch.Stale); with
+    a quota, neither does a caller who has used it up (QuotaSpent), and a push counts once. The
     checks and the push are one atomic script, one round trip.
 
     Slot 0 is woken whenever no drainer holds it; further slots only when a full batch is
@@ -245,19 +298,21 @@ def push_jobs(
     depth, woke = 0, []
     for start in range(0, len(items), _PUSH_CHUNK):
         first = start == 0
+        chunk_quota = (quota or Quota()) if first else Quota()
         (reply,) = _run_script(
             client,
             _PUSH,
-            _push_keys(route, model_id),
+            _push_keys(route, model_id, chunk_quota),
             _push_args(
                 route,
                 max_depth if first else 0,
                 expect_epoch if first else None,
                 False,
+                chunk_quota,
                 items[start : start + _PUSH_CHUNK],
             ),
         )
-        depth, slots = _pushed(reply)
+        depth, slots = _pushed(reply, chunk_quota)
         woke += slots
     _wake(client, route, model_id, sorted(set(woke)))
     return depth
@@ -273,23 +328,33 @@ def push_and_wait(
     *,
     max_depth: int = 0,
     expect_epoch: bytes | None = None,
+    quota: Quota | None = None,
 ) -> bytes | None:
     """Push one entry and block up to timeout_s for what its worker sends to reply_key (None
-    when nothing came). Push and wait share one round trip: when the script stops (full, stale)
-    or a drainer must be woken first, it leaves a marker on reply_key so the pipelined BLPOP
-    returns at once. `client` must tolerate long blocking reads.
+    when nothing came). Push and wait share one round trip: when the script stops (full, stale,
+    quota spent) or a drainer must be woken first, it leaves a marker on reply_key so the
+    pipelined BLPOP returns at once. `client` must tolerate long blocking reads.
 
     If the script fails inside Redis (out of memory under `noeviction`), the error surfaces at
     once: the connection carrying the blocked BLPOP is closed."""
+    quota = quota or Quota()
     if timeout_s <= 0:
-        push_jobs(client, route, model_id, [entry], max_depth=max_depth, expect_epoch=expect_epoch)
+        push_jobs(
+            client,
+            route,
+            model_id,
+            [entry],
+            max_depth=max_depth,
+            expect_epoch=expect_epoch,
+            quota=quota,
+        )
         return None
     timeout_s = min(timeout_s, MAX_BLOCK_S)
     deadline = time.monotonic() + timeout_s
-    keys = _push_keys(route, model_id, reply_key)
-    args = _push_args(route, max_depth, expect_epoch, True, [entry])
+    keys = _push_keys(route, model_id, quota, reply_key)
+    args = _push_args(route, max_depth, expect_epoch, True, quota, [entry])
     reply, got = _run_script(client, _PUSH, keys, args, ("BLPOP", reply_key, timeout_s))
-    _, woke = _pushed(reply)  # raises QueueFull / Stale: the BLPOP took the marker
+    _, woke = _pushed(reply, quota)  # raises QueueFull / Stale / QuotaSpent: BLPOP took the marker
     if not woke:
         return None if got is None else got[1]
     _wake(client, route, model_id, woke)
@@ -298,25 +363,38 @@ def push_and_wait(
     return None if got is None else got[1]
 
 
-def _push_keys(route: Route, model_id: str, reply_key: str | None = None) -> list[str]:
+def _push_keys(
+    route: Route, model_id: str, quota: Quota, reply_key: str | None = None
+) -> list[str]:
     pending = pending_key(model_id)
     wakes = [wake_key(model_id, slot) for slot in range(max(route.slots, 1))]
     # KEYS[3] is only written with the marker flag; without a reply list any name will do.
-    return [pending, EPOCH_KEY, reply_key or pending, *wakes]
+    return [pending, EPOCH_KEY, reply_key or pending, *quota.keys, *wakes]
 
 
 def _push_args(
-    route: Route, max_depth: int, epoch: bytes | None, marker: bool, entries: list[str]
+    route: Route,
+    max_depth: int,
+    epoch: bytes | None,
+    marker: bool,
+    quota: Quota,
+    entries: list[str],
 ) -> list:
     check = "0" if epoch is None else "1"
-    return [max_depth, WAKE_TTL_S, route.batch_size, check, epoch or b"", int(marker), *entries]
+    head = [max_depth, WAKE_TTL_S, route.batch_size, check, epoch or b"", int(marker)]
+    return [*head, quota.count, *quota.args, *entries]
 
 
-def _pushed(reply: list) -> tuple[int, list[int]]:
-    status, depth, epoch, woke = reply
+def _pushed(reply: list, quota: Quota) -> tuple[int, list[int]]:
+    """The script's verdict: (depth, slots woken), or the exception of its refusal; the quota's
+    state is recorded on `quota` either way."""
+    status, depth, epoch, woke, tight = reply
     status = _string(status)
+    quota.state = state(tight, counted=status == "ok")
     if status == "stale":
         raise Stale(_bytes(epoch))
+    if status == "limited":
+        raise QuotaSpent(quota.state)
     if status == "full":
         raise QueueFull(int(depth))
     return int(depth), [int(slot) for slot in woke]

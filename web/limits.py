@@ -3,14 +3,20 @@ auth and the detailed health report."""
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
+from limits import RateLimitItem
 
+from shared import quotas
 from shared.config import Settings
+from shared.errors import TooManyRequests
+from shared.quotas import Quota, QuotaSpent
 from shared.redis_client import PREFIX, limiter_storage
 from web import extensions
 
@@ -80,6 +86,44 @@ def limit(value: Callable[[], str], **options: Any) -> Callable:
     return decorate
 
 
+def predict_quota() -> Quota:
+    """The caller's prediction quota (RATE_LIMIT_PREDICT, per user), for the script that admits
+    its job to count (shared/quotas.py): no round trip of its own. Empty with limits off."""
+    if limits_off():
+        return Quota()
+    return quotas.quota(caller_key(), _items(predict_limit()), time.time())
+
+
+@functools.lru_cache(maxsize=8)
+def _items(limits: str) -> list[RateLimitItem]:
+    return quotas.parse(limits)
+
+
+def counted(quota: Quota) -> None:
+    """Report the quota's state in this answer's X-RateLimit headers."""
+    if quota.state is not None:
+        g.quota_state = quota.state
+
+
+def quota_spent(spent: QuotaSpent) -> TooManyRequests:
+    """The 429 of a spent prediction quota (its X-RateLimit headers come from `counted`)."""
+    g.quota_state = spent.state
+    retry = spent.state.retry_after(time.time())
+    return TooManyRequests(
+        f"Rate limit of {spent.state.limit} predictions reached; retry in {retry} s",
+        retry_after=retry,
+    )
+
+
+def _quota_headers(response: Response) -> Response:
+    state = g.get("quota_state")
+    if state is not None:
+        response.headers["X-RateLimit-Limit"] = str(state.limit)
+        response.headers["X-RateLimit-Remaining"] = str(state.remaining)
+        response.headers["X-RateLimit-Reset"] = str(state.reset_at)
+    return response
+
+
 def _retry_after_only_on_refusals(response: Response) -> Response:
     """flask-limiter sets Retry-After on every answer of a limited route (the window's reset):
     on the 202 of an accepted job, clients that honour it, as the usual polling pattern does,
@@ -95,6 +139,7 @@ def register_limiter(app: Flask, settings: Settings) -> None:
     # Registered before the limiter's own after_request hook, so it runs after it (Flask runs
     # them in reverse order) and sees the headers the limiter added.
     app.after_request(_retry_after_only_on_refusals)
+    app.after_request(_quota_headers)
     uri, options = limiter_storage(settings.redis_url)  # plain Redis, or behind Sentinel
     app.config["RATELIMIT_STORAGE_URI"] = uri
     # A Redis outage must not take the API down with it: limits are then not enforced.

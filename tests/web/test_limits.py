@@ -5,6 +5,8 @@ job would wait out the whole window)."""
 
 from __future__ import annotations
 
+import time
+
 from shared.config import Settings
 from tests.fixtures.api import register_and_login
 from tests.fixtures.models import fit_classifier, insert_ready_model, iris
@@ -61,3 +63,43 @@ def test_limits_off_in_one_app_while_on_in_another():
     assert codes == [401, 401, 401, 401, 401, 429]
     assert not any("X-RateLimit-Limit" in r.headers for r in answers[0::2])
     assert all(r.headers["X-RateLimit-Limit"] == "2" for r in answers[1::2])
+
+
+def test_sync_predicts_and_oip_infers_share_the_quota_counted_in_the_push(tmp_path):
+    """The prediction quota is counted by the script that queues the job (shared/quotas.py):
+    a sync predict (here not waited on, timeout=0) and an OIP infer draw on the same per-user
+    quota; past it, 429 + Retry-After and nothing queued; the headers report what is left."""
+    client = isolated(RATE_LIMIT_ENABLED="true", RATE_LIMIT_PREDICT="2/minute").client
+    account = register_and_login(client)
+    model_id = insert_ready_model(account, fit_classifier(), tmp_path, name="quota")
+    url = f"/api/v1/models/{model_id}/predict?timeout=0"
+    answers = [client.post(url, json={"inputs": ROWS}, headers=account.headers) for _ in range(3)]
+    assert [r.status_code for r in answers] == [202, 202, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["1", "0", "0"]
+    assert all(r.headers["X-RateLimit-Limit"] == "2" for r in answers)
+    refused = answers[2]
+    assert refused.json["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert int(refused.headers["X-RateLimit-Reset"]) >= int(time.time())
+    assert "Retry-After" not in answers[0].headers
+    history = client.get(f"/api/v1/jobs?model_id={model_id}", headers=account.headers)
+    assert history.json["total"] == 2  # the refused request made no job
+    body = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [2, 4],
+                "datatype": "FP64",
+                "data": [v for row in ROWS for v in row],
+            }
+        ]
+    }
+    infer = client.post("/v2/models/quota/infer", json=body, headers=account.headers)
+    assert infer.status_code == 429 and infer.headers["X-RateLimit-Remaining"] == "0"
+    # Another user's quota is untouched.
+    other = register_and_login(client)
+    other_id = insert_ready_model(other, fit_classifier(), tmp_path, name="quota")
+    resp = client.post(
+        f"/api/v1/models/{other_id}/predict?timeout=0", json={"inputs": ROWS}, headers=other.headers
+    )
+    assert resp.status_code == 202 and resp.headers["X-RateLimit-Remaining"] == "1"

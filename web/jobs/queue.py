@@ -12,7 +12,8 @@ from shared import queueing
 from shared.config import Settings
 from shared.errors import TooManyRequests
 from shared.models import MLModel
-from web import epoch, extensions
+from shared.quotas import QuotaSpent
+from web import epoch, extensions, limits
 from web.registry.cache import ServingModel
 
 log = logging.getLogger(__name__)
@@ -20,12 +21,26 @@ RETRY_AFTER_FULL_S = 2
 
 
 def check_capacity(model: ServingModel | MLModel) -> None:
-    """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, 429. The depth is
-    read with the cache epoch, which checks an assumed one before the job row is written."""
-    depth, current_epoch = queueing.depth_and_epoch(extensions.redis(), str(model.id))
+    """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, or past the
+    caller's prediction quota, 429. One round trip, before the job row is written, which also
+    checks an assumed cache epoch and counts the quota (queueing.admit)."""
+    quota = limits.predict_quota()
+    try:
+        _, current_epoch = queueing.admit(
+            extensions.redis(),
+            str(model.id),
+            max_depth=extensions.settings().max_queue_depth,
+            expect_epoch=epoch.expected(),
+            quota=quota,
+        )
+    except queueing.QueueFull as full:
+        epoch.confirm()  # the script checks the epoch first
+        raise queue_full(full.depth) from None
+    except QuotaSpent as spent:
+        epoch.confirm()
+        raise limits.quota_spent(spent) from None
+    limits.counted(quota)
     epoch.check(current_epoch)
-    if depth >= extensions.settings().max_queue_depth:
-        raise queue_full(depth)
 
 
 def queue_full(depth: int) -> TooManyRequests:
@@ -54,8 +69,10 @@ def push(model_id: uuid.UUID, entries: list[str]) -> None:
 
 def push_and_wait(model_id: uuid.UUID, entry: str, reply_key: str, seconds: float) -> bytes | None:
     """Queue one entry, checked against capacity and the request's assumed cache epoch, and
-    wait for its reply (queueing.push_and_wait: one round trip); 429 when the queue is full."""
+    wait for its reply (queueing.push_and_wait: one round trip, which also counts the caller's
+    prediction quota); 429 when the queue is full or the quota spent."""
     config = extensions.settings()
+    quota = limits.predict_quota()
     try:
         reply = queueing.push_and_wait(
             extensions.redis(blocking=True),
@@ -66,11 +83,16 @@ def push_and_wait(model_id: uuid.UUID, entry: str, reply_key: str, seconds: floa
             seconds,
             max_depth=config.max_queue_depth,
             expect_epoch=epoch.expected(),
+            quota=quota,
         )
     except queueing.QueueFull as full:
         epoch.confirm()  # the script checks the epoch before the depth
         raise queue_full(full.depth) from None
+    except QuotaSpent as spent:
+        epoch.confirm()
+        raise limits.quota_spent(spent) from None
     epoch.confirm()
+    limits.counted(quota)
     return reply
 
 

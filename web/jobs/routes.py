@@ -18,7 +18,6 @@ from web.aliases import shadow
 from web.aliases.resolve import Resolved, resolve
 from web.auth.guard import current, login_required
 from web.jobs import service
-from web.limits import caller_key, limit, predict_limit
 from web.openapi import AUTH, PROTECTED_ERRORS, errors, spec
 from web.pagination import page_of
 from web.scoping import get_owned
@@ -52,7 +51,6 @@ def _shadow(resolved: Resolved, rows: Rows, job: JobOut) -> None:
 @models_bp.post("/<string:ref>/jobs")
 @epoch.assumed
 @login_required()
-@limit(predict_limit, key_func=caller_key)
 @spec.validate(
     json=PredictRequest,
     resp=Response(HTTP_202=JobOut, HTTP_200=JobOut, **_SUBMIT_ERRORS),
@@ -76,7 +74,6 @@ def submit(ref: str):
 @models_bp.post("/<string:ref>/predict")
 @epoch.assumed
 @login_required()
-@limit(predict_limit, key_func=caller_key)
 @spec.validate(
     json=PredictRequest,
     query=PredictQuery,

@@ -22,7 +22,6 @@ from web.aliases.resolve import Resolved
 from web.auth.guard import login_required
 from web.health import dependencies_ok
 from web.jobs import service
-from web.limits import caller_key, limit, predict_limit
 from web.oip import columns, tensors
 from web.oip.errors import oip_error, register_oip_errors
 from web.oip.models import metadata, resolve, serving
@@ -86,7 +85,6 @@ def model_ready(name: str, version: str | None):
 @bp.post("/models/<name>/versions/<version>/infer")
 @epoch.assumed
 @login_required()
-@limit(predict_limit, key_func=caller_key)
 def infer(name: str, version: str | None):
     """Run the model on its input tensor (or one tensor per column) and answer its outputs.
     Without a version, `name` resolves as on the REST routes (docs/aliases.md)."""
