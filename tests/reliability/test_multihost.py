@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import joblib
@@ -75,10 +75,12 @@ def result_writes() -> Iterator[None]:
         conn.execute(text("DROP TABLE result_writes"))
 
 
-def _wait(predicate, timeout: float, message: str):
+def _wait(predicate, timeout: float, message: str | Callable[[], str]):
+    """`predicate`'s first true value within `timeout`; else fail with `message` (a callable:
+    called then, to report the state at the failure)."""
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
-        assert time.monotonic() < deadline, message
+        assert time.monotonic() < deadline, message() if callable(message) else message
         time.sleep(0.1)
     return value
 
@@ -254,7 +256,7 @@ def _run_and_kill(c: Cluster, workers: dict, headers: dict, work: list) -> tuple
     """Submit everything; once the doomed host has jobs in hand, kill -9 its process group.
     Returns the job ids and the jobs it left `running`."""
     pool, futures = _submit_all(c.base, headers, work)
-    _wait(lambda: _both_working(c), 60, f"a host did no work: {_by_worker()}")
+    _wait(lambda: _both_working(c), 60, lambda: f"a host did no work: {_by_worker()}")
     orphans = _kill_with_jobs_in_hand(c, workers[DOOMED])
     ids = [f.result() for f in futures]
     pool.shutdown()
@@ -302,7 +304,7 @@ def test_a_worker_host_killed_mid_run_every_job_succeeds_once(tmp_path, result_w
             _check_serving(c)
             ids, orphans = _run_and_kill(c, workers, headers, work)
             marks["killed"] = time.monotonic() - started
-            _wait(lambda: _finished(ids), 60, f"jobs left unfinished: {_by_worker()}")
+            _wait(lambda: _finished(ids), 60, lambda: f"jobs left unfinished: {_by_worker()}")
             marks["done"] = time.monotonic() - started
             gone = c.hostname(DOOMED)
             _wait(lambda: gone not in _health_hosts(c.base), 15, "health still lists the dead host")
