@@ -41,7 +41,6 @@ EVERYWHERE = {
     "JOB_REAPER_INTERVAL_S": "1",
     "JOB_STUCK_AFTER_S": "2",
     "HEALTH_WORKERS_REFRESH_S": "1",
-    "ARTIFACT_GRACE_S": "0",
     # Counted across every host (in Redis): the default, one fewer than a host's children, is
     # one host's worth; this deployment has two hosts of two children.
     "MAX_DRAINS_PER_OWNER": "3",
