@@ -78,6 +78,26 @@ def test_events_are_written_with_the_terminal_change_only(client, user, other_us
     )
 
 
+def test_shadow_copies_send_no_events(client, user, tmp_path):
+    """A shadow job's answer is never returned to its caller (docs/aliases.md): not announced
+    either, inserted finished (its inline row) or finished later."""
+    endpoint(client, user)
+    model = insert_ready_model(user, fit_classifier(), tmp_path)
+    with session_scope() as s:
+        primary = insert_job(s, user, model, status="succeeded")
+        shadow = insert_job(s, user, model)
+        s.execute(text("UPDATE jobs SET route = 'shadow' WHERE id = :id"), {"id": shadow})
+        s.execute(
+            text(
+                "INSERT INTO jobs (id, model_id, model_version, owner_id, status, n_rows, route,"
+                " shadow_of) VALUES (:id, :model, 1, :owner, 'succeeded', 1, 'shadow', :of)"
+            ),
+            {"id": str(uuid.uuid4()), "model": model, "owner": user.id, "of": primary},
+        )
+    set_status("jobs", shadow, "succeeded")
+    assert sorted(deliveries()) == sorted([("model.ready", model), ("job.succeeded", primary)])
+
+
 def test_a_rolled_back_change_writes_no_event(client, user, tmp_path):
     model = insert_ready_model(user, fit_classifier(), tmp_path)
     endpoint(client, user)
