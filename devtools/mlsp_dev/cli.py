@@ -46,6 +46,7 @@ def _banner(env: dict[str, str]) -> str:
     return "\n".join(
         [
             "",
+            f"  Web     http://{host}:{port}/  (sign up, upload, try it)",
             f"  API     http://{host}:{port}/api/v1",
             f"  Docs    http://{host}:{port}/api/v1/docs",
             f"  Flower  http://{host}:{flower_port}{auth}",
