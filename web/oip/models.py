@@ -18,7 +18,6 @@ from web.auth.guard import current
 from web.extensions import db
 from web.oip.columns import PANDAS
 from web.oip.tensors import PREDICT, PROBA, label_datatype
-from web.registry.cache import ServingModel
 
 # KServe's scikit-learn server names its single input this way; any name is accepted on infer.
 INPUT_NAME = "input-0"
@@ -39,7 +38,10 @@ def serving(name: str, version: str | None) -> Resolved:
     (also `name@alias`) resolved as the REST routes resolve it, traffic split included."""
     if version is None:
         return resolve_reference(name, ids=False)
-    return Resolved(ServingModel.of(resolve(name, version)), "explicit")
+    if not (_NAME.fullmatch(name) and _VERSION.fullmatch(version)):
+        raise NotFound(f"Model {name!r:.120} version {version!r:.40} not found")
+    # `name@vN`: the same per-process cache as every other reference, no query per infer.
+    return resolve_reference(f"{name}@v{int(version)}", with_shadow=False, ids=False)
 
 
 def resolve(name: str, version: str | None) -> MLModel:
