@@ -16,12 +16,16 @@ from wtforms import (
     PasswordField,
     SelectChoice,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from shared.schemas.models import NAME_PATTERN
+from shared.webhooks.addresses import MAX_URL_CHARS
+from shared.webhooks.table import EVENTS
 
 
 class ActionForm(FlaskForm):
@@ -53,6 +57,34 @@ class KeyCreateForm(FlaskForm):
 
 class KeyRenameForm(FlaskForm):
     name = StringField("New name", validators=[DataRequired(), Length(max=100)])
+
+
+class WebhookCreateForm(FlaskForm):
+    url = StringField(
+        "Receiver URL",
+        validators=[DataRequired(), Length(max=MAX_URL_CHARS)],
+        description="https, on a public address",
+    )
+    events = SelectMultipleField(
+        "Events",
+        choices=[SelectChoice(e) for e in EVENTS],
+        default=["job.succeeded", "job.failed"],
+        validators=[DataRequired(message="Choose at least one event.")],
+        option_widget=CheckboxInput(),
+        widget=ListWidget(prefix_label=False),
+    )
+    # Filled per request with the caller's model versions ("" = every model).
+    model_id = SelectField("Only this model version", choices=[], validate_choice=True)
+
+
+class AliasForm(FlaskForm):
+    alias = StringField(
+        "Alias",
+        validators=[DataRequired(), Length(max=32)],
+        description="a-z, digits and '-', starting with a letter; e.g. production, staging",
+    )
+    # Filled per request with the name's ready versions.
+    version = SelectField("Version", choices=[], coerce=int, validate_choice=True)
 
 
 NAME_HELP = f"Letters, digits, '.', '_' or '-' ({NAME_PATTERN})"

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from web.ui import views_admin, views_auth, views_batches, views_jobs, views_keys, views_models
+from web.ui import (
+    views_admin,
+    views_aliases,
+    views_auth,
+    views_batches,
+    views_jobs,
+    views_keys,
+    views_models,
+    views_webhooks,
+)
 from web.ui.blueprint import admin_bp, bp
 
 __all__ = [
     "admin_bp",
     "bp",
     "views_admin",
+    "views_aliases",
     "views_auth",
     "views_batches",
     "views_jobs",
     "views_keys",
     "views_models",
+    "views_webhooks",
 ]

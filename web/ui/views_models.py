@@ -5,19 +5,21 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from pydantic import ValidationError
+from wtforms import SelectChoice
 
-from shared.errors import ApiError, NotFound
+from shared.errors import ApiError, Conflict, NotFound
 from shared.models import MLModel
 from shared.schemas.analytics import AnalyticsQuery
 from shared.schemas.models import ModelPatch, ModelUpload
 from web import extensions
+from web.aliases import service as alias_service
 from web.analytics.queries import model_analytics
 from web.extensions import db
 from web.limits import caller_key, limit, upload_limit
 from web.registry.routes import accept_upload, change_model, soft_delete
 from web.ui import queries
 from web.ui.blueprint import bp
-from web.ui.forms import NAME_HELP, ActionForm, UploadForm
+from web.ui.forms import NAME_HELP, ActionForm, AliasForm, UploadForm
 from web.ui.sessions import page_login_required
 
 DAY_CHOICES = (1, 7, 14, 30, 90)
@@ -92,12 +94,37 @@ def _messages(err: ValidationError) -> list[str]:
 @bp.get("/models/<name>")
 @page_login_required
 def model(name: str):
+    return model_page(name)
+
+
+def model_page(
+    name: str,
+    *,
+    alias_form: AliasForm | None = None,
+    traffic_errors: list[str] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    """The model page; the alias and traffic forms' posts render it again with their errors."""
     found = _versions_or_404(name)
     shown = _version(found, request.args.get("version", type=int))
-    form = UploadForm(name=name)
+    ready = [m.version for m in found if m.status == "ready"]
+    if alias_form is None:
+        alias_form = AliasForm(formdata=None)
+        alias_form.version.choices = [SelectChoice(v, f"v{v}") for v in ready]
+    described = alias_service.describe(name)  # aliases and traffic as the API describes them
     return render_template(
-        "ui/model.html", name=name, versions=found, model=shown, form=form, action=ActionForm()
-    )
+        "ui/model.html",
+        name=name,
+        versions=found,
+        model=shown,
+        form=UploadForm(name=name),
+        action=ActionForm(),
+        aliases=described.aliases,
+        traffic=described.traffic,
+        ready=ready,
+        alias_form=alias_form,
+        traffic_errors=traffic_errors or [],
+    ), status
 
 
 @bp.get("/models/<name>/versions/<int:version>/status")
@@ -117,8 +144,12 @@ def set_status(name: str, version: int):
     wanted = request.form.get("status")
     if wanted not in ("ready", "disabled"):
         abort(400)
-    change_model(model.id, ModelPatch(status=wanted))
-    flash(f"{name} version {version} {'enabled' if wanted == 'ready' else 'disabled'}.")
+    try:
+        change_model(model.id, ModelPatch(status=wanted))
+    except Conflict as err:  # an alias or the traffic points to it: say which, on its page
+        flash(f"Not changed: {err.message}")
+    else:
+        flash(f"{name} version {version} {'enabled' if wanted == 'ready' else 'disabled'}.")
     return redirect(url_for("ui.model", name=name, version=version), 303)
 
 
@@ -129,7 +160,11 @@ def delete(name: str, version: int):
     model = _version(_versions_or_404(name), version)
     form = ActionForm()
     if request.method == "POST":
-        soft_delete(model.id)
+        try:
+            soft_delete(model.id)
+        except Conflict as err:  # an alias or the traffic points to it
+            flash(f"Not deleted: {err.message}")
+            return redirect(url_for("ui.model", name=name, version=version), 303)
         flash(f"Deleted {name} version {version}.")
         remaining = queries.versions(name)
         target = url_for("ui.model", name=name) if remaining else url_for("ui.models")
