@@ -1,4 +1,13 @@
 # One image for every process type (web, worker, beat, flower, migrate): the command picks which.
+
+# The web pages' third-party browser assets (htmx, Chart.js): installed from npm with the lock
+# file and copied into static/vendor by the same commands as `make web-assets` (the app serves
+# them itself: no CDN). Only the copied files reach the final image, not Node.js or node_modules.
+FROM node:22-slim AS web-assets
+WORKDIR /ui
+COPY web/ui/package.json web/ui/package-lock.json web/ui/build.mjs ./
+RUN npm ci --no-audit --no-fund && npm run build
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -30,6 +39,7 @@ RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('set
 # Only the code: no .venv/.mlsp/tests from a developer's tree end up in the image.
 COPY shared ./shared
 COPY web ./web
+COPY --from=web-assets /ui/static/vendor ./web/ui/static/vendor
 COPY workers ./workers
 COPY migrations ./migrations
 # Editable: `web` finds migrations/ next to itself (web/__init__.py: _migrations_dir) at /app.
