@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(100, gt=0)
     max_rows_per_request: int = Field(10_000, ge=1)
     max_body_mb: float = Field(32, gt=0)
-    model_cache_size: int = Field(8, ge=1)
+    # The model cache (per worker process) is bounded by bytes; the count is only a backstop,
+    # high enough that many small models (a platform's usual tenants) all stay loaded.
+    model_cache_size: int = Field(1000, ge=1)
     model_cache_max_mb: float = Field(1024, gt=0)
 
     host: str = "127.0.0.1"

@@ -47,16 +47,19 @@ end
 """
 
 # Move up to N ids from the pending list into a lease list, recording when it was taken. The
-# reply starts with the cache epoch (KEYS[4]), which the batch's model lookup needs anyway.
+# reply starts with the cache epoch (KEYS[4]), which the batch's model lookup needs anyway, then,
+# when nothing was leased, how many messages wait in the broker queue KEYS[5] (if given): other
+# models' wake-ups, for which the drainer should free its process rather than linger.
 _LEASE = (
     _ALONE
     + """
 local epoch = redis.call('GET', KEYS[4]) or ''
 local ids = redis.call('LPOP', KEYS[1], ARGV[1])
-if not ids then return {epoch} end
+if not ids then return {epoch, KEYS[5] and redis.call('LLEN', KEYS[5]) or 0} end
 ids = alone(ids, KEYS[1])
 redis.call('RPUSH', KEYS[2], unpack(ids))
 redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+table.insert(ids, 1, 0)
 table.insert(ids, 1, epoch)
 return ids
 """
@@ -131,7 +134,8 @@ return {status, depth, epoch, {}, quota or {}}
 _PUSH_CHUNK = 1000  # entries per script call (Lua's unpack has a stack limit)
 
 # After a batch: drop its lease, keep the wake flag, and lease the next ids (one round trip).
-# KEYS: lease, pending list, leases zset, wake flag, cache epoch. ARGV: n, now, wake TTL.
+# KEYS: lease, pending list, leases zset, wake flag, cache epoch, [broker queue]. ARGV: n, now,
+# wake TTL. Replies as _LEASE.
 _NEXT = (
     _ALONE
     + """
@@ -141,11 +145,12 @@ redis.call('EXPIRE', KEYS[4], ARGV[3])
 local ids = redis.call('LPOP', KEYS[2], ARGV[1])
 if not ids then
   redis.call('ZREM', KEYS[3], KEYS[1])
-  return {epoch}
+  return {epoch, KEYS[6] and redis.call('LLEN', KEYS[6]) or 0}
 end
 ids = alone(ids, KEYS[2])
 redis.call('RPUSH', KEYS[1], unpack(ids))
 redis.call('ZADD', KEYS[3], ARGV[2], KEYS[1])
+table.insert(ids, 1, 0)
 table.insert(ids, 1, epoch)
 return ids
 """
@@ -450,20 +455,31 @@ def _send_wake(client: redis.Redis, route: Route, model_id: str, slot: int) -> N
 
 @dataclass
 class Batch:
-    """Entries just leased, and the cache epoch read in the same round trip."""
+    """Entries just leased, the cache epoch read in the same round trip, and, when nothing was
+    leased, the messages waiting in the broker queue the caller named (0 otherwise)."""
 
     entries: list[str]
     epoch: bytes
+    others_waiting: int = 0
 
 
-def lease_batch(client: redis.Redis, model_id: str, token: str, n: int) -> Batch:
+def lease_batch(
+    client: redis.Redis, model_id: str, token: str, n: int, broker_queue: str | None = None
+) -> Batch:
     """Take up to n ids (appending to this task's lease)."""
     keys = [pending_key(model_id), lease_key(model_id, token), LEASES, EPOCH_KEY]
+    keys += [broker_queue] if broker_queue else []
     return _batch(_run_script(client, _LEASE, keys, [n, time.time()])[0])
 
 
 def next_batch(
-    client: redis.Redis, model_id: str, token: str, slot: int, n: int, then: Sequence[tuple] = ()
+    client: redis.Redis,
+    model_id: str,
+    token: str,
+    slot: int,
+    n: int,
+    then: Sequence[tuple] = (),
+    broker_queue: str | None = None,
 ) -> Batch:
     """Finish the current lease (its jobs are written), keep the wake flag, and lease up to n
     more ids: what a drainer does between batches, in one round trip, which also carries `then`
@@ -476,12 +492,13 @@ def next_batch(
         wake_key(model_id, slot),
         EPOCH_KEY,
     ]
+    keys += [broker_queue] if broker_queue else []
     return _batch(_run_script(client, _NEXT, keys, [n, time.time(), WAKE_TTL_S], *then)[0])
 
 
 def _batch(reply: list) -> Batch:
-    epoch, *entries = reply
-    return Batch([_string(e) for e in entries], _bytes(epoch))
+    epoch, waiting, *entries = reply
+    return Batch([_string(e) for e in entries], _bytes(epoch), int(waiting))
 
 
 def _string(item: bytes | str) -> str:

@@ -68,13 +68,17 @@ def drain(
     # lease back, each entry to run alone (shared/queueing.py _RECOVER).
     recover(queueing.lease_key(model_id, token))
     deadline = time.monotonic() + settings.drain_budget_s
-    batch = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
+    queue = settings.default_queue  # where wake-ups (and validations) wait for a process
+    lease = functools.partial(
+        queueing.lease_batch, client, model_id, token, settings.batch_max_jobs, queue
+    )
+    batch = lease()
     while True:
         batch = _fill(client, settings, model_id, token, batch)
         ids = batch.entries
         if not ids:
             if queueing.release_wake(client, model_id, slot):
-                batch = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
+                batch = lease()
                 continue
             return report
         signals: list[tuple] = []
@@ -87,7 +91,7 @@ def drain(
                 raise
             # The batch itself is at fault: never back to the head as it was (issue 18).
             _failed_batch(client, model_id, token, exc, recover)
-            batch = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs)
+            batch = lease()
             continue
         except BaseException:
             # Not done (shutdown): the ids go back to the head of the list for whoever drains
@@ -104,7 +108,7 @@ def drain(
             _hand_off(client, model_id, slot, token, hand_off)
             return report
         batch = queueing.next_batch(
-            client, model_id, token, slot, settings.batch_max_jobs, then=signals
+            client, model_id, token, slot, settings.batch_max_jobs, signals, queue
         )
 
 
@@ -145,12 +149,14 @@ def _fill(
     client: redis.Redis, settings: Settings, model_id: str, token: str, batch: queueing.Batch
 ) -> queueing.Batch:
     """The lease just taken, made worth a batch. If it is empty, linger DRAIN_LINGER_MS for the
-    next job (cheaper than a new wake-up task when jobs arrive back to back). If it found several
-    jobs waiting but fewer than a full batch, traffic is concurrent: wait BATCH_MAX_WAIT_MS once
-    for stragglers. A lone job (one client at a time) is not made to wait for company that is
-    not coming."""
+    next job (cheaper than a new wake-up task when jobs arrive back to back) -- unless other
+    tasks wait in the broker queue for a process, as when many models each have a job: this
+    process is theirs then (with 50 models, lingering on each held the pool idle for most of
+    its time). If it found several jobs waiting but fewer than a full batch, traffic is
+    concurrent: wait BATCH_MAX_WAIT_MS once for stragglers. A lone job (one client at a time)
+    is not made to wait for company that is not coming."""
     n = len(batch.entries)
-    if not n and settings.drain_linger_ms > 0:
+    if not n and settings.drain_linger_ms > 0 and not batch.others_waiting:
         return queueing.await_one(client, model_id, token, settings.drain_linger_ms / 1000)
     if 1 < n < settings.batch_max_jobs and settings.batch_max_wait_ms > 0:
         time.sleep(settings.batch_max_wait_ms / 1000)

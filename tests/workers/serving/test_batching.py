@@ -174,3 +174,28 @@ def test_a_batch_that_raises_is_split_and_its_culprit_set_aside_not_retried(mode
     assert batches == [["a", "poison", "b"], ["a"], ["poison"], ["b"], ["c"]]
     assert aside == ["poison"] and report.batches == 3
     assert not get_redis().llen(queueing.pending_key(model_id))
+
+
+def test_the_linger_holds_the_process_only_while_no_other_task_waits_for_it(model_id):
+    """An empty list makes a drainer linger DRAIN_LINGER_MS for its model's next job, unless
+    other tasks (other models' wake-ups) wait in the broker queue: then the process is theirs,
+    and a job arriving during what would have been the linger is left to a new wake-up."""
+    queue = f"linger-test-{uuid.uuid4().hex[:8]}"
+    settings = _settings(drain_linger_ms=1500, default_queue=queue)
+    _push(model_id, "a")
+    late = _late_push(model_id, "b", 0.3)
+    batches, _ = _drain(model_id, settings)
+    late.join()
+    assert batches == [["a"], ["b"]]  # nothing else waited: it lingered and took b
+
+    get_redis().rpush(queue, "another model's wake-up")
+    try:
+        _push(model_id, "c")
+        late = _late_push(model_id, "d", 0.3)
+        started = time.monotonic()
+        batches, _ = _drain(model_id, settings)
+        late.join()
+        assert batches == [["c"]] and time.monotonic() - started < 1.0
+        assert get_redis().lrange(queueing.pending_key(model_id), 0, -1) == [b"d"]
+    finally:
+        get_redis().delete(queue)
