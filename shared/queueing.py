@@ -65,6 +65,31 @@ return ids
 """
 )
 
+# What a push checks before it pushes, in this order (KEYS[1] the pending list, KEYS[2] the cache
+# epoch): the epoch the caller assumed (when `check` is '1'), the caller's quotas (counted when
+# all pass), the list's depth against `limit` (0: none). Returns status, depth, epoch, quota.
+_ADMISSION = (
+    QUOTA_LUA
+    + """
+local function admission(limit, check, expected, kquota, aquota, quotas)
+  local epoch = redis.call('GET', KEYS[2]) or ''
+  local depth = redis.call('LLEN', KEYS[1])
+  local quota = quota_state(kquota, aquota, quotas)
+  local status = 'ok'
+  if check == '1' and epoch ~= expected then
+    status = 'stale'
+  elseif quota and quota[2] <= 0 then
+    status = 'limited'
+  elseif tonumber(limit) > 0 and depth >= tonumber(limit) then
+    status = 'full'
+  else
+    quota_hit(kquota, aquota, quotas)
+  end
+  return status, depth, epoch, quota
+end
+"""
+)
+
 # Checks, push and wake flags in one round trip. KEYS: pending list, cache epoch, reply list,
 # the caller's quota counters (2 per quota: shared/quotas.py), wake flags of slots 0..n-1. ARGV:
 # max depth (0: no limit), wake TTL, batch size, check the epoch (1/0), the epoch expected, stop
@@ -75,24 +100,13 @@ return ids
 # pipelined BLPOP returns at once. Returns {status, depth, current epoch, {slots woken},
 # {the tightest quota}}.
 _PUSH = (
-    QUOTA_LUA
+    _ADMISSION
     + """
-local epoch = redis.call('GET', KEYS[2]) or ''
-local depth = redis.call('LLEN', KEYS[1])
-local limit = tonumber(ARGV[1])
 local quotas = tonumber(ARGV[7])
 local wakes = 4 + 2 * quotas
-local quota = quota_state(4, 8, quotas)
-local status = 'ok'
+local status, depth, epoch, quota = admission(ARGV[1], ARGV[4], ARGV[5], 4, 8, quotas)
 local woke = {}
-if ARGV[4] == '1' and epoch ~= ARGV[5] then
-  status = 'stale'
-elseif quota and quota[2] <= 0 then
-  status = 'limited'
-elseif limit > 0 and depth >= limit then
-  status = 'full'
-else
-  quota_hit(4, 8, quotas)
+if status == 'ok' then
   depth = redis.call('RPUSH', KEYS[1], unpack(ARGV, 8 + 4 * quotas))
   for slot = 0, #KEYS - wakes do
     if slot > 0 and depth <= tonumber(ARGV[3]) * slot then break end
@@ -112,22 +126,9 @@ return {status, depth, epoch, woke, quota or {}}
 # depth (0: no limit), check the epoch (1/0), the epoch expected, number of quotas, 4 values per
 # quota. Replies as _PUSH does.
 _ADMIT = (
-    QUOTA_LUA
+    _ADMISSION
     + """
-local epoch = redis.call('GET', KEYS[2]) or ''
-local depth = redis.call('LLEN', KEYS[1])
-local limit = tonumber(ARGV[1])
-local quota = quota_state(3, 5, tonumber(ARGV[4]))
-local status = 'ok'
-if ARGV[2] == '1' and epoch ~= ARGV[3] then
-  status = 'stale'
-elseif quota and quota[2] <= 0 then
-  status = 'limited'
-elseif limit > 0 and depth >= limit then
-  status = 'full'
-else
-  quota_hit(3, 5, tonumber(ARGV[4]))
-end
+local status, depth, epoch, quota = admission(ARGV[1], ARGV[2], ARGV[3], 3, 5, tonumber(ARGV[4]))
 return {status, depth, epoch, {}, quota or {}}
 """
 )
