@@ -196,9 +196,51 @@ def test_phone_width(page: Page, app: Flask, live_url: str) -> None:
     _sign_up(page, email)
     ready_model(app, user_id(app, email))
     pages = ("/models", "/models/iris", "/models/iris/analytics", "/models/iris/try", "/jobs")
-    for path in (*pages, "/keys", "/batches"):
+    for path in (*pages, "/keys", "/batches", "/webhooks", "/models/iris/versions"):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, (path, width)
     page.keyboard.press("Tab")  # the first stop is the skip link, then the navigation
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+
+
+def test_webhook_secret_and_aliases(page: Page, app: Flask) -> None:
+    """A webhook's secret shown once with a working copy button; an alias set and moved and a
+    traffic split set from the model page (no script error, no CSP refusal on the way)."""
+    email = f"hooks-{uuid.uuid4().hex[:8]}@example.com"
+    _sign_up(page, email)
+    owner = user_id(app, email)
+    for version in (1, 2):
+        ready_model(app, owner, version=version)
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("Receiver URL").fill("http://127.0.0.1:9/hooks")
+    page.get_by_label("batch.finished").check()
+    page.get_by_role("button", name="Add endpoint").click()
+    secret = page.locator("#new-secret").input_value()
+    assert secret.startswith("whsec_")
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    row = page.get_by_role("row", name=re.compile(re.escape("127.0.0.1:9")))
+    expect(row).to_contain_text("job.succeeded, job.failed, batch.finished")
+    row.get_by_role("button", name="Pause").click()
+    expect(page.locator(".flash")).to_contain_text("paused")
+    page.goto("/webhooks")
+    expect(page.locator("#new-secret")).to_have_count(0)
+    _shot(page, "webhooks")
+
+    page.goto("/models/iris")
+    aliases = page.get_by_role("region", name="Aliases")
+    aliases.get_by_label("Alias", exact=True).fill("production")
+    aliases.get_by_label("Version", exact=True).select_option("1")
+    aliases.get_by_role("button", name="Set alias").click()
+    expect(page.locator(".flash")).to_contain_text("iris@production now points to v1 (new)")
+    aliases.get_by_label("Alias", exact=True).fill("production")
+    aliases.get_by_label("Version", exact=True).select_option("2")
+    aliases.get_by_role("button", name="Set alias").click()
+    expect(page.locator(".flash")).to_contain_text("now points to v2 (before: v1)")
+    traffic = page.get_by_role("region", name="Traffic")
+    traffic.get_by_label("v2 weight (%)").fill("90")
+    traffic.get_by_label("v1 weight (%)").fill("10")
+    traffic.get_by_role("button", name="Set traffic").click()
+    expect(page.locator(".flash")).to_contain_text("Traffic of iris: v1 10 %, v2 90 %.")
+    _shot(page, "aliases")

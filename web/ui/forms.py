@@ -20,7 +20,14 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from shared.schemas.models import NAME_PATTERN
@@ -59,6 +66,13 @@ class KeyRenameForm(FlaskForm):
     name = StringField("New name", validators=[DataRequired(), Length(max=100)])
 
 
+def _some_event(form: FlaskForm, field: Field) -> None:
+    """At least one box checked. Not DataRequired: its `required` flag would render on every
+    checkbox, and a browser then refuses the form unless all of them are checked."""
+    if not field.data:
+        raise ValidationError("Choose at least one event.")
+
+
 class WebhookCreateForm(FlaskForm):
     url = StringField(
         "Receiver URL",
@@ -69,7 +83,7 @@ class WebhookCreateForm(FlaskForm):
         "Events",
         choices=[SelectChoice(e) for e in EVENTS],
         default=["job.succeeded", "job.failed"],
-        validators=[DataRequired(message="Choose at least one event.")],
+        validators=[_some_event],
         option_widget=CheckboxInput(),
         widget=ListWidget(prefix_label=False),
     )

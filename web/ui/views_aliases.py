@@ -9,7 +9,7 @@ from flask import flash, redirect, render_template, request, url_for
 from pydantic import ValidationError
 from wtforms import SelectChoice
 
-from shared.aliases.schemas import TrafficIn
+from shared.aliases.schemas import TrafficIn, TrafficOut
 from shared.errors import ApiError
 from web import extensions
 from web.aliases import service
@@ -94,26 +94,24 @@ def _plain(err: ValidationError) -> list[str]:
     return out
 
 
+def _said(split: TrafficOut) -> str:
+    routes = ", ".join(f"v{r.version} {r.weight} %" for r in split.routes)
+    shadow = f"; shadow v{split.shadow.version} {split.shadow.percent} %" if split.shadow else ""
+    return routes + shadow
+
+
 @bp.post("/models/<name>/traffic")
 @page_login_required
 def traffic_set(name: str):
     body, errors = _traffic_body(name)
-    if body is not None:
-        try:
-            service.set_traffic(name, body)
-        except ApiError as err:  # 409 a version is not ready, 404 a version is gone
-            errors = [err.message]
-            status = err.status
-        else:
-            split = ", ".join(f"v{r.version} {r.weight} %" for r in body.routes)
-            shadow = (
-                f"; shadow v{body.shadow.version} {body.shadow.percent} %" if body.shadow else ""
-            )
-            flash(f"Traffic of {name}: {split}{shadow}.")
-            return redirect(url_for("ui.model", name=name), 303)
-    else:
-        status = 422
-    return model_page(name, traffic_errors=errors, status=status)
+    if body is None:
+        return model_page(name, traffic_errors=errors, status=422)
+    try:
+        split = service.set_traffic(name, body)
+    except ApiError as err:  # 409 a version is not ready, 404 a version is gone
+        return model_page(name, traffic_errors=[err.message], status=err.status)
+    flash(f"Traffic of {name}: {_said(split)}.")
+    return redirect(url_for("ui.model", name=name), 303)
 
 
 @bp.post("/models/<name>/traffic/clear")
