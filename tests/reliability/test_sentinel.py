@@ -106,7 +106,8 @@ def sentinel_cluster(tmp_path: Path) -> Iterator[Cluster]:
     """Primary, replica, three sentinels (quorum 2, a master down after 1 s); no persistence."""
     primary_port, replica_port = free_port(), free_port()
     sentinel_ports = [free_port() for _ in range(3)]
-    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    # --dir: a replica's full resync still writes an RDB file, which belongs in the test's folder
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
     with ExitStack() as stack:
         primary = stack.enter_context(
             _server(["--port", str(primary_port), *common], f"redis-primary-{primary_port}")
