@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shared.jobs.checks import normalise_rows
 from shared.jobs.rows import queued_row
@@ -204,6 +204,29 @@ def test_phone_width(page: Page, app: Flask, live_url: str) -> None:
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
 
 
+def _delivery_log(page: Page, app: Flask, owner: uuid.UUID) -> None:
+    """A test event's row is pending, then shows what the webhooks worker recorded (written here
+    as it writes it) without a reload."""
+    page.get_by_role("link", name=re.compile(re.escape("127.0.0.1:9"))).click()
+    page.get_by_role("button", name="Send a test event").click()
+    row = page.get_by_role("row", name=re.compile("webhook.test"))
+    expect(row).to_contain_text("pending")
+    page.evaluate("window.sameDocument = true")  # gone if the page reloads
+    with app.app_context():
+        db.session.execute(
+            text(
+                "UPDATE webhook_deliveries SET status = 'delivered', attempts = 1,"
+                " last_status_code = 204, delivered_at = now(), next_attempt_at = NULL"
+                " WHERE endpoint_id IN (SELECT id FROM webhook_endpoints WHERE owner_id = :owner)"
+            ),
+            {"owner": owner},
+        )
+        db.session.commit()
+    expect(row).to_contain_text("delivered", timeout=15_000)
+    expect(row).to_contain_text("204")
+    assert page.evaluate("window.sameDocument === true")
+
+
 def test_webhook_secret_and_aliases(page: Page, app: Flask) -> None:
     """A webhook's secret shown once with a working copy button; an alias set and moved and a
     traffic split set from the model page (no script error, no CSP refusal on the way)."""
@@ -227,6 +250,7 @@ def test_webhook_secret_and_aliases(page: Page, app: Flask) -> None:
     page.goto("/webhooks")
     expect(page.locator("#new-secret")).to_have_count(0)
     _shot(page, "webhooks")
+    _delivery_log(page, app, owner)
 
     page.goto("/models/iris")
     aliases = page.get_by_role("region", name="Aliases")
