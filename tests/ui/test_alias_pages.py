@@ -55,6 +55,7 @@ def test_set_move_and_remove_an_alias(app: Flask, browser_client: FlaskClient) -
     status, page = _post(browser_client, "/models/iris/aliases", alias="production", version="2")
     assert "iris@production now points to v2 (before: v1)." in page
     assert 'data-alias="production"' in page and _aliases(app) == {"production": ids[2]}
+    assert "<td><code>@production</code></td>" in page  # the versions table says where it points
 
     # The service's 422 (a reserved name) and the form's own refusal (a version not ready).
     status, page = _post(browser_client, "/models/iris/aliases", alias="latest", version="1")
@@ -70,6 +71,9 @@ def test_set_move_and_remove_an_alias(app: Flask, browser_client: FlaskClient) -
 
     status, page = _post(browser_client, "/models/iris/aliases/production/delete")
     assert "Removed iris@production" in page and _aliases(app) == {}
+    changes = re.sub(r"\s+", " ", page)
+    for said in ("set to v1", "moved from v1 to v2", "removed (was v2)"):
+        assert f"<code>iris@production</code> {said}" in changes
     status, _ = _post(browser_client, "/models/iris/aliases/production/delete")
     assert status == 404
 
@@ -109,6 +113,8 @@ def test_traffic_split_shadow_and_clear(app: Flask, browser_client: FlaskClient)
 
     status, page = _post(browser_client, "/models/iris/traffic/clear")
     assert "Traffic split of iris removed" in page and "No split:" in page
+    changes = re.sub(r"\s+", " ", page)
+    assert "traffic set: v1 100 %; shadow v2 25 %" in changes and "traffic split cleared" in changes
     status, _ = _post(browser_client, "/models/iris/traffic/clear")
     assert status == 404
 

@@ -23,6 +23,7 @@ from web.ui.forms import NAME_HELP, ActionForm, AliasForm, UploadForm
 from web.ui.sessions import page_login_required
 
 DAY_CHOICES = (1, 7, 14, 30, 90)
+HISTORY_SHOWN = 10  # the model page's latest alias and traffic changes
 
 
 def _page_number() -> int:
@@ -121,6 +122,7 @@ def model_page(
         action=ActionForm(),
         aliases=described.aliases,
         traffic=described.traffic,
+        changes=alias_service.history(name, limit=HISTORY_SHOWN),
         ready=ready,
         alias_form=alias_form,
         traffic_errors=traffic_errors or [],
