@@ -140,6 +140,13 @@ def test_versions_compared_with_shadow_agreement(app: Flask, browser_client: Fla
             {"v1": ids[1], "v2": ids[2], "owner": owner},
         )
         db.session.commit()
+    with app.app_context():
+        shadow, primary = db.session.execute(
+            text("SELECT id, shadow_of FROM jobs WHERE route = 'shadow'")
+        ).one()
+    job_page = browser_client.get(f"/jobs/{shadow}").get_data(as_text=True)
+    assert "as a shadow copy (its answer is not returned)" in job_page
+    assert f'<dt>Shadow of</dt><dd><a href="/jobs/{primary}">' in job_page
     page = browser_client.get("/models/iris/versions?days=500").get_data(as_text=True)
     assert 'value="90"' in page  # the window is clamped to what the analytics take
     for version in (1, 2, 3):
