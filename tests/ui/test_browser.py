@@ -196,7 +196,12 @@ def test_phone_width(page: Page, app: Flask, live_url: str) -> None:
     _sign_up(page, email)
     ready_model(app, user_id(app, email))
     pages = ("/models", "/models/iris", "/models/iris/analytics", "/models/iris/try", "/jobs")
-    for path in (*pages, "/keys", "/batches", "/webhooks", "/models/iris/versions"):
+    page.goto("/webhooks")  # an endpoint with a long URL: its log and the list must still fit
+    page.get_by_label("Receiver URL").fill("http://127.0.0.1:9/" + "receiver/" * 12)
+    page.get_by_role("button", name="Add endpoint").click()
+    expect(page.locator("#new-secret")).to_be_visible()
+    endpoint = page.get_by_role("link", name="Its delivery log").get_attribute("href")
+    for path in (*pages, "/keys", "/batches", "/webhooks", endpoint, "/models/iris/versions"):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, (path, width)
