@@ -11,6 +11,7 @@ from wtforms import SelectChoice
 
 from shared.aliases.schemas import TrafficIn, TrafficOut
 from shared.errors import ApiError
+from shared.models import MLModel
 from web import extensions
 from web.aliases import service
 from web.aliases.analytics import name_analytics
@@ -27,7 +28,7 @@ def _alias_form(name: str) -> AliasForm:
     return form
 
 
-def _ready(name: str) -> list:
+def _ready(name: str) -> list[MLModel]:
     return [m for m in _versions_or_404(name) if m.status == "ready"]
 
 
