@@ -112,6 +112,27 @@ def test_pause_test_event_redeliver_resume_delete(app: Flask, browser_client: Fl
     assert _endpoints(app, owner) == [] and _deliveries(app, endpoint.id) == []
 
 
+def test_change_url_and_events(app: Flask, browser_client: FlaskClient) -> None:
+    owner = user_id(app, sign_up(browser_client))
+    assert _create(browser_client)[0] == 201
+    (endpoint,) = _endpoints(app, owner)
+    base = f"/webhooks/{endpoint.id}"
+    page = browser_client.get(base).get_data(as_text=True)
+    assert (
+        f'value="{RECEIVER}"' in page and 'checked id="events-3"' in page
+    )  # events-3: model.ready
+    token = csrf_token(browser_client, base)
+    changed = {"url": RECEIVER + "/v2", "events": ["batch.finished"]}
+    assert browser_client.post(base, data=changed).status_code == 400  # no token
+    refused = browser_client.post(base, data={**changed, "url": "ftp://x", "csrf_token": token})
+    assert refused.status_code == 422
+    assert "This webhook URL is refused" in refused.get_data(as_text=True)
+    assert _endpoints(app, owner)[0].url == RECEIVER
+    assert browser_client.post(base, data={**changed, "csrf_token": token}).status_code == 303
+    (endpoint,) = _endpoints(app, owner)
+    assert endpoint.url == RECEIVER + "/v2" and endpoint.events == ["batch.finished"]
+
+
 def test_disabled_reason_shown(app: Flask, browser_client: FlaskClient) -> None:
     owner = user_id(app, sign_up(browser_client))
     assert _create(browser_client)[0] == 201
@@ -146,6 +167,7 @@ def test_another_users_endpoints_are_404(app: Flask, browser_client: FlaskClient
     assert stranger.get(base).status_code == 404
     assert stranger.get(f"{base}/delete").status_code == 404
     for path, extra in (
+        (base, {"url": RECEIVER + "/theirs", "events": ["job.failed"]}),
         (f"{base}/test", {}),
         (f"{base}/active", {"active": "false"}),
         (f"{base}/delete", {}),
@@ -153,4 +175,4 @@ def test_another_users_endpoints_are_404(app: Flask, browser_client: FlaskClient
     ):
         assert stranger.post(path, data={"csrf_token": token, **extra}).status_code == 404, path
     (still,) = _endpoints(app, owner)
-    assert still.is_active and len(_deliveries(app, endpoint.id)) == 1
+    assert still.is_active and still.url == RECEIVER and len(_deliveries(app, endpoint.id)) == 1

@@ -73,6 +73,23 @@ def _some_event(form: FlaskForm, field: Field) -> None:
         raise ValidationError("Choose at least one event.")
 
 
+class WebhookEditForm(FlaskForm):
+    """An endpoint's URL and events (its model filter is fixed at creation, as in the API)."""
+
+    url = StringField(
+        "Receiver URL",
+        validators=[DataRequired(), Length(max=MAX_URL_CHARS)],
+        description="https, on a public address",
+    )
+    events = SelectMultipleField(
+        "Events",
+        choices=[SelectChoice(e) for e in EVENTS],
+        validators=[_some_event],
+        option_widget=CheckboxInput(),
+        widget=ListWidget(prefix_label=False),
+    )
+
+
 class WebhookCreateForm(FlaskForm):
     url = StringField(
         "Receiver URL",

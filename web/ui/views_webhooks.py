@@ -21,7 +21,7 @@ from web.pagination import page_of
 from web.scoping import get_owned
 from web.ui import queries
 from web.ui.blueprint import add_nav_item, bp
-from web.ui.forms import ActionForm, WebhookCreateForm
+from web.ui.forms import ActionForm, WebhookCreateForm, WebhookEditForm
 from web.ui.sessions import current_user_id, page_login_required
 from web.ui.views_models import _messages, _page_number
 from web.webhooks import service
@@ -122,8 +122,13 @@ def webhook_create():
 @bp.get("/webhooks/<uuid:webhook_id>")
 @page_login_required
 def webhook(webhook_id: uuid.UUID):
-    """One endpoint and its delivery log, newest first."""
-    endpoint = _owned(webhook_id)
+    return _endpoint_page(_owned(webhook_id))
+
+
+def _endpoint_page(
+    endpoint: WebhookEndpoint, edit: WebhookEditForm | None = None, status: int = 200
+):
+    """One endpoint, the form that changes it and its delivery log, newest first."""
     number = _page_number()
     rows, total = page_of(
         WebhookDelivery,
@@ -132,14 +137,39 @@ def webhook(webhook_id: uuid.UUID):
         PageQuery(page=number, per_page=queries.PER_PAGE),
     )
     model = db.session.get(MLModel, endpoint.model_id) if endpoint.model_id else None
+    if edit is None:
+        edit = WebhookEditForm(formdata=None, url=endpoint.url, events=endpoint.events)
     return render_template(
         "ui/webhook.html",
         endpoint=endpoint,
         model=model,
         deliveries=queries.Page(rows, number, total),
-        action=ActionForm(),
+        edit=edit,
         why=DISABLED_WHY,
-    )
+    ), status
+
+
+@bp.post("/webhooks/<uuid:webhook_id>")
+@page_login_required
+def webhook_edit(webhook_id: uuid.UUID):
+    """Change its URL or events (checked as the API checks them)."""
+    endpoint = _owned(webhook_id, lock=True)
+    form = WebhookEditForm()
+    if not form.validate_on_submit():
+        db.session.rollback()
+        return _endpoint_page(endpoint, form, 422)
+    try:
+        patch = WebhookPatch(url=form.url.data.strip(), events=form.events.data)
+        service.update_endpoint(endpoint, patch)
+    except ValidationError as err:
+        form.form_errors.extend(_messages(err))
+    except ApiError as err:  # the URL refused (422)
+        form.form_errors.append(err.message)
+    else:
+        flash("Webhook changed.")
+        return redirect(url_for("ui.webhook", webhook_id=webhook_id), 303)
+    db.session.rollback()
+    return _endpoint_page(_owned(webhook_id), form, 422)
 
 
 @bp.post("/webhooks/<uuid:webhook_id>/active")
@@ -191,5 +221,5 @@ def webhook_redeliver(webhook_id: uuid.UUID, delivery_id: uuid.UUID):
 add_nav_item(
     "ui.webhooks",
     "Webhooks",
-    also=("ui.webhook", "ui.webhook_create", "ui.webhook_delete"),
+    also=("ui.webhook", "ui.webhook_create", "ui.webhook_edit", "ui.webhook_delete"),
 )
