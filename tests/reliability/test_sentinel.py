@@ -226,7 +226,10 @@ def test_a_primary_killed_under_load_loses_no_accepted_job(client, user, tmp_pat
                 thread.join(40)
             accepted = load.accepted()
             promoted = redis.Redis(port=cluster.replica_port, socket_timeout=1)
-            assert list(promoted.scan_iter("LIMITS*", count=1000)), "no rate-limit counters"
+            # The prediction quota is counted with the push (shared/quotas.py), under the
+            # run's key prefix.
+            quota_keys = f"{os.environ['REDIS_KEY_PREFIX']}quota:*"
+            assert list(promoted.scan_iter(quota_keys, count=1000)), "no rate-limit counters"
             _wait(
                 lambda: _final_statuses(accepted).get("succeeded", 0) == len(accepted),
                 40,
