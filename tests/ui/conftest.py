@@ -20,7 +20,9 @@ from tests.fixtures.live import serve
 from tests.fixtures.models import FEATURES, dump, iris
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Where the browser tests save their screenshots: a run's artifacts (git-ignored), so that a test
+# run leaves the checkout as it was; UI_SCREENSHOTS_DIR=docs/screenshots refreshes the README's.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
 
 
 @pytest.fixture
