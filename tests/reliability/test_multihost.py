@@ -1,5 +1,5 @@
 """Several hosts: web (with beat) on one, a Celery worker on each of two others, every host in a
-network namespace of its own with its own hostname and its own /tmp (the artifact cache there),
+network namespace of its own with its own hostname and its own TMPDIR (the artifact cache there),
 no directory shared with any other (tests/fixtures/multihost.py). PostgreSQL and Redis stay on
 the root namespace's loopback, reached over the veth network through TCP forwarders; artifacts
 live on an S3 API server (moto) on the bridge's address. Two models are uploaded through the web
