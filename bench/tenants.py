@@ -213,7 +213,7 @@ def big_request(stack: ExitStack, env: dict, owner: Tenant, folder: Path) -> dic
         url = sv.start_baseline(stack, env, path)
         base_runs, our_runs = [], []
         for _ in range(3):
-            base_runs.append(_timed_post(f"{url}/predict", body, {}))
+            base_runs.append(_timed_post(url, body, {}))
             our_runs.append(owner.big_job(model_id, rows)["rows_per_s"])
         out[name] = {
             "baseline_rows_per_s": statistics.median(BIG_ROWS / s for s in base_runs),
