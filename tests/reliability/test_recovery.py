@@ -96,6 +96,21 @@ FAST_RECOVERY = {
 }
 
 
+def _kill_holding_a_job(worker) -> None:
+    """SIGKILL the worker's whole process group at a moment when it holds a running job: frozen
+    first (SIGSTOP), so that the check and the kill see the same moment (between two jobs it may
+    hold none, and the kill would then test nothing)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        os.killpg(worker.pid, signal.SIGSTOP)
+        if _status_counts().get("running", 0):
+            os.killpg(worker.pid, signal.SIGKILL)
+            return
+        os.killpg(worker.pid, signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("the worker never held a running job")
+
+
 def test_kill9_every_worker_process_loses_no_job(user, tmp_path, result_writes):
     stack = isolated(BATCH_MAX_JOBS=1, BATCH_MAX_WAIT_MS=0, **FAST_RECOVERY)
     forest = _slow_forest()
@@ -105,7 +120,7 @@ def test_kill9_every_worker_process_loses_no_job(user, tmp_path, result_writes):
     with stack.beat():
         with stack.worker(concurrency=2, name="doomed") as doomed:
             assert _wait_until(lambda: _status_counts().get("succeeded", 0) >= 20, 30)
-            os.killpg(doomed.pid, signal.SIGKILL)  # main process and every child at once
+            _kill_holding_a_job(doomed)  # main process and every child at once
             doomed.wait()
         at_kill = _status_counts()
         assert at_kill.get("succeeded", 0) < 200, "the model was too fast to be killed mid-run"
