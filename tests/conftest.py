@@ -57,6 +57,7 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.api",
     "tests.fixtures.models",
+    "tests.fixtures.results",
 ]
 
 

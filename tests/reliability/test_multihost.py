@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import joblib
@@ -25,7 +25,7 @@ import requests
 from sklearn.ensemble import RandomForestClassifier
 from sqlalchemy import text
 
-from shared.db import get_engine, session_scope
+from shared.db import session_scope
 from tests.fixtures.api import PASSWORD
 from tests.fixtures.models import iris
 from tests.fixtures.multihost import CACHE_DIR, LOCAL_STORE, METRICS_PORT, Cluster, cluster
@@ -50,29 +50,6 @@ EVERYWHERE = {
 # over once its claim is older than TASK_TIME_LIMIT_S + 5 s (the validations before need more:
 # a worker child's first one starts the sandbox).
 FAST_RECOVERY = {"TASK_SOFT_TIME_LIMIT_S": "4", "TASK_TIME_LIMIT_S": "6"}
-
-
-@pytest.fixture
-def result_writes() -> Iterator[None]:
-    """Count every transition of a job into a final state (a second result would show here)."""
-    with get_engine().begin() as conn:
-        conn.execute(text("CREATE TABLE result_writes (job_id uuid, status text)"))
-        conn.execute(
-            text(
-                """
-                CREATE FUNCTION count_result() RETURNS trigger AS $$
-                BEGIN INSERT INTO result_writes VALUES (NEW.id, NEW.status); RETURN NEW; END
-                $$ LANGUAGE plpgsql;
-                CREATE TRIGGER count_result AFTER UPDATE ON jobs FOR EACH ROW
-                WHEN (NEW.status IN ('succeeded', 'failed') AND OLD.status <> NEW.status)
-                EXECUTE FUNCTION count_result();
-                """
-            )
-        )
-    yield
-    with get_engine().begin() as conn:
-        conn.execute(text("DROP TRIGGER count_result ON jobs; DROP FUNCTION count_result();"))
-        conn.execute(text("DROP TABLE result_writes"))
 
 
 def _wait(predicate, timeout: float, message: str | Callable[[], str]):

@@ -26,29 +26,6 @@ pytestmark = pytest.mark.e2e
 ROW = [5.1, 3.5, 1.4, 0.2]
 
 
-@pytest.fixture
-def result_writes() -> Iterator[None]:
-    """Count every transition of a job into a final state (a second result would show here)."""
-    with get_engine().begin() as conn:
-        conn.execute(text("CREATE TABLE result_writes (job_id uuid, status text)"))
-        conn.execute(
-            text(
-                """
-                CREATE FUNCTION count_result() RETURNS trigger AS $$
-                BEGIN INSERT INTO result_writes VALUES (NEW.id, NEW.status); RETURN NEW; END
-                $$ LANGUAGE plpgsql;
-                CREATE TRIGGER count_result AFTER UPDATE ON jobs FOR EACH ROW
-                WHEN (NEW.status IN ('succeeded', 'failed') AND OLD.status <> NEW.status)
-                EXECUTE FUNCTION count_result();
-                """
-            )
-        )
-    yield
-    with get_engine().begin() as conn:
-        conn.execute(text("DROP TRIGGER count_result ON jobs; DROP FUNCTION count_result();"))
-        conn.execute(text("DROP TABLE result_writes"))
-
-
 def _status_counts() -> dict[str, int]:
     with session_scope() as s:
         return dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
