@@ -36,6 +36,21 @@ services: $(RUN_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.serving $(ARGS)
 
+# Ours against Seldon MLServer 1.7 (needs wrk), which runs from a virtualenv of its own, made here
+# and ignored by git; uvloop after 0.21 breaks it, and its scikit-learn must be ours to unpickle
+# our models. Not part of `make test` or CI.
+PEERS_VENV := .venv-peers
+.PHONY: bench-peers
+bench-peers: $(TEST_STAMP) $(PEERS_VENV)/.installed
+	$(BIN)/python -m bench.peers $(ARGS)
+
+$(PEERS_VENV)/.installed: $(TEST_STAMP)
+	$(PYTHON) -m venv $(PEERS_VENV)
+	printf '*\n' > $(PEERS_VENV)/.gitignore
+	$(PEERS_VENV)/bin/python -m pip install mlserver==1.7.1 mlserver-sklearn==1.7.1 uvloop==0.21.0 \
+		scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')
+	touch $@
+
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
