@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     job_stuck_after_s: int = Field(60, ge=1)
     job_reaper_interval_s: float = Field(15, gt=0)
     max_queue_depth: int = Field(10_000, ge=1)
+    # Jobs one user may have waiting across all their models (429 `backlog_full` past it; 0: no
+    # limit): the second line of fairness, behind the round robin of the drain scheduler.
+    max_queued_per_user: int = Field(50_000, ge=0)
     result_write_retry_s: float = Field(60, ge=0)
 
     # Batches (bulk file predictions): the largest input file, rows per chunk (one worker task,
@@ -100,13 +103,13 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(0, ge=0)
     drain_budget_s: float = Field(2, gt=0)
     drain_linger_ms: float = Field(50, ge=0)
-    drain_concurrency: int = Field(2, ge=1)
     # Sync predictions up to this many rows travel with their rows and get their row written by
     # the worker (shared/inline_jobs.py); larger ones, and 0 here, write the row first.
     sync_inline_max_rows: int = Field(1000, ge=0)
     # Worker limits (issue 18)
-    # Children per worker (the Procfile's --concurrency); MAX_DRAINS_PER_OWNER defaults to one
-    # fewer, so one owner's models can never hold every child (unset: that; 0: no cap).
+    # Children per worker (the Procfile's --concurrency): the pool size pushes assume until
+    # workers register theirs. MAX_DRAINS_PER_OWNER: drain processes one owner's models may hold
+    # at once across the pool (unset: all the registered processes but one; 0: no cap).
     worker_concurrency: int = Field(2, ge=1)
     max_drains_per_owner: int | None = Field(None, ge=0)
     # RLIMIT_AS of each worker child (0: none). A child's address space right after its imports
@@ -224,13 +227,6 @@ class Settings(BaseSettings):
     def wait_slots(self) -> int:
         """Concurrent waits allowed per web process (MAX_WAITS, or WEB_THREADS - 4)."""
         return self.max_waits or max(1, self.web_threads - 4)
-
-    @property
-    def drains_per_owner(self) -> int:
-        """Drain tasks one owner's models may run at once (0: no cap)."""
-        if self.max_drains_per_owner is not None:
-            return self.max_drains_per_owner
-        return max(1, self.worker_concurrency - 1)
 
     @property
     def validation_wall_s(self) -> float:

@@ -217,14 +217,17 @@ def test_worker_metrics_from_its_children(stack, prediction):
 
 
 def test_flower_shows_the_prediction_task(stack, prediction):
-    """An operator finds a job's task in Flower by its model id (the task's first argument)."""
+    """An operator finds a job's task in Flower by its model id: the validation's argument, and
+    the drain task's result (the models it served and the first job ids)."""
     model_id = prediction["meta"]["id"]
     deadline = time.monotonic() + 20
     while True:
         tasks = requests.get(
             f"{stack['flower']}/api/tasks", params={"limit": 200}, auth=FLOWER_AUTH, timeout=10
         ).json()
-        mine = [t for t in tasks.values() if model_id in (t.get("args") or "")]
+        mine = [
+            t for t in tasks.values() if model_id in (t.get("args") or "") + (t.get("result") or "")
+        ]
         names = {t["name"] for t in mine}
         if {"mlsp.validate_model"} < names or time.monotonic() > deadline:
             break

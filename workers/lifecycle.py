@@ -1,6 +1,7 @@
 """Celery signal handlers: JSON logging, a log context per task (task id, request id from the
-task's headers), the worker's metrics exporter, each child's memory cap and thread limit, and the
-record of a drain task killed at the hard time limit.
+task's headers), the worker's metrics exporter, its processes' place in the drain pool, each
+child's memory cap and thread limit, and the record of a drain task killed at the hard time
+limit.
 
 Process model (prefork): `worker_init` and `worker_ready` run in the main process, and so does
 `task_failure` for a hard time limit; `worker_process_init` (memory cap, threads), the other task
@@ -134,6 +135,39 @@ def _sync_cache_metrics() -> None:
         log.warning("cache metrics update failed", exc_info=True)
 
 
+def _join_pool(sender: Any = None, **_: Any) -> None:
+    """Main process: a worker that serves the default queue adds its processes to the pool's
+    capacity, which bounds how many drain tasks pushes send (shared/queueing.py)."""
+    from shared import queueing
+    from shared.redis_client import get_redis
+
+    controller = getattr(sender, "controller", None)
+    queues = set(getattr(sender.app.amqp.queues, "consume_from", None) or {})
+    queue = get_settings().default_queue
+    if controller is None or queue not in queues:
+        return
+    try:
+        host, processes = controller.hostname, int(controller.concurrency)
+        total = queueing.register_capacity(get_redis(), queue, host, processes)
+        _state["pool_host"] = host
+        log.info("joined the drain pool: %s processes in all", total)
+    except Exception:  # pushes fall back to WORKER_CONCURRENCY
+        log.warning("could not register this worker's processes", exc_info=True)
+
+
+def _leave_pool(**_: Any) -> None:
+    host = _state.pop("pool_host", None)
+    if host is None:
+        return
+    from shared import queueing
+    from shared.redis_client import get_redis
+
+    try:
+        queueing.register_capacity(get_redis(), get_settings().default_queue, host, 0)
+    except Exception:
+        log.warning("could not unregister this worker's processes", exc_info=True)
+
+
 def _task_failed(**kwargs: Any) -> None:
     # Main process: a drain task killed at the hard time limit marks its lease (issue 18).
     from workers.serving import recovery
@@ -147,10 +181,12 @@ def connect() -> None:
         (setup_logging, _configure_logging),
         (worker_init, _prepare_metrics),
         (worker_ready, _start_exporter),
+        (worker_ready, _join_pool),
         (worker_process_init, _limit_memory),
         (worker_process_init, _limit_threads),
         (worker_process_init, _count_process),
         (worker_shutdown, _stop_exporter),
+        (worker_shutdown, _leave_pool),
         (worker_process_shutdown, _child_exit),
         (task_prerun, _task_started),
         (task_postrun, _task_finished),

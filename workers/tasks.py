@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -21,7 +20,7 @@ from shared.celery_config import (
     VALIDATE_MODEL,
 )
 from shared.config import get_settings
-from shared.db import autocommit, session_scope
+from shared.db import session_scope
 from shared.redis_client import PREFIX, get_redis
 from shared.signals import signal_done
 from shared.store import get_store
@@ -29,7 +28,7 @@ from workers import metrics
 from workers.batches import reaper as batch_reaper
 from workers.batches import tasks as batch_tasks
 from workers.celery_app import app
-from workers.serving import batching, model_refs, recovery
+from workers.serving import batching, recovery
 from workers.validation import validate
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,6 @@ def _lease_deadline() -> float:
 
 
 DRAIN_RETRIES = 30  # with backoff capped at 30 s: rides out a ~15 minute outage
-OWNER_WAIT_S = 0.5  # a drain over its owner's cap tries again after this
 
 
 @app.task(
@@ -89,72 +87,39 @@ def reap_models() -> int:
     soft_time_limit=_settings.task_soft_time_limit_s,
     time_limit=_settings.task_time_limit_s,
 )
-def drain_model(self, model_id: str, slot: int = 0) -> dict:
-    """Predict the jobs waiting for one model, in batches, until its list is empty."""
-    redis = get_redis()
-
-    def hand_off() -> None:
-        drain_model.apply_async(args=[model_id, slot], queue=_settings.default_queue)
+def drain_model(self, *legacy: Any) -> dict:
+    """Serve the ready ring: batches of whichever models wait, users in turn, until nothing is
+    left to take (shared/queueing.py). `legacy` is the model id and slot of a wake-up sent by a
+    version that drained one model per task: that model is scheduled, then served with the rest."""
+    redis, route, token = get_redis(), _route(), self.request.id
 
     def recover(key: str) -> queueing.Recovered:
-        return recovery.recover(redis, key, _route())
+        return recovery.recover(redis, key, route)
 
-    owner = None
+    retrying = False
     try:
-        owner = _take_owner_slot(redis, model_id, self.request.id)
-        if owner is False:
-            # The owner's other drains hold its share of the pool: come back in a moment, still
-            # holding this model's wake flag (no other drainer starts for it meanwhile).
-            recover(queueing.lease_key(model_id, self.request.id))  # if redelivered
-            queueing.keep_wake(redis, model_id, slot)
-            drain_model.apply_async(
-                args=[model_id, slot], queue=_settings.default_queue, countdown=OWNER_WAIT_S
-            )
-            return {"model_id": model_id, "jobs": 0, "deferred": True}
-        report = batching.drain(
-            redis, _settings, model_id, slot, self.request.id, hand_off, recover
-        )
+        if legacy:
+            queueing.reschedule(redis, route, str(legacy[0]))
+        report = batching.drain(redis, _settings, route, token, recover)
     except (OperationalError, RedisError) as exc:
-        # The database or Redis is down: the lease was put back; try again with backoff while
-        # still holding the wake flag, so no other drainer starts meanwhile.
+        # The database or Redis is down: the lease was put back; try again with backoff, still
+        # counted among the drainers (the retry has this task's id).
         countdown = min(2**self.request.retries, 30)
-        log.warning(
-            "drain %s: dependency down (%s); retry in %ss", model_id, type(exc).__name__, countdown
-        )
+        log.warning("drain: dependency down (%s); retry in %ss", type(exc).__name__, countdown)
+        retrying = True
         raise self.retry(exc=exc, countdown=countdown, max_retries=DRAIN_RETRIES) from exc
     finally:
-        if owner:
+        if not retrying:
             with contextlib.suppress(RedisError):
-                queueing.free_owner_slot(redis, owner, self.request.id)
-    log.info(
-        "drain model=%s slot=%d batches=%d jobs=%d", model_id, slot, report.batches, report.jobs
-    )
+                queueing.forget_drainer(redis, route.queue, token)
+    log.info("drain models=%d batches=%d jobs=%d", len(report.models), report.batches, report.jobs)
     # Not stored (ignore_result), but carried by the task-succeeded event: Flower shows it, so an
     # operator can search for a job id there.
-    return {"model_id": model_id, "jobs": report.jobs, "job_ids": report.job_ids}
-
-
-def _take_owner_slot(redis: Any, model_id: str, token: str) -> str | bool | None:
-    """Count this drain among its model owner's (MAX_DRAINS_PER_OWNER): the owner's id when
-    taken, False when the owner is at the cap, None when there is no cap (or no model)."""
-    cap = _settings.drains_per_owner
-    if not cap:
-        return None
-    mid, epoch = uuid.UUID(model_id), cache_epoch.read(redis)
-    ref = model_refs.cached(mid, epoch)
-    if ref is None:
-        with autocommit() as conn:
-            ref = model_refs.load(conn, mid, epoch)
-    if ref is None or ref.owner_id is None:
-        return None
-    owner = str(ref.owner_id)
-    return owner if queueing.take_owner_slot(redis, owner, token, cap, _lease_deadline()) else False
+    return {"models": sorted(report.models), "jobs": report.jobs, "job_ids": report.job_ids}
 
 
 def _route() -> queueing.Route:
-    return queueing.Route(
-        app, _settings.default_queue, _settings.drain_concurrency, _settings.batch_max_jobs
-    )
+    return queueing.Route.from_settings(app, _settings)
 
 
 @app.task(name=REAP_JOBS, ignore_result=True, soft_time_limit=60, time_limit=90)
@@ -171,6 +136,10 @@ def reap_jobs() -> int:
         stuck = maintenance.find_stuck_jobs(session, _settings.job_stuck_after_s, _lease_deadline())
     for model_id, ids in stuck.items():
         queueing.push_jobs(redis, route, model_id, ids)
+    # Work in the ring but no drainer seen for a while: their tasks were lost (a broker that
+    # restarted empty while the job lists survived).
+    if queueing.ensure_drainer(redis, route, _settings.job_stuck_after_s):
+        log.warning("reaper: sent a drain task for work no drainer took")
     count = sum(len(ids) for ids in stuck.values()) + _reap_batches()
     if count or leases:
         log.warning(

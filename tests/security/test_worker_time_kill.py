@@ -23,6 +23,7 @@ from shared.jobs import Job
 from shared.redis_client import get_redis
 from tests.fixtures.models import fit_classifier, insert_ready_model
 from tests.fixtures.services import isolated
+from workers.celery_app import app as celery_app
 
 pytestmark = pytest.mark.e2e
 FEATURES = 16
@@ -104,7 +105,7 @@ def _interval(job: Job) -> tuple[datetime, datetime]:
 
 def test_one_owner_cannot_hold_every_worker_child(user, other_user, tmp_path):
     """Two slow models of one owner, two children: with MAX_DRAINS_PER_OWNER at its default
-    (WORKER_CONCURRENCY - 1 = 1) the owner's jobs run one after the other, and another owner's
+    (the pool's processes - 1 = 1) the owner's jobs run one after the other, and another owner's
     job finishes at once instead of waiting for a child."""
     stack = isolated()
     knn = _slow_knn(50_000)  # ~1.3 s for 2,000 rows
@@ -134,10 +135,11 @@ def test_one_owner_cannot_hold_every_worker_child(user, other_user, tmp_path):
 def _dead_lease(model_id: str, entries: list[str], cause: str | None) -> queueing.Recovered:
     client, token = get_redis(), uuid.uuid4().hex
     client.rpush(queueing.pending_key(model_id), *entries)
-    queueing.lease_batch(client, model_id, token, 64)
+    key, route = queueing.lease_key(model_id, token), queueing.Route(celery_app, "unused")
+    queueing.lease_more(client, route, queueing.Batch([], b"", model_id), token, 64)
     if cause:
-        queueing.mark_dead(client, model_id, token, cause)
-    return queueing.recover_lease(client, queueing.lease_key(model_id, token))
+        queueing.mark_dead(client, key, cause)
+    return queueing.recover_lease(client, route, key)
 
 
 def test_recovery_fails_only_what_may_have_killed_the_batch():

@@ -1,8 +1,9 @@
-"""The push script against a real Redis: capacity and cache-epoch checks, wake flags, and the
-pipelined wait of a sync prediction (push and BLPOP in one round trip)."""
+"""The push script against a real Redis: capacity and cache-epoch checks, when a push sends a
+drain task, and the pipelined wait of a sync prediction (push and BLPOP in one round trip)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -115,14 +116,46 @@ def test_timeout_without_reply_returns_none(route, blocking):
     assert queueing.queue_depth(get_redis(), model_id) == 1  # still queued, for a later drainer
 
 
-def test_further_slots_are_woken_only_past_a_batch_each(route):
-    wide = queueing.Route(route.producer, route.queue, slots=3, batch_size=2)
-    model_id = str(uuid.uuid4())
-    queueing.push_jobs(get_redis(), wide, model_id, ["a", "b"])
-    assert _sent_wakes(route) == 1  # slot 0 only: two entries are one batch
-    queueing.push_jobs(get_redis(), wide, model_id, ["c", "d", "e"])
-    assert _sent_wakes(route) == 3  # five waiting: slots 1 and 2 too
-    assert get_redis().exists(*(queueing.wake_key(model_id, s) for s in range(3))) == 3
+def test_many_models_send_no_more_drain_tasks_than_the_pool_has_processes(route):
+    """Fifty models with one job each: two drain tasks (the pool's size until workers register
+    theirs), not fifty; they serve every model in turn."""
+    for _ in range(50):
+        queueing.push_jobs(get_redis(), route, str(uuid.uuid4()), ["entry"], owner=uuid.uuid4().hex)
+    assert _sent_wakes(route) == route.pool == 2
+    assert get_redis().zcard(route.key("drainers")) == 2
+    assert get_redis().llen(route.key("ring")) == 50
+
+
+def test_registered_workers_set_the_pool_size(route):
+    client = get_redis()
+    assert queueing.register_capacity(client, route.queue, "host-a", 3) == 3
+    assert queueing.register_capacity(client, route.queue, "host-b", 2) == 5
+    for _ in range(8):
+        queueing.push_jobs(client, route, str(uuid.uuid4()), ["entry"], owner=uuid.uuid4().hex)
+    assert _sent_wakes(route) == 5
+    assert queueing.register_capacity(client, route.queue, "host-a", 0) == 2
+
+
+def test_a_lingering_drainer_is_rung_for_instead_of_a_new_task(route):
+    client = get_redis()
+    assert queueing.take(client, route, "idle-drainer", mode="idle").entries == []
+    queueing.push_jobs(client, route, str(uuid.uuid4()), ["entry"], owner="someone")
+    assert _sent_wakes(route) == 0
+    assert queueing.wait_for_work(client, route, 1)  # the bell rang
+    assert queueing.take(client, route, "idle-drainer").entries == ["entry"]
+
+
+def test_no_drain_task_for_an_owner_whose_drainers_are_at_its_cap(route):
+    client = get_redis()
+    capped = dataclasses.replace(route, owner_cap=1, batch_size=1)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    queueing.push_jobs(client, capped, first, ["a", "b"], owner="A")
+    client.delete(route.queue, route.key("drainers"))  # the task it sent: this test plays it
+    assert queueing.take(client, capped, "busy-drainer").entries == ["a"]
+    queueing.push_jobs(client, capped, second, ["c"], owner="A")
+    assert _sent_wakes(route) == 0  # A's drainer takes it after its batch
+    queueing.push_jobs(client, capped, str(uuid.uuid4()), ["d"], owner="B")
+    assert _sent_wakes(route) == 1  # B is not at its cap
 
 
 def test_wait_survives_a_flushed_script_cache(route, blocking):
@@ -152,46 +185,77 @@ def test_script_error_surfaces_at_once_and_the_pool_stays_usable(route, blocking
 
 
 def test_lease_cycle_moves_ids_and_registers_their_lease(route):
-    """A drainer's round trips: lease, linger for one more, finish and lease the next, release.
-    Every id is in exactly one place at any time (the pending list or this task's lease)."""
+    """A drainer's round trips: take, top up, finish and take the next, finish with nothing
+    left. Every id is in exactly one place at any time (the pending list or this task's lease)."""
     client, model_id, token = get_redis(), str(uuid.uuid4()), uuid.uuid4().hex
     lease = queueing.lease_key(model_id, token)
-    queueing.push_jobs(client, route, model_id, ["a", "b", "c"])
-    assert queueing.lease_batch(client, model_id, token, 2).entries == ["a", "b"]
+    narrow = dataclasses.replace(route, batch_size=1)
+    queueing.push_jobs(client, narrow, model_id, ["a", "b", "c", "d"], owner="o")
+    batch = queueing.take(client, narrow, token)
+    assert (batch.model_id, batch.owner, batch.entries) == (model_id, "o", ["a"])
+    assert queueing.lease_more(client, narrow, batch, token, 1) == ["b"]
     assert client.lrange(lease, 0, -1) == [b"a", b"b"] and client.zscore(queueing.LEASES, lease)
+    assert queueing.leases_of(client, token) == [lease]
 
-    batch = queueing.next_batch(client, model_id, token, 0, 5)  # a and b are written: dropped
+    batch = queueing.take(client, narrow, token, batch)  # a and b are written: dropped
     assert batch.entries == ["c"] and client.lrange(lease, 0, -1) == [b"c"]
-    assert queueing.next_batch(client, model_id, token, 0, 5).entries == []
-    assert client.zscore(queueing.LEASES, lease) is None
-
-    threading.Timer(0.2, lambda: client.rpush(queueing.pending_key(model_id), "d")).start()
-    got = queueing.await_one(client, model_id, token, 5)
-    assert got.entries == ["d"] and client.lrange(lease, 0, -1) == [b"d"]
-    assert client.zscore(queueing.LEASES, lease) is not None
-    queueing.release_lease(client, model_id, token)
-    assert not client.exists(lease) and client.zscore(queueing.LEASES, lease) is None
-
-    started = time.monotonic()
-    assert queueing.await_one(client, model_id, token, 0.2).entries == []  # nothing came
-    assert time.monotonic() - started >= 0.15
-    assert client.zscore(queueing.LEASES, lease) is None
+    batch = queueing.take(client, narrow, token, batch)
+    assert batch.entries == ["d"]
+    assert queueing.take(client, narrow, token, batch).entries == []
+    assert client.zscore(queueing.LEASES, lease) is None and not client.exists(lease)
+    assert not client.exists(route.key(f"sched:{model_id}"), route.key("ring"))
 
 
 def test_a_dead_drainers_lease_goes_back_to_the_head_in_order(route):
     client, model_id, token = get_redis(), str(uuid.uuid4()), uuid.uuid4().hex
     lease = queueing.lease_key(model_id, token)
-    queueing.push_jobs(client, route, model_id, ["a", "b", "c"])
-    assert queueing.lease_batch(client, model_id, token, 2).entries == ["a", "b"]
+    narrow = dataclasses.replace(route, batch_size=2)
+    queueing.push_jobs(client, narrow, model_id, ["a", "b", "c"], owner="o")
+    assert queueing.take(client, narrow, token).entries == ["a", "b"]
     assert lease not in queueing.dead_leases(client, 60)  # still young: left alone
     client.zadd(queueing.LEASES, {lease: time.time() - 120})
     assert lease in queueing.dead_leases(client, 60)
-    got = queueing.recover_lease(client, lease)
+    got = queueing.recover_lease(client, route, lease)
     assert (got.cause, got.set_aside, got.requeued) == ("lost", [], ["a", "b"])
     # Back at the head in order, each marked to run alone next time.
     assert client.lrange(queueing.pending_key(model_id), 0, -1) == [b"!a", b"!b", b"c"]
     assert not client.exists(lease) and client.zscore(queueing.LEASES, lease) is None
-    client.script_flush()  # the restore script reloads itself after a Redis restart
-    assert queueing.lease_batch(client, model_id, token, 3).entries == ["!a"]  # alone
-    assert queueing.restore_lease(client, lease) == 1
+    client.script_flush()  # the scripts reload themselves after a Redis restart
+    batch = queueing.take(client, dataclasses.replace(route, batch_size=3), token)
+    assert batch.entries == ["!a"]  # alone
+    assert queueing.restore_lease(client, route, lease) == 1
     assert queueing.queue_depth(client, model_id) == 3
+
+
+def test_one_owners_backlog_is_counted_across_models_as_entries_come_and_go(route):
+    client, models = get_redis(), [str(uuid.uuid4()) for _ in range(2)]
+    narrow = dataclasses.replace(route, batch_size=1)
+    queueing.push_jobs(client, narrow, models[0], ["a", "b"], owner="o", max_backlog=3)
+    queueing.push_jobs(client, narrow, models[1], ["c"], owner="o", max_backlog=3)
+    with pytest.raises(queueing.BacklogFull) as full:
+        queueing.push_jobs(client, narrow, models[1], ["d"], owner="o", max_backlog=3)
+    assert full.value.queued == 3
+    with pytest.raises(queueing.BacklogFull):
+        queueing.admit(client, narrow, models[1], owner="o", max_backlog=3)
+    queueing.push_jobs(client, narrow, models[1], ["x"], owner="p", max_backlog=3)  # not o's
+    batch = queueing.take(client, narrow, "drainer")  # one of o's (or p's) entries leaves
+    assert batch.entries
+    queueing.take(client, narrow, "drainer", batch)  # and a second one
+    assert int(client.get(route.key("backlog:o"))) + int(client.get(route.key("backlog:p"))) == 2
+    queueing.restore_lease(client, narrow, queueing.lease_key(batch.model_id, "drainer"))
+    pending = sum(queueing.queue_depth(client, m) for m in models)
+    counted = int(client.get(route.key("backlog:o"))) + int(client.get(route.key("backlog:p")))
+    assert counted == pending
+
+
+def test_the_reaper_sends_a_drainer_for_work_no_drainer_took(route):
+    client, model_id = get_redis(), str(uuid.uuid4())
+    queueing.push_jobs(client, route, model_id, ["a"], owner="o")
+    assert _sent_wakes(route) == 1
+    assert not queueing.ensure_drainer(client, route, 30)  # the one sent is recent
+    client.zadd(
+        route.key("drainers"),
+        {k: time.time() - 60 for k in client.zrange(route.key("drainers"), 0, -1)},
+    )
+    assert queueing.ensure_drainer(client, route, 30)
+    assert _sent_wakes(route) == 2

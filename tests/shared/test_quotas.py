@@ -75,12 +75,12 @@ def test_refusals_for_a_full_list_or_a_moved_epoch_count_nothing(route):
     with pytest.raises(queueing.QueueFull):
         queueing.push_jobs(get_redis(), route, model_id, ["x"], max_depth=1, quota=_quota(caller))
     with pytest.raises(queueing.QueueFull):
-        queueing.admit(get_redis(), model_id, max_depth=1, quota=_quota(caller))
+        queueing.admit(get_redis(), route, model_id, max_depth=1, quota=_quota(caller))
     now = cache_epoch.bump(get_redis())
     with pytest.raises(Stale):
-        queueing.admit(get_redis(), model_id, expect_epoch=b"0", quota=_quota(caller))
+        queueing.admit(get_redis(), route, model_id, expect_epoch=b"0", quota=_quota(caller))
     quota = _quota(caller)
-    depth, epoch = queueing.admit(get_redis(), model_id, expect_epoch=now, quota=quota)
+    depth, epoch = queueing.admit(get_redis(), route, model_id, expect_epoch=now, quota=quota)
     assert (depth, epoch) == (1, now)
     assert quota.state.remaining == 2  # only this admission counted
     assert _depth(model_id) == 1  # admitting pushes nothing
@@ -92,25 +92,29 @@ def test_the_previous_window_counts_by_the_share_still_inside_the_sliding_window
     start = (int(time.time()) // window + 1) * window  # a window boundary
     full = _quota(caller, "4/minute", now=start - 1)  # the last second of the previous window
     for _ in range(4):
-        queueing.admit(get_redis(), model_id, quota=_quota(caller, "4/minute", now=start - 1))
+        queueing.admit(
+            get_redis(), route, model_id, quota=_quota(caller, "4/minute", now=start - 1)
+        )
     # A quarter into the next window, three quarters of the previous window's 4 still count: 3.
     quota = _quota(caller, "4/minute", now=start + window / 4)
-    queueing.admit(get_redis(), model_id, quota=quota)
+    queueing.admit(get_redis(), route, model_id, quota=quota)
     assert quota.state.remaining == 0
     assert quota.state.reset_at == start + window
     with pytest.raises(QuotaSpent):
-        queueing.admit(get_redis(), model_id, quota=_quota(caller, "4/minute", now=start + 15))
+        queueing.admit(
+            get_redis(), route, model_id, quota=_quota(caller, "4/minute", now=start + 15)
+        )
     # Halfway, the previous window counts 2 and this one 1: one more fits.
-    queueing.admit(get_redis(), model_id, quota=_quota(caller, "4/minute", now=start + 30))
+    queueing.admit(get_redis(), route, model_id, quota=_quota(caller, "4/minute", now=start + 30))
     assert full.keys[0].endswith(f":{start // window - 1}")
 
 
 def test_several_limits_report_the_tightest(route):
     caller, model_id = f"user:{uuid.uuid4()}", str(uuid.uuid4())
     quota = _quota(caller, "100/minute;2/hour")
-    queueing.admit(get_redis(), model_id, quota=quota)
+    queueing.admit(get_redis(), route, model_id, quota=quota)
     assert (quota.state.limit, quota.state.remaining) == (2, 1)
-    queueing.admit(get_redis(), model_id, quota=_quota(caller, "100/minute;2/hour"))
+    queueing.admit(get_redis(), route, model_id, quota=_quota(caller, "100/minute;2/hour"))
     with pytest.raises(QuotaSpent) as spent:
-        queueing.admit(get_redis(), model_id, quota=_quota(caller, "100/minute;2/hour"))
+        queueing.admit(get_redis(), route, model_id, quota=_quota(caller, "100/minute;2/hour"))
     assert spent.value.state.limit == 2

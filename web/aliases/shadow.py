@@ -86,12 +86,8 @@ def _sender(
     """What the pool runs, bound to this request's values (it has no request or app context)."""
     settings = extensions.settings()
     client = extensions.redis()
-    route = queueing.Route(
-        extensions.producer(),
-        settings.default_queue,
-        settings.drain_concurrency,
-        settings.batch_max_jobs,
-        {"request_id": g.get("request_id")},
+    route = queueing.Route.from_settings(
+        extensions.producer(), settings, {"request_id": g.get("request_id")}
     )
     fields = {
         "owner_id": str(current().id),
@@ -106,10 +102,20 @@ def _sender(
         entry = _entry(shadow, shadow_rows, body, fields)
         try:
             queueing.push_jobs(
-                client, route, str(shadow.id), [entry], max_depth=settings.max_queue_depth
+                client,
+                route,
+                str(shadow.id),
+                [entry],
+                owner=fields["owner_id"],
+                max_depth=settings.max_queue_depth,
+                max_backlog=settings.max_queued_per_user,
             )
         except queueing.QueueFull as full:
             log.warning("shadow copy to %s skipped: queue full (%d)", shadow.id, full.depth)
+        except queueing.BacklogFull as full:
+            log.warning(
+                "shadow copy to %s skipped: owner's backlog full (%d)", shadow.id, full.queued
+            )
 
     return send
 

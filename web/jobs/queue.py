@@ -25,17 +25,24 @@ def check_capacity(model: ServingModel | MLModel) -> None:
     caller's prediction quota, 429. One round trip, before the job row is written, which also
     checks an assumed cache epoch and counts the quota (queueing.admit)."""
     quota = limits.predict_quota()
+    config = extensions.settings()
     try:
         _, current_epoch = queueing.admit(
             extensions.redis(),
+            _route(config),
             str(model.id),
-            max_depth=extensions.settings().max_queue_depth,
+            owner=_owner(),
+            max_depth=config.max_queue_depth,
+            max_backlog=config.max_queued_per_user,
             expect_epoch=epoch.expected(),
             quota=quota,
         )
     except queueing.QueueFull as full:
         epoch.confirm()  # the script checks the epoch first
         raise queue_full(full.depth) from None
+    except queueing.BacklogFull as full:
+        epoch.confirm()
+        raise backlog_full(full.queued) from None
     except QuotaSpent as spent:
         epoch.confirm()
         raise limits.quota_spent(spent) from None
@@ -53,18 +60,30 @@ def queue_full(depth: int) -> TooManyRequests:
     )
 
 
-def _route(config: Settings) -> queueing.Route:
-    return queueing.Route(
-        extensions.producer(),
-        config.default_queue,
-        config.drain_concurrency,
-        config.batch_max_jobs,
-        {"request_id": g.get("request_id")},
+def backlog_full(queued: int) -> TooManyRequests:
+    limit = extensions.settings().max_queued_per_user
+    return TooManyRequests(
+        f"You have {queued} jobs waiting across your models; retry later",
+        code="backlog_full",
+        retry_after=RETRY_AFTER_FULL_S,
+        details={"queued": queued, "max_queued_per_user": limit},
     )
 
 
+def _route(config: Settings) -> queueing.Route:
+    headers = {"request_id": g.get("request_id")}
+    return queueing.Route.from_settings(extensions.producer(), config, headers)
+
+
+def _owner() -> str:
+    """Whose turn of the ready ring the job waits for: the caller's."""
+    user = g.get("user")
+    return str(user.id) if user is not None else ""
+
+
 def push(model_id: uuid.UUID, entries: list[str]) -> None:
-    queueing.push_jobs(extensions.redis(), _route(extensions.settings()), str(model_id), entries)
+    route = _route(extensions.settings())
+    queueing.push_jobs(extensions.redis(), route, str(model_id), entries, owner=_owner())
 
 
 def push_and_wait(model_id: uuid.UUID, entry: str, reply_key: str, seconds: float) -> bytes | None:
@@ -81,13 +100,18 @@ def push_and_wait(model_id: uuid.UUID, entry: str, reply_key: str, seconds: floa
             entry,
             reply_key,
             seconds,
+            owner=_owner(),
             max_depth=config.max_queue_depth,
+            max_backlog=config.max_queued_per_user,
             expect_epoch=epoch.expected(),
             quota=quota,
         )
     except queueing.QueueFull as full:
         epoch.confirm()  # the script checks the epoch before the depth
         raise queue_full(full.depth) from None
+    except queueing.BacklogFull as full:
+        epoch.confirm()
+        raise backlog_full(full.queued) from None
     except QuotaSpent as spent:
         epoch.confirm()
         raise limits.quota_spent(spent) from None

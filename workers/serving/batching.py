@@ -1,9 +1,10 @@
-"""Drain a model's pending list in micro-batches (the body of the `drain_model` task).
+"""Serve the ready ring in micro-batches (the body of the `drain_model` task).
 
-Under load jobs accumulate while a batch predicts, so the next lease picks up many at once;
-when a lease comes back small, BATCH_MAX_WAIT_MS (off by default) can let a few more arrive. A
-task drains for at most DRAIN_BUDGET_S and then hands the flag to a fresh task, so one hot model
-cannot hold a worker process forever and a shutdown never waits long.
+Under load jobs accumulate while a batch predicts, so the next take picks up many at once;
+when a batch comes back small, BATCH_MAX_WAIT_MS (off by default) can let a few more arrive. A
+task drains for at most DRAIN_BUDGET_S and then hands its place to a fresh task, so a busy ring
+cannot hold a worker process forever, the broker queue's other tasks get their turn, and a
+shutdown never waits long.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ class DrainReport:
     batches: int = 0
     jobs: int = 0
     job_ids: list[str] = field(default_factory=list)
+    models: set[str] = field(default_factory=set)
+
+    def add(self, model_id: str, entries: list[str]) -> None:
+        self.batches += 1
+        self.jobs += len(entries)
+        self.models.add(model_id)
+        self.job_ids += [entry_id(e) for e in entries[: SHOWN_IDS - len(self.job_ids)]]
 
 
 # (model id, leased entries, the cache epoch read with them, a list to put the batch's
@@ -51,65 +59,95 @@ TRANSIENT = (redis.RedisError, OperationalError, InterfaceError, SoftTimeLimitEx
 def drain(
     client: redis.Redis,
     settings: Settings,
-    model_id: str,
-    slot: int,
+    route: queueing.Route,
     token: str,
-    hand_off: Callable[[], None],
     recover: Callable[[str], queueing.Recovered] | None = None,
     run_batch: RunBatch = pipeline.run_batch,
 ) -> DrainReport:
-    """Lease → run → release until the list is empty or the time budget is spent. `recover`
-    puts back a dead task's lease (workers/serving/recovery.recover, which records what it sets
-    aside); by default the set-aside entries are only dropped. `run_batch` predicts one leased
-    batch: the prediction pipeline, or a stand-in in tests."""
+    """Take → run → finish, batch after batch from the ready ring (shared/queueing.py), until
+    nothing is left to take or the time budget is spent. `recover` puts back a dead task's lease
+    (workers/serving/recovery.recover, which records what it sets aside); by default the
+    set-aside entries are only dropped. `run_batch` predicts one leased batch: the prediction
+    pipeline, or a stand-in in tests."""
     report = DrainReport()
-    recover = recover or functools.partial(queueing.recover_lease, client)
+    recover = recover or functools.partial(queueing.recover_lease, client, route)
     # A redelivered task (same id as the one that died: its worker was lost) first puts its old
-    # lease back, each entry to run alone (shared/queueing.py _RECOVER).
-    recover(queueing.lease_key(model_id, token))
+    # lease back, each entry to run alone (shared/queue_scripts.py RECOVER).
+    for key in queueing.leases_of(client, token):
+        recover(key)
     deadline = time.monotonic() + settings.drain_budget_s
-    queue = settings.default_queue  # where wake-ups (and validations) wait for a process
-    lease = functools.partial(
-        queueing.lease_batch, client, model_id, token, settings.batch_max_jobs, queue
-    )
-    batch = lease()
+    idle = _Linger(client, route, token, settings.drain_linger_ms / 1000)
+    batch = queueing.take(client, route, token)
     while True:
-        batch = _fill(client, settings, model_id, token, batch)
+        if not batch.entries:
+            batch = idle.next(batch)
+            if batch is None:
+                return report
+            continue
+        idle.reset()
+        batch = _fill(client, settings, route, token, batch)
         ids = batch.entries
-        if not ids:
-            if queueing.release_wake(client, model_id, slot):
-                batch = lease()
-                continue
-            return report
         signals: list[tuple] = []
         try:
-            run_batch(model_id, [queueing.plain(e) for e in ids], batch.epoch, signals)
+            run_batch(batch.model_id, [queueing.plain(e) for e in ids], batch.epoch, signals)
         except Exception as exc:
             _send_anyway(client, signals)
             if isinstance(exc, TRANSIENT):
-                queueing.restore_lease(client, queueing.lease_key(model_id, token))
+                queueing.restore_lease(client, route, queueing.lease_key(batch.model_id, token))
                 raise
             # The batch itself is at fault: never back to the head as it was (issue 18).
-            _failed_batch(client, model_id, token, exc, recover)
-            batch = lease()
+            _failed_batch(client, batch.model_id, token, exc, recover)
+            batch = queueing.take(client, route, token, _without_lease(batch))
             continue
         except BaseException:
             # Not done (shutdown): the ids go back to the head of the list for whoever drains
             # next. Any job already written (the rerun will not write it again) still wakes its
             # waiter.
             _send_anyway(client, signals)
-            queueing.restore_lease(client, queueing.lease_key(model_id, token))
+            queueing.restore_lease(client, route, queueing.lease_key(batch.model_id, token))
             raise
-        report.batches += 1
-        report.jobs += len(ids)
-        report.job_ids += [entry_id(e) for e in ids[: SHOWN_IDS - len(report.job_ids)]]
+        report.add(batch.model_id, ids)
         if time.monotonic() > deadline:
             send_commands(client, signals)
-            _hand_off(client, model_id, slot, token, hand_off)
+            queueing.hand_off(client, route, token, batch)
             return report
-        batch = queueing.next_batch(
-            client, model_id, token, slot, settings.batch_max_jobs, signals, queue
-        )
+        batch = queueing.take(client, route, token, batch, then=signals)
+
+
+def _without_lease(batch: queueing.Batch) -> queueing.Batch:
+    # Its lease is already recovered: only its owner's busy mark is left to clear.
+    return queueing.Batch([], batch.epoch, "", batch.owner)
+
+
+class _Linger:
+    """What a drainer does when the ring has nothing for it: linger DRAIN_LINGER_MS in all
+    (not per bell) for a push's bell -- cheaper than a new drain task when jobs arrive back to
+    back -- unless other tasks wait in the broker queue for a process: it is theirs then. Then
+    it leaves the drainers, in the same script that finds nothing to take (a push after that
+    sends a new task)."""
+
+    def __init__(self, client: redis.Redis, route: queueing.Route, token: str, linger_s: float):
+        self.client, self.route, self.token, self.linger_s = client, route, token, linger_s
+        self.until: float | None = None
+
+    def reset(self) -> None:
+        self.until = None
+
+    def next(self, empty: queueing.Batch) -> queueing.Batch | None:
+        """The next batch after an empty take, or None when the drainer has left."""
+        now = time.monotonic()
+        if self.until is None:
+            self.until = now + self.linger_s
+        if self.linger_s > 0 and not empty.others_waiting and now < self.until:
+            batch = queueing.take(self.client, self.route, self.token, mode="idle")
+            if batch.entries:
+                return batch
+            queueing.wait_for_work(
+                self.client, self.route, max(0.001, self.until - time.monotonic())
+            )
+            return queueing.take(self.client, self.route, self.token)
+        batch = queueing.take(self.client, self.route, self.token, mode="retire")
+        return batch if batch.entries else None
 
 
 def _send_anyway(client: redis.Redis, signals: list[tuple]) -> None:
@@ -127,39 +165,24 @@ def _failed_batch(
     """A batch that raised: a lone entry is set aside (failed), several go back to run alone."""
     cause = "out_of_memory" if isinstance(exc, MemoryError) else "error"
     log.error("drain %s: batch raised %s: %s", model_id, type(exc).__name__, exc, exc_info=exc)
-    queueing.mark_dead(client, model_id, token, cause)
-    recover(queueing.lease_key(model_id, token))
-
-
-def _hand_off(
-    client: redis.Redis,
-    model_id: str,
-    slot: int,
-    token: str,
-    hand_off: Callable[[], None],
-) -> None:
-    """The budget is spent: if work is left, a fresh task takes over the wake flag."""
-    queueing.release_lease(client, model_id, token)
-    queueing.keep_wake(client, model_id, slot)
-    if queueing.queue_depth(client, model_id) or queueing.release_wake(client, model_id, slot):
-        hand_off()  # the wake flag stays set: it now belongs to the new task
+    key = queueing.lease_key(model_id, token)
+    queueing.mark_dead(client, key, cause)
+    recover(key)
 
 
 def _fill(
-    client: redis.Redis, settings: Settings, model_id: str, token: str, batch: queueing.Batch
+    client: redis.Redis,
+    settings: Settings,
+    route: queueing.Route,
+    token: str,
+    batch: queueing.Batch,
 ) -> queueing.Batch:
-    """The lease just taken, made worth a batch. If it is empty, linger DRAIN_LINGER_MS for the
-    next job (cheaper than a new wake-up task when jobs arrive back to back) -- unless other
-    tasks wait in the broker queue for a process, as when many models each have a job: this
-    process is theirs then (with 50 models, lingering on each held the pool idle for most of
-    its time). If it found several jobs waiting but fewer than a full batch, traffic is
-    concurrent: wait BATCH_MAX_WAIT_MS once for stragglers. A lone job (one client at a time)
-    is not made to wait for company that is not coming."""
+    """The batch just taken, made worth a batch. If it found several jobs waiting but fewer than
+    a full batch, traffic is concurrent: wait BATCH_MAX_WAIT_MS once for stragglers. A lone job
+    (one client at a time) is not made to wait for company that is not coming."""
     n = len(batch.entries)
-    if not n and settings.drain_linger_ms > 0 and not batch.others_waiting:
-        return queueing.await_one(client, model_id, token, settings.drain_linger_ms / 1000)
     if 1 < n < settings.batch_max_jobs and settings.batch_max_wait_ms > 0:
         time.sleep(settings.batch_max_wait_ms / 1000)
-        more = queueing.lease_batch(client, model_id, token, settings.batch_max_jobs - n)
-        return queueing.Batch(batch.entries + more.entries, more.epoch)
+        more = queueing.lease_more(client, route, batch, token, settings.batch_max_jobs - n)
+        batch.entries = batch.entries + more
     return batch

@@ -65,10 +65,10 @@ def _why(cause: str) -> tuple[str, str]:
     }.get(cause, (failures.INTERNAL_ERROR, "this job could not be processed"))
 
 
-def recover(client: Any, key: str, route: queueing.Route | None = None) -> queueing.Recovered:
+def recover(client: Any, key: str, route: queueing.Route) -> queueing.Recovered:
     """Put back a dead task's lease: set aside what may have killed it (recorded as failed),
-    requeue the rest as suspects, and wake a drainer for them."""
-    got = queueing.recover_lease(client, key)
+    requeue the rest as suspects, and summon a drainer for them."""
+    got = queueing.recover_lease(client, route, key)
     if got.set_aside:
         code, message = _why(got.cause)
         set_aside(got.model_id, got.set_aside, code, message)
@@ -80,8 +80,7 @@ def recover(client: Any, key: str, route: queueing.Route | None = None) -> queue
             len(got.requeued),
         )
         _requeue_rows(got.model_id, got.requeued)
-        if route is not None:
-            queueing.wake(client, route, got.model_id)
+        queueing.reschedule(client, route, got.model_id)
     return got
 
 
@@ -181,14 +180,17 @@ def mark_time_kill(
     sender: Any = None,
     task_id: str | None = None,
     exception: Any = None,
-    args: Any = None,
     **_: Any,
 ) -> None:
     """task_failure handler, in the worker's main process: a drain task killed at the hard time
-    limit leaves its lease marked, so the entries of its batch are not simply retried."""
+    limit leaves its lease marked, so the entries of its batch are not simply retried, and its
+    place among the drainers free (the task is not redelivered)."""
     if getattr(sender, "name", None) != DRAIN_MODEL or not isinstance(exception, TimeLimitExceeded):
         return
     try:
-        queueing.mark_dead(get_redis(), str(args[0]), str(task_id), "time")
+        client = get_redis()
+        for key in queueing.leases_of(client, str(task_id)):
+            queueing.mark_dead(client, key, "time")
+        queueing.forget_drainer(client, get_settings().default_queue, str(task_id))
     except Exception:  # the reaper still recovers the lease (as "lost") after its deadline
         log.exception("could not record the time kill of drain task %s", task_id)

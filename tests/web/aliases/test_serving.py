@@ -18,6 +18,7 @@ import requests
 from sklearn.linear_model import LogisticRegression
 
 from shared import queueing
+from shared.config import get_settings
 from shared.redis_client import get_redis
 from shared.signals import reply_key
 from tests.fixtures.models import fit_classifier, fit_regressor, iris
@@ -187,12 +188,13 @@ def _jobs(client, user, model_id: str) -> list[dict]:
 
 
 def test_shadow_is_stored_never_answered_and_never_waited_for(client, user, churn):
-    """The shadow's drainer is held off (its wake flag taken): an infinitely slow shadow. The
-    caller's answers come from version 1 all the same; once released, the copies run."""
+    """The shadow's model is held off (marked scheduled, but in no ready list: no drainer ever
+    takes it): an infinitely slow shadow. The caller's answers come from version 1 all the
+    same; once released, the copies run."""
     assert set_traffic(client, user, "churn", {1: 100}, shadow=(2, 100)).status_code == 200
     redis = get_redis()
-    held = queueing.wake_key(churn[2], 0)
-    redis.set(held, 1, ex=120)
+    held = queueing.ring_key(get_settings().default_queue, f"sched:{churn[2]}")
+    redis.set(held, "held", ex=120)
     v1 = fit_classifier().predict(np.array(ROWS)).tolist()
     primaries = []
     for _ in range(4):
@@ -204,7 +206,7 @@ def test_shadow_is_stored_never_answered_and_never_waited_for(client, user, chur
     _wait_for(lambda: redis.llen(pending) == 4)  # copied, waiting: nobody waited on them
 
     redis.delete(held)
-    primaries.append(_answer(client, user, "churn")["id"])  # this push wakes a drainer
+    primaries.append(_answer(client, user, "churn")["id"])  # this push schedules it
     shadows = _wait_for(
         lambda: (found := _jobs(client, user, churn[2])) and len(found) == 5 and found
     )
