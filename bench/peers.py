@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -146,6 +147,9 @@ class MLServer:
     def infer(self, model: str, seconds: int) -> dict:
         return wrk(f"{self.base}/v2/models/{model}/infer", OIP_BODY, CONNECTIONS, seconds)
 
+    def infer_batched(self, model: str, seconds: int) -> dict:
+        return self.infer(f"{model}-batched", seconds)
+
 
 def contestants(owner: Tenant, ids: dict[str, str], servers: dict[int, MLServer]) -> dict:
     """Label -> measure. Ours is called with the model's id (REST) or name (OIP)."""
@@ -155,9 +159,7 @@ def contestants(owner: Tenant, ids: dict[str, str], servers: dict[int, MLServer]
     }
     for workers, server in servers.items():
         out[f"MLServer {workers} worker(s)"] = server.infer
-        out[f"MLServer {workers} worker(s), batching"] = lambda m, s, server=server: server.infer(
-            f"{m}-batched", s
-        )
+        out[f"MLServer {workers} worker(s), batching"] = server.infer_batched
     return out
 
 
@@ -198,6 +200,7 @@ def run(seconds: int, rounds: int, batch_time: float, rev: str) -> dict:
     for name in MODELS:
         joblib.dump(fitted[name], paths[name])
     with ExitStack() as stack:
+        stack.callback(shutil.rmtree, folder, ignore_errors=True)
         env = our_env(stack, rev)
         port = free_port()
         stack.enter_context(web_server(port, env, name="web-peers"))
