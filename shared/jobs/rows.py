@@ -131,16 +131,16 @@ def finished_row(
     finished: float,
     worker: str,
 ) -> dict[str, Any]:
-    """An inline job's finished row, timed on the worker's clock, as JSON-ready values (the
-    write sends the batch's rows as one JSON array): `rows` are the job's rows as claimed,
-    `outcome` an Outcome's record."""
+    """An inline job's finished row, timed on the worker's clock, as JSON-ready values but for
+    `input_matrix`, the stored bytes (workers/serving/results.py writes them as a bytea literal,
+    or by COPY when big): `rows` are the job's rows as claimed, `outcome` an Outcome's record."""
     created = min(job.created_at, started)  # two hosts' clocks: never a negative wait
     row = {
         "id": job.id,
         "model_id": job.model_id,
         "model_version": job.model_version,
         "owner_id": job.owner_id,
-        "input_matrix": "\\x" + inputs.text_bytes(job.inputs, rows).hex(),
+        "input_matrix": inputs.text_bytes(job.inputs, rows),
         "n_rows": len(rows),
         "return_probabilities": job.return_probabilities,
         "return_scores": job.return_scores,
