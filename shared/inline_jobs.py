@@ -34,7 +34,7 @@ class InlineJob:
     model_id: str
     owner_id: str
     model_version: int
-    inputs: Any  # a float64 matrix when queued, lists of floats when read back
+    inputs: Any  # shared/jobs/inputs.to_text: a small matrix (lists when read back), or base64
     return_probabilities: bool
     created_at: float  # epoch seconds, the web tier's clock
     deadline: float  # when the web tier stops waiting (epoch seconds)

@@ -128,24 +128,32 @@ def has_missing(rows: Any) -> bool:
     return bool(rows.isna().any(axis=None))
 
 
+# A matrix of at least this many values travels in a queue entry as its `.npy` bytes (base64)
+# rather than as JSON lists: for 10,000 rows x 20 columns, 1.3 ms to encode and ~1 ms to read
+# back, against 5 ms for orjson to write the lists and ~15 ms to parse them into a matrix again.
+# A small one stays JSON, cheaper both ways for a single row (np.load parses a header).
+BINARY_TEXT_MIN_VALUES = 4096
+
+
 def to_text(rows: Any) -> Any:
-    """Rows inside a JSON queue entry: a matrix as it is (orjson writes it), a table as its IPC
-    bytes in base64."""
-    if isinstance(rows, np.ndarray):
+    """Rows inside a JSON queue entry: a small matrix as it is (orjson writes it), a big one as
+    its `.npy` bytes and a table as its IPC bytes, both in base64."""
+    if isinstance(rows, np.ndarray) and rows.size < BINARY_TEXT_MIN_VALUES:
         return rows
-    return base64.b64encode(_ipc(rows)).decode()
+    return base64.b64encode(encode(rows)).decode()
 
 
 def text_bytes(value: Any, rows: Any) -> bytes:
     """The stored bytes of rows that came in a queue entry: `value` is `to_text`'s output as
-    parsed, `rows` what `from_text` made of it (a matrix is not parsed from the lists twice)."""
-    if isinstance(value, str):
-        return base64.b64decode(value)
-    return to_npy(rows)
+    parsed, `rows` what `from_text` made of it (neither form is decoded twice)."""
+    if isinstance(rows, np.ndarray):
+        return to_npy(rows)
+    return base64.b64decode(value)
 
 
 def from_text(value: Any) -> np.ndarray | pd.DataFrame:
-    """What `to_text` wrote, read back: a missing value of a matrix came back as null."""
+    """What `to_text` wrote, read back (the bytes' magic tells `.npy` from IPC): a missing value
+    of a small matrix came back as null."""
     if isinstance(value, str):
-        return to_frame(from_ipc(base64.b64decode(value)))
+        return decode(base64.b64decode(value))
     return np.asarray(value, dtype=np.float64)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import numpy as np
 import orjson
@@ -16,7 +17,8 @@ from shared import cache_epoch
 from shared.db import session_scope
 from shared.inline_jobs import DEADLINE_GRACE_S, InlineJob, entry_id, new_id
 from shared.jobs import Job
-from shared.jobs.inputs import from_npy, to_npy
+from shared.jobs import copy as job_copy
+from shared.jobs.inputs import from_npy, to_npy, to_text
 from shared.models import MLModel
 from shared.redis_client import get_redis
 from shared.schemas.jobs import JobOut
@@ -151,3 +153,45 @@ def test_model_reference_is_cached_until_the_epoch_moves(model_row):  # noqa: F8
     after = _inline(model_row, [ROW])
     pipeline.run_jobs(str(model_row.id), [after.encode()], worker="t")
     assert _job(after.id).error_code == "model_unavailable"
+
+
+def _big_rows() -> list[list[float]]:
+    """Enough iris-like rows for the matrix to travel as `.npy` bytes and go in by COPY."""
+    rng = np.random.default_rng(0)
+    n = job_copy.COPY_MIN_BYTES // (len(ROW) * 8) + 1
+    return (rng.normal(size=(n, len(ROW))) + 4).round(3).tolist()
+
+
+def _big(model: MLModel, **kw) -> InlineJob:
+    rows = _big_rows()
+    job = _inline(model, rows, proba=True, **kw)
+    return replace(job, inputs=to_text(np.array(rows)))
+
+
+def test_a_big_inline_job_travels_as_bytes_and_is_copied_in(model_row):  # noqa: F811
+    job = _big(model_row)
+    assert isinstance(job.inputs, str)  # base64 of the .npy bytes, not JSON lists
+    small = _inline(model_row, [ROW])
+    report = pipeline.run_jobs(str(model_row.id), [job.encode(), small.encode()], worker="t")
+    assert (report.claimed, report.written, report.failed) == (2, 2, 0)
+    rows = _big_rows()
+    row = _job(job.id)
+    assert row.status == "succeeded" and row.attempts == 1 and row.worker == "t"
+    assert from_npy(row.input_matrix).tolist() == rows and row.n_rows == len(rows)
+    assert row.result["predictions"] == fit_classifier().predict(np.array(rows)).tolist()
+    assert row.request_id == "req-1" and row.route == "explicit" and row.total_ms >= 0
+    answer = JobOut.model_validate_json(get_redis().blpop([reply_key("job", job.id)], 1)[1])
+    assert answer.status == "succeeded" and len(answer.result.probabilities) == len(rows)
+    assert answer.created_at == row.created_at and answer.finished_at == row.finished_at
+    assert _job(small.id).status == "succeeded"
+
+
+def test_a_big_inline_job_left_queued_by_its_waiter_still_gets_one_result(model_row):  # noqa: F811
+    """The COPY meets the row the web tier inserted on timeout: the conditional insert decides."""
+    job = _big(model_row)
+    _persist_queued(replace(job, inputs=_big_rows()))
+    report = pipeline.run_jobs(str(model_row.id), [job.encode()], worker="t")
+    assert report.written == 1
+    row = _job(job.id)
+    assert row.status == "succeeded" and row.attempts == 1
+    assert from_npy(row.input_matrix).tolist() == _big_rows()
