@@ -203,81 +203,109 @@ return summon(S, owner, schedule(S, S.model, owner), depth)
 """
 )
 
-# A drainer's one round trip between batches: finish the previous batch (its lease and its
-# place among its owner's busy drainers), then take the next one from the ring. KEYS: cache
-# epoch, leases zset, [broker queue]. ARGV: the eleven scheduling values (model and owner unused),
-# the previous lease key or '', its owner or '', the mode when nothing can be taken: 'work'
-# (return), 'idle' (register as lingering; clear stale bells) or 'retire' (leave the drainers).
-# Owners at their cap are passed over (they stay in the ring); a model found without entries
-# (another lease took them) leaves its owner's list. Returns {epoch, broker queue length when
-# nothing was taken else 0, model, owner, entries...}.
+# Finish a drainer's previous batch: delete its leases, leave its owners' busy sets. ARGV from
+# `first` on: lease key, owner, lease key, owner...
+FINISH = """
+local function finish(S, token, first)
+  for i = first, #ARGV, 2 do
+    redis.call('DEL', ARGV[i])
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('ZREM', S.N .. 'busy:' .. ARGV[i + 1], token)
+  end
+end
+"""
+
+# A drainer's one round trip between batches: finish the previous batch, then take the next one
+# from the ring: up to S.batch entries in all, in turn from the owner at the head of the ring
+# (one model each time, its owner back at the tail), so that many models with a job or two each
+# still make one batch. Owners at their cap are passed over (they stay in the ring); a model
+# found without entries (another lease took them) leaves its owner's list; a model whose next
+# entry is a suspect only starts a batch, which it then has alone. KEYS: cache epoch, leases
+# zset, [broker queue]. ARGV: the eleven scheduling values (model and owner unused), the mode
+# when nothing can be taken: 'work' (return), 'idle' (register as lingering; clear stale bells)
+# or 'retire' (leave the drainers), then the previous batch's lease keys and owners (FINISH).
+# Returns {epoch, broker queue length when nothing was taken else 0, then per model taken:
+# model, owner, number of entries, entries...}.
 TAKE = (
     SCHED
     + ALONE
+    + FINISH
     + """
 local S = sched_args(1)
-local prev, prev_owner, mode = ARGV[12], ARGV[13], ARGV[14]
+local mode = ARGV[12]
 local epoch = redis.call('GET', KEYS[1]) or ''
-if prev ~= '' then
-  redis.call('DEL', prev)
-  redis.call('ZREM', KEYS[2], prev)
-end
-if prev_owner ~= '' then redis.call('ZREM', S.N .. 'busy:' .. prev_owner, S.token) end
+finish(S, S.token, 13)
 redis.call('ZREM', S.N .. 'idle', S.token)
 local drainers = S.N .. 'drainers'
 redis.call('ZADD', drainers, S.now, S.token)
 local ring = S.N .. 'ring'
 local cap = owner_cap(S, capacity(S))
 
-local function take_model(owner)
+-- The next entries of the owner's first model with any (up to n), or nil. With `first` false,
+-- a model whose head is a suspect is left for a batch of its own.
+local function take_model(owner, n, first)
   local ready = S.N .. 'ready:' .. owner
   for _ = 1, redis.call('LLEN', ready) do
     local model = redis.call('LPOP', ready)
     local pending = S.P .. 'pending:' .. model
-    local ids = redis.call('LPOP', pending, S.batch)
-    if ids then
-      ids = alone(ids, pending)
+    local head = redis.call('LINDEX', pending, 0)
+    if head and not first and string.byte(head, 1) == 33 then
+      redis.call('RPUSH', ready, model)
+    elseif head then
+      local ids = alone(redis.call('LPOP', pending, n), pending)
       if redis.call('LLEN', pending) > 0 then
         redis.call('RPUSH', ready, model)
       else
         redis.call('DEL', S.N .. 'sched:' .. model)
       end
       return model, ids
+    else
+      redis.call('DEL', S.N .. 'sched:' .. model)
     end
-    redis.call('DEL', S.N .. 'sched:' .. model)
   end
   return nil, nil
 end
 
-for _ = 1, redis.call('LLEN', ring) do
+local function mine(owner)
+  return cap > 0 and redis.call('ZSCORE', S.N .. 'busy:' .. owner, S.token)
+end
+
+local reply, total, idle_turns = {epoch, 0}, 0, 0
+while total < S.batch and idle_turns < redis.call('LLEN', ring) do
   local owner = redis.call('LPOP', ring)
-  if capped(S, owner, cap) then
-    redis.call('RPUSH', ring, owner)
-  else
-    local model, ids = take_model(owner)
-    if redis.call('LLEN', S.N .. 'ready:' .. owner) > 0 then redis.call('RPUSH', ring, owner) end
-    if model then
-      backlog_add(S, owner, -#ids)
-      local lease = S.P .. 'lease:' .. model .. ':' .. S.token
-      redis.call('RPUSH', lease, unpack(ids))
-      redis.call('ZADD', KEYS[2], S.now, lease)
-      if cap > 0 then
-        redis.call('ZADD', S.N .. 'busy:' .. owner, S.now, S.token)
-        redis.call('EXPIRE', S.N .. 'busy:' .. owner, math.ceil(S.ttl))
-      end
-      local reply = {epoch, 0, model, owner}
-      for i = 1, #ids do reply[#reply + 1] = ids[i] end
-      return reply
+  local model, ids = nil, nil
+  if mine(owner) or not capped(S, owner, cap) then
+    model, ids = take_model(owner, S.batch - total, total == 0)
+  end
+  if redis.call('LLEN', S.N .. 'ready:' .. owner) > 0 then redis.call('RPUSH', ring, owner) end
+  if model then
+    idle_turns = 0
+    backlog_add(S, owner, -#ids)
+    local lease = S.P .. 'lease:' .. model .. ':' .. S.token
+    redis.call('RPUSH', lease, unpack(ids))
+    redis.call('ZADD', KEYS[2], S.now, lease)
+    if cap > 0 then
+      redis.call('ZADD', S.N .. 'busy:' .. owner, S.now, S.token)
+      redis.call('EXPIRE', S.N .. 'busy:' .. owner, math.ceil(S.ttl))
     end
+    reply[#reply + 1] = model
+    reply[#reply + 1] = owner
+    reply[#reply + 1] = #ids
+    for i = 1, #ids do reply[#reply + 1] = ids[i] end
+    total = total + #ids
+    if string.byte(ids[1], 1) == 33 then break end
+  else
+    idle_turns = idle_turns + 1
   end
 end
+if total > 0 then return reply end
 if mode == 'idle' then
   redis.call('ZADD', S.N .. 'idle', S.now, S.token)
   redis.call('DEL', S.N .. 'bell')
 elseif mode == 'retire' then
   redis.call('ZREM', drainers, S.token)
 end
-return {epoch, KEYS[3] and redis.call('LLEN', KEYS[3]) or 0, '', ''}
+return {epoch, KEYS[3] and redis.call('LLEN', KEYS[3]) or 0}
 """
 )
 
@@ -299,16 +327,15 @@ return ids
 
 # The drain task's time budget is spent: finish its batch and hand its place among the
 # drainers to a fresh task (token S.token, the caller sends it) if the ring has work, else just
-# leave. KEYS: lease or '', leases zset. ARGV: the eleven scheduling values, the old token, the
-# previous owner or ''. Returns the new token or ''.
+# leave. KEYS: (unused), leases zset. ARGV: the eleven scheduling values, the old token, then the
+# batch's lease keys and owners (FINISH). Returns the new token or ''.
 HAND_OFF = (
     SCHED
+    + FINISH
     + """
 local S = sched_args(1)
-local old, prev_owner = ARGV[12], ARGV[13]
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], KEYS[1])
-if prev_owner ~= '' then redis.call('ZREM', S.N .. 'busy:' .. prev_owner, old) end
+local old = ARGV[12]
+finish(S, old, 13)
 redis.call('ZREM', S.N .. 'drainers', old)
 redis.call('ZREM', S.N .. 'idle', old)
 if redis.call('LLEN', S.N .. 'ring') == 0 then return '' end
@@ -341,9 +368,10 @@ return #ids
 # A lease whose task died: who put it back and why. KEYS: lease, pending list, leases zset,
 # deaths hash. ARGV: the eleven scheduling values (S.token: the dead task's). Its cause is what
 # the worker's main process recorded (`mark_dead`: "time" for a hard time limit; the drainer
-# itself for a batch that raised), else "lost" (the process died, cause unknown). An entry
-# already suspect (it ran alone), or the only entry of a batch that did not merely lose its
-# worker, is set aside (returned, not requeued): no further run. Every other entry goes back to
+# itself for a batch that raised; ending in "+" when the batch held other models' entries
+# too), else "lost" (the process died, cause unknown). An entry already suspect (it ran alone),
+# or the only entry of a batch that did not merely lose its worker, is set aside (returned, not
+# requeued): no further run. Every other entry goes back to
 # the head, in order, as a suspect: it runs alone next time, so one poison job cannot take the
 # honest jobs of its batch down with it. The dead task leaves its owner's busy drainers.
 # Returns {cause, {set aside}, {requeued}}.
@@ -353,6 +381,7 @@ RECOVER = (
 local S = sched_args(1)
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 local cause = redis.call('HGET', KEYS[4], KEYS[1]) or 'lost'
+local shared = string.sub(cause, -1) == '+'
 local owner = owner_of(S, S.model, '')
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], KEYS[1])
@@ -360,7 +389,7 @@ redis.call('HDEL', KEYS[4], KEYS[1])
 redis.call('ZREM', S.N .. 'busy:' .. owner, S.token)
 local aside, back = {}, {}
 for i = #ids, 1, -1 do
-  if string.byte(ids[i], 1) == 33 or (#ids == 1 and cause ~= 'lost') then
+  if string.byte(ids[i], 1) == 33 or (#ids == 1 and cause ~= 'lost' and not shared) then
     table.insert(aside, 1, ids[i])
   else
     redis.call('LPUSH', KEYS[2], '!' .. ids[i])

@@ -373,16 +373,30 @@ def _send_drainer(client: redis.Redis, route: Route, token: str) -> None:
 
 
 @dataclass
-class Batch:
-    """Entries just leased from one model (for one owner), the cache epoch read in the same
-    round trip, and, when nothing was leased, the messages waiting in the broker queue the caller
-    named (0 otherwise)."""
+class Group:
+    """The entries of one model (for one owner) in a batch."""
 
+    model_id: str
+    owner: str
     entries: list[str]
+
+
+@dataclass
+class Batch:
+    """Entries just leased, by model, the cache epoch read in the same round trip, and, when
+    nothing was leased, the messages waiting in the broker queue the caller named (0 otherwise)."""
+
+    groups: list[Group]
     epoch: bytes
-    model_id: str = ""
-    owner: str = ""
     others_waiting: int = 0
+
+    @property
+    def entries(self) -> list[str]:
+        return [e for g in self.groups for e in g.entries]
+
+    def finished(self, token: str) -> list[str]:
+        """Lease keys and owners of its groups, as the scripts that finish a batch read them."""
+        return [item for g in self.groups for item in (lease_key(g.model_id, token), g.owner)]
 
 
 def take(
@@ -399,19 +413,15 @@ def take(
     tolerates). When nothing can be taken, `mode` says what the drainer does: 'work' nothing,
     'idle' registers it as lingering (the next push rings the bell), 'retire' takes it out of the
     drainers (the next push sends a new task)."""
-    prev = lease_key(done.model_id, token) if done and done.model_id else ""
-    prev_owner = done.owner if done else ""
     keys = [EPOCH_KEY, LEASES, route.queue]
-    args = [*route.sched(token=token), prev, prev_owner, mode]
-    reply = _run_script(client, scripts.TAKE, keys, args, *then)[0]
-    epoch, waiting, model_id, owner, *entries = reply
-    return Batch(
-        [_string(e) for e in entries],
-        _bytes(epoch),
-        _string(model_id),
-        _string(owner),
-        int(waiting),
-    )
+    args = [*route.sched(token=token), mode, *(done.finished(token) if done else [])]
+    epoch, waiting, *rest = _run_script(client, scripts.TAKE, keys, args, *then)[0]
+    groups = []
+    while rest:
+        model_id, owner, n, *rest = rest
+        entries, rest = rest[: int(n)], rest[int(n) :]
+        groups.append(Group(_string(model_id), _string(owner), [_string(e) for e in entries]))
+    return Batch(groups, _bytes(epoch), int(waiting))
 
 
 def wait_for_work(client: redis.Redis, route: Route, timeout_s: float) -> bool:
@@ -419,10 +429,10 @@ def wait_for_work(client: redis.Redis, route: Route, timeout_s: float) -> bool:
     return client.blpop([route.key("bell")], timeout=timeout_s) is not None
 
 
-def lease_more(client: redis.Redis, route: Route, batch: Batch, token: str, n: int) -> list[str]:
-    """Up to n more entries of the batch's model into this task's lease (a straggler wait)."""
-    model_id = batch.model_id
-    backlog = route.key(f"backlog:{batch.owner}")
+def lease_more(client: redis.Redis, route: Route, group: Group, token: str, n: int) -> list[str]:
+    """Up to n more entries of the group's model into this task's lease (a straggler wait)."""
+    model_id = group.model_id
+    backlog = route.key(f"backlog:{group.owner}")
     keys = [pending_key(model_id), lease_key(model_id, token), LEASES, backlog]
     return [_string(e) for e in _run_script(client, scripts.LEASE, keys, [n, time.time()])[0]]
 
@@ -431,9 +441,8 @@ def hand_off(client: redis.Redis, route: Route, token: str, done: Batch | None) 
     """Finish `done` and pass this drainer's place to a fresh task if the ring has work (the
     time budget is spent: the process goes back to the broker queue's other tasks); returns the
     new task's id, or '' when there was nothing left to hand."""
-    lease = lease_key(done.model_id, token) if done and done.model_id else ""
-    args = [*route.sched(), token, done.owner if done else ""]
-    (new,) = _run_script(client, scripts.HAND_OFF, [lease or LEASES + ":none", LEASES], args)
+    args = [*route.sched(), token, *(done.finished(token) if done else [])]
+    (new,) = _run_script(client, scripts.HAND_OFF, [LEASES, LEASES], args)
     if _string(new):
         _send_drainer(client, route, _string(new))
     return _string(new)

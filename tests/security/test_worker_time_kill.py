@@ -136,7 +136,7 @@ def _dead_lease(model_id: str, entries: list[str], cause: str | None) -> queuein
     client, token = get_redis(), uuid.uuid4().hex
     client.rpush(queueing.pending_key(model_id), *entries)
     key, route = queueing.lease_key(model_id, token), queueing.Route(celery_app, "unused")
-    queueing.lease_more(client, route, queueing.Batch([], b"", model_id), token, 64)
+    queueing.lease_more(client, route, queueing.Group(model_id, "", []), token, 64)
     if cause:
         queueing.mark_dead(client, key, cause)
     return queueing.recover_lease(client, route, key)

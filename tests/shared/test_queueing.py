@@ -192,8 +192,8 @@ def test_lease_cycle_moves_ids_and_registers_their_lease(route):
     narrow = dataclasses.replace(route, batch_size=1)
     queueing.push_jobs(client, narrow, model_id, ["a", "b", "c", "d"], owner="o")
     batch = queueing.take(client, narrow, token)
-    assert (batch.model_id, batch.owner, batch.entries) == (model_id, "o", ["a"])
-    assert queueing.lease_more(client, narrow, batch, token, 1) == ["b"]
+    assert batch.groups == [queueing.Group(model_id, "o", ["a"])]
+    assert queueing.lease_more(client, narrow, batch.groups[0], token, 1) == ["b"]
     assert client.lrange(lease, 0, -1) == [b"a", b"b"] and client.zscore(queueing.LEASES, lease)
     assert queueing.leases_of(client, token) == [lease]
 
@@ -242,7 +242,7 @@ def test_one_owners_backlog_is_counted_across_models_as_entries_come_and_go(rout
     assert batch.entries
     queueing.take(client, narrow, "drainer", batch)  # and a second one
     assert int(client.get(route.key("backlog:o"))) + int(client.get(route.key("backlog:p"))) == 2
-    queueing.restore_lease(client, narrow, queueing.lease_key(batch.model_id, "drainer"))
+    queueing.restore_lease(client, narrow, queueing.lease_key(batch.groups[0].model_id, "drainer"))
     pending = sum(queueing.queue_depth(client, m) for m in models)
     counted = int(client.get(route.key("backlog:o"))) + int(client.get(route.key("backlog:p")))
     assert counted == pending

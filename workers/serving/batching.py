@@ -39,16 +39,17 @@ class DrainReport:
     job_ids: list[str] = field(default_factory=list)
     models: set[str] = field(default_factory=set)
 
-    def add(self, model_id: str, entries: list[str]) -> None:
+    def add(self, batch: queueing.Batch) -> None:
+        entries = batch.entries
         self.batches += 1
         self.jobs += len(entries)
-        self.models.add(model_id)
+        self.models.update(g.model_id for g in batch.groups)
         self.job_ids += [entry_id(e) for e in entries[: SHOWN_IDS - len(self.job_ids)]]
 
 
-# (model id, leased entries, the cache epoch read with them, a list to put the batch's
-# done-signals in: they go to Redis in the round trip that leases the next batch)
-RunBatch = Callable[[str, list[str], bytes, list[tuple]], object]
+# ((model id, its leased entries) per model of the batch, the cache epoch read with them, a list
+# to put the batch's done-signals in: they go to Redis in the round trip that takes the next)
+RunBatch = Callable[[list[tuple[str, list[str]]], bytes, list[tuple]], object]
 
 
 # A batch that raised one of these was not at fault (an outage, or the task's time is up): its
@@ -86,27 +87,27 @@ def drain(
             continue
         idle.reset()
         batch = _fill(client, settings, route, token, batch)
-        ids = batch.entries
+        groups = [(g.model_id, [queueing.plain(e) for e in g.entries]) for g in batch.groups]
         signals: list[tuple] = []
         try:
-            run_batch(batch.model_id, [queueing.plain(e) for e in ids], batch.epoch, signals)
+            run_batch(groups, batch.epoch, signals)
         except Exception as exc:
             _send_anyway(client, signals)
             if isinstance(exc, TRANSIENT):
-                queueing.restore_lease(client, route, queueing.lease_key(batch.model_id, token))
+                _restore(client, route, token, batch)
                 raise
             # The batch itself is at fault: never back to the head as it was (issue 18).
-            _failed_batch(client, batch.model_id, token, exc, recover)
-            batch = queueing.take(client, route, token, _without_lease(batch))
+            _failed_batch(client, token, batch, exc, recover)
+            batch = queueing.take(client, route, token, batch)  # its leases are recovered
             continue
         except BaseException:
             # Not done (shutdown): the ids go back to the head of the list for whoever drains
             # next. Any job already written (the rerun will not write it again) still wakes its
             # waiter.
             _send_anyway(client, signals)
-            queueing.restore_lease(client, route, queueing.lease_key(batch.model_id, token))
+            _restore(client, route, token, batch)
             raise
-        report.add(batch.model_id, ids)
+        report.add(batch)
         if time.monotonic() > deadline:
             send_commands(client, signals)
             queueing.hand_off(client, route, token, batch)
@@ -114,9 +115,9 @@ def drain(
         batch = queueing.take(client, route, token, batch, then=signals)
 
 
-def _without_lease(batch: queueing.Batch) -> queueing.Batch:
-    # Its lease is already recovered: only its owner's busy mark is left to clear.
-    return queueing.Batch([], batch.epoch, "", batch.owner)
+def _restore(client: redis.Redis, route: queueing.Route, token: str, batch: queueing.Batch) -> None:
+    for group in batch.groups:
+        queueing.restore_lease(client, route, queueing.lease_key(group.model_id, token))
 
 
 class _Linger:
@@ -157,17 +158,21 @@ def _send_anyway(client: redis.Redis, signals: list[tuple]) -> None:
 
 def _failed_batch(
     client: redis.Redis,
-    model_id: str,
     token: str,
+    batch: queueing.Batch,
     exc: Exception,
     recover: Callable[[str], queueing.Recovered],
 ) -> None:
-    """A batch that raised: a lone entry is set aside (failed), several go back to run alone."""
+    """A batch that raised: a lone entry is set aside (failed), several go back to run alone
+    (with entries of other models beside it, a lone entry of one model is one of several)."""
     cause = "out_of_memory" if isinstance(exc, MemoryError) else "error"
-    log.error("drain %s: batch raised %s: %s", model_id, type(exc).__name__, exc, exc_info=exc)
-    key = queueing.lease_key(model_id, token)
-    queueing.mark_dead(client, key, cause)
-    recover(key)
+    cause += "+" if len(batch.groups) > 1 else ""
+    models = [g.model_id for g in batch.groups]
+    log.error("drain %s: batch raised %s: %s", models, type(exc).__name__, exc, exc_info=exc)
+    for model_id in models:
+        key = queueing.lease_key(model_id, token)
+        queueing.mark_dead(client, key, cause)
+        recover(key)
 
 
 def _fill(
@@ -177,12 +182,15 @@ def _fill(
     token: str,
     batch: queueing.Batch,
 ) -> queueing.Batch:
-    """The batch just taken, made worth a batch. If it found several jobs waiting but fewer than
-    a full batch, traffic is concurrent: wait BATCH_MAX_WAIT_MS once for stragglers. A lone job
+    """The batch just taken, made worth a batch. If it found several jobs of one model waiting
+    but fewer than a full batch, traffic is concurrent: wait BATCH_MAX_WAIT_MS once for
+    stragglers. A lone job
     (one client at a time) is not made to wait for company that is not coming."""
     n = len(batch.entries)
-    if 1 < n < settings.batch_max_jobs and settings.batch_max_wait_ms > 0:
+    if len(batch.groups) == 1 and 1 < n < settings.batch_max_jobs and settings.batch_max_wait_ms:
         time.sleep(settings.batch_max_wait_ms / 1000)
-        more = queueing.lease_more(client, route, batch, token, settings.batch_max_jobs - n)
-        batch.entries = batch.entries + more
+        group = batch.groups[0]
+        group.entries += queueing.lease_more(
+            client, route, group, token, settings.batch_max_jobs - n
+        )
     return batch

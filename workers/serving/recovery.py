@@ -54,7 +54,9 @@ _REQUEUE = text(
 
 
 def _why(cause: str) -> tuple[str, str]:
-    """Error code and message of a job set aside for this cause."""
+    """Error code and message of a job set aside for this cause ("+": the batch held other
+    models' entries too)."""
+    cause = cause.removesuffix("+")
     limit = get_settings().task_time_limit_s
     killed = f"inference exceeded the hard time limit ({limit}s): worker killed"
     died = "the worker process died running this job (in its batch, then alone)"
@@ -189,8 +191,9 @@ def mark_time_kill(
         return
     try:
         client = get_redis()
-        for key in queueing.leases_of(client, str(task_id)):
-            queueing.mark_dead(client, key, "time")
+        leases = queueing.leases_of(client, str(task_id))
+        for key in leases:
+            queueing.mark_dead(client, key, "time+" if len(leases) > 1 else "time")
         queueing.forget_drainer(client, get_settings().default_queue, str(task_id))
     except Exception:  # the reaper still recovers the lease (as "lost") after its deadline
         log.exception("could not record the time kill of drain task %s", task_id)

@@ -47,20 +47,23 @@ def _push(route: queueing.Route, model_id: str, *entries: str, owner: str = OWNE
     queueing.push_jobs(get_redis(), route, model_id, list(entries), owner=owner)
 
 
+Groups = list[tuple[str, list[str]]]
+
+
 def _drain(
     route: queueing.Route,
     settings: Settings,
-    on_batch: Callable[[str, list[str]], None] = lambda _m, _e: None,
+    on_batch: Callable[[Groups], None] = lambda _groups: None,
     token: str | None = None,
 ):
-    """The batches a drain predicted, each (model, entries), and its report. Each batch signals
-    done:job:<entry> for each of its entries, as the prediction pipeline does."""
-    batches: list[tuple[str, list[str]]] = []
+    """The batches a drain predicted, each a list of (model, entries), and its report. Each
+    batch signals done:job:<entry> for each of its entries, as the prediction pipeline does."""
+    batches: list[Groups] = []
 
-    def run_batch(model: str, entries: list[str], _epoch: bytes, signals: list) -> None:
-        batches.append((model, entries))
-        signals += done_commands("job", entries)
-        on_batch(model, entries)
+    def run_batch(groups: Groups, _epoch: bytes, signals: list) -> None:
+        batches.append(groups)
+        signals += done_commands("job", [e for _, entries in groups for e in entries])
+        on_batch(groups)
 
     report = batching.drain(
         get_redis(),
@@ -72,21 +75,21 @@ def _drain(
     return batches, report
 
 
-def _entries(batches: list[tuple[str, list[str]]]) -> list[list[str]]:
-    return [entries for _, entries in batches]
+def _entries(batches: list[Groups]) -> list[list[str]]:
+    return [[e for _, entries in groups for e in entries] for groups in batches]
 
 
 def test_a_batch_takes_what_waits_and_the_next_one_what_came_meanwhile(route, model_id):
     _push(route, model_id, "a", "b", "c")
     arrived = []
 
-    def one_more_while_predicting(_model: str, _entries: list[str]) -> None:
+    def one_more_while_predicting(_groups: Groups) -> None:
         if not arrived:
             arrived.append(True)
             _push(route, model_id, "d")
 
     batches, report = _drain(route, _settings(), one_more_while_predicting)
-    assert batches == [(model_id, ["a", "b", "c"]), (model_id, ["d"])]
+    assert batches == [[(model_id, ["a", "b", "c"])], [(model_id, ["d"])]]
     assert (report.batches, report.jobs, report.models) == (2, 4, {model_id})
     assert not get_redis().llen(queueing.pending_key(model_id))
     assert not get_redis().exists(route.key("ring"), route.key(f"sched:{model_id}"))
@@ -100,7 +103,8 @@ def test_batch_max_jobs_caps_a_batch(route, model_id):
 
 def test_users_take_turns_a_batch_each_whatever_their_backlog(route):
     """Round robin over users, then over each user's models: a flood of one user's jobs gets
-    one batch in turn with everyone else who waits, not the pool until it is drained."""
+    its turn with everyone else who waits, not the pool until it is drained; a batch short of
+    BATCH_MAX_JOBS goes on to the next in turn."""
     settings = _settings(batch_max_jobs=2)
     flood, quiet, other = (str(uuid.uuid4()) for _ in range(3))
     _push(route, flood, *(f"f{i}" for i in range(10)), owner="flooder")
@@ -109,10 +113,9 @@ def test_users_take_turns_a_batch_each_whatever_their_backlog(route):
     batches, _ = _drain(route, settings)
     assert _entries(batches) == [
         ["f0", "f1"],
-        ["q0"],
-        ["o0", "o1"],
+        ["q0", "o0"],
         ["f2", "f3"],
-        ["o2"],
+        ["o1", "o2"],
         ["f4", "f5"],
         ["f6", "f7"],
         ["f8", "f9"],
@@ -124,8 +127,8 @@ def test_one_users_models_take_turns_too(route):
     for i, model in enumerate(models):
         _push(route, model, *(f"m{i}-{j}" for j in range(3)))
     batches, _ = _drain(route, _settings(batch_max_jobs=2))
-    assert [m for m, _ in batches] == models + models
-    assert sorted(e for _, entries in batches for e in entries) == sorted(
+    assert [m for groups in batches for m, _ in groups] == models + models
+    assert sorted(e for batch in _entries(batches) for e in batch) == sorted(
         f"m{i}-{j}" for i in range(3) for j in range(3)
     )
 
@@ -141,11 +144,21 @@ def test_an_owner_at_its_cap_is_passed_over_for_the_next(route):
     first = queueing.take(get_redis(), capped, "drainer-1")
     second = queueing.take(get_redis(), capped, "drainer-2")
     third = queueing.take(get_redis(), capped, "drainer-3")
-    assert (first.owner, first.entries) == ("A", ["a0"])
-    assert (second.owner, second.entries) == ("B", ["b0"])
+    assert (first.groups[0].owner, first.entries) == ("A", ["a0"])
+    assert (second.groups[0].owner, second.entries) == ("B", ["b0"])
     assert third.entries == []  # only A has work, and A's one drainer is busy
     after = queueing.take(get_redis(), capped, "drainer-1", first)
-    assert (after.owner, after.entries) == ("A", ["a1"])
+    assert (after.groups[0].owner, after.entries) == ("A", ["a1"])
+
+
+def test_many_models_with_a_job_each_make_one_batch(route):
+    models = [str(uuid.uuid4()) for _ in range(5)]
+    for i, model in enumerate(models):
+        _push(route, model, f"j{i}", owner=f"user-{i % 2}")
+    batches, report = _drain(route, _settings(batch_max_jobs=4))
+    assert [len(groups) for groups in batches] == [4, 1]
+    assert sorted(e for batch in _entries(batches) for e in batch) == [f"j{i}" for i in range(5)]
+    assert report.models == set(models)
 
 
 def _late_push(route: queueing.Route, model_id: str, entry: str, after_s: float):
@@ -184,7 +197,7 @@ def test_a_batch_signals_its_waiters_with_the_next_take_and_after_the_last(route
     keys = [reply_key("job", e) for e in "abc"]
     seen_after_first: list[int] = []
 
-    def check(_model: str, _entries: list[str]) -> None:
+    def check(_groups: Groups) -> None:
         # While the second batch runs, the first one's signals are out.
         if len(seen_after_first) == 0:
             seen_after_first.append(0)
@@ -201,8 +214,8 @@ def test_a_batch_signals_its_waiters_with_the_next_take_and_after_the_last(route
 def test_an_outage_mid_batch_still_signals_what_it_wrote_and_puts_its_lease_back(route, model_id):
     _push(route, model_id, "a", "b")
 
-    def run_batch(_model: str, entries: list[str], _epoch: bytes, signals: list) -> None:
-        signals += done_commands("job", entries[:1])  # "a" was written, then the database went
+    def run_batch(groups: Groups, _epoch: bytes, signals: list) -> None:
+        signals += done_commands("job", groups[0][1][:1])  # "a" was written, then the database went
         raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
 
     with pytest.raises(OperationalError):
@@ -221,7 +234,8 @@ def test_a_batch_that_raises_is_split_and_its_culprit_set_aside_not_retried(rout
     _push(route, model_id, "a", "poison", "b", "c")
     batches, aside = [], []
 
-    def run_batch(_model: str, entries: list[str], _epoch: bytes, signals: list) -> None:
+    def run_batch(groups: Groups, _epoch: bytes, signals: list) -> None:
+        entries = [e for _, group in groups for e in group]
         batches.append(entries)
         if "poison" in entries:
             raise ValueError("cannot process")
@@ -252,7 +266,7 @@ def test_the_linger_holds_the_process_only_while_no_other_task_waits_for_it(rout
     token = f"t-{uuid.uuid4().hex}"
     batches, _ = _drain(route, settings, token=token)
     late.join()
-    assert batches == [(model_id, ["a"]), (other, ["b"])]  # it lingered and took b's model
+    assert batches == [[(model_id, ["a"])], [(other, ["b"])]]  # it lingered, took b's model
     assert get_redis().zscore(route.key("drainers"), token) is None  # then left
     assert not get_redis().llen(route.queue)  # b's push rang the bell: no task sent
 
