@@ -222,8 +222,9 @@ end
 # found without entries (another lease took them) leaves its owner's list; a model whose next
 # entry is a suspect only starts a batch, which it then has alone. KEYS: cache epoch, leases
 # zset, [broker queue]. ARGV: the eleven scheduling values (model and owner unused), the mode
-# when nothing can be taken: 'work' (return), 'idle' (register as lingering; clear stale bells)
-# or 'retire' (leave the drainers), then the previous batch's lease keys and owners (FINISH).
+# when nothing can be taken: 'work' (return), 'linger' (register as lingering and clear stale
+# bells, or, when other tasks wait in the broker queue, leave the drainers) or 'retire' (leave
+# the drainers), then the previous batch's lease keys and owners (FINISH).
 # Returns {epoch, broker queue length when nothing was taken else 0, then per model taken:
 # model, owner, number of entries, entries...}.
 TAKE = (
@@ -299,13 +300,14 @@ while total < S.batch and idle_turns < redis.call('LLEN', ring) do
   end
 end
 if total > 0 then return reply end
-if mode == 'idle' then
+local waiting = KEYS[3] and redis.call('LLEN', KEYS[3]) or 0
+if mode == 'linger' and waiting == 0 then
   redis.call('ZADD', S.N .. 'idle', S.now, S.token)
   redis.call('DEL', S.N .. 'bell')
-elseif mode == 'retire' then
+elseif mode ~= 'work' then
   redis.call('ZREM', drainers, S.token)
 end
-return {epoch, KEYS[3] and redis.call('LLEN', KEYS[3]) or 0}
+return {epoch, waiting}
 """
 )
 

@@ -411,8 +411,9 @@ def take(
     drainer does between batches, in one round trip, which also carries `then` (the finished
     batch's done-signals; sent twice if Redis lost the script, which a list of signals
     tolerates). When nothing can be taken, `mode` says what the drainer does: 'work' nothing,
-    'idle' registers it as lingering (the next push rings the bell), 'retire' takes it out of the
-    drainers (the next push sends a new task)."""
+    'linger' registers it as lingering (the next push rings the bell) unless other tasks wait in
+    the broker queue (`others_waiting`: then, as with 'retire', it leaves the drainers and the
+    next push sends a new task)."""
     keys = [EPOCH_KEY, LEASES, route.queue]
     args = [*route.sched(token=token), mode, *(done.finished(token) if done else [])]
     epoch, waiting, *rest = _run_script(client, scripts.TAKE, keys, args, *then)[0]

@@ -138,7 +138,7 @@ def test_registered_workers_set_the_pool_size(route):
 
 def test_a_lingering_drainer_is_rung_for_instead_of_a_new_task(route):
     client = get_redis()
-    assert queueing.take(client, route, "idle-drainer", mode="idle").entries == []
+    assert queueing.take(client, route, "idle-drainer", mode="linger").entries == []
     queueing.push_jobs(client, route, str(uuid.uuid4()), ["entry"], owner="someone")
     assert _sent_wakes(route) == 0
     assert queueing.wait_for_work(client, route, 1)  # the bell rang

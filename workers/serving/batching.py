@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -78,7 +78,7 @@ def drain(
         recover(key)
     deadline = time.monotonic() + settings.drain_budget_s
     idle = _Linger(client, route, token, settings.drain_linger_ms / 1000)
-    batch = queueing.take(client, route, token)
+    batch = idle.take()
     while True:
         if not batch.entries:
             batch = idle.next(batch)
@@ -98,7 +98,7 @@ def drain(
                 raise
             # The batch itself is at fault: never back to the head as it was (issue 18).
             _failed_batch(client, token, batch, exc, recover)
-            batch = queueing.take(client, route, token, batch)  # its leases are recovered
+            batch = idle.take(batch)  # its leases are recovered
             continue
         except BaseException:
             # Not done (shutdown): the ids go back to the head of the list for whoever drains
@@ -112,7 +112,7 @@ def drain(
             send_commands(client, signals)
             queueing.hand_off(client, route, token, batch)
             return report
-        batch = queueing.take(client, route, token, batch, then=signals)
+        batch = idle.take(batch, signals)
 
 
 def _restore(client: redis.Redis, route: queueing.Route, token: str, batch: queueing.Batch) -> None:
@@ -123,30 +123,32 @@ def _restore(client: redis.Redis, route: queueing.Route, token: str, batch: queu
 class _Linger:
     """What a drainer does when the ring has nothing for it: linger DRAIN_LINGER_MS in all
     (not per bell) for a push's bell -- cheaper than a new drain task when jobs arrive back to
-    back -- unless other tasks wait in the broker queue for a process: it is theirs then. Then
-    it leaves the drainers, in the same script that finds nothing to take (a push after that
-    sends a new task)."""
+    back -- unless other tasks wait in the broker queue for a process: it is theirs then. The
+    take that finds nothing registers the drainer as lingering, or takes it out of the drainers,
+    in the same round trip (a push after that sends a new task)."""
 
     def __init__(self, client: redis.Redis, route: queueing.Route, token: str, linger_s: float):
         self.client, self.route, self.token, self.linger_s = client, route, token, linger_s
+        self.mode = "linger" if linger_s > 0 else "retire"
         self.until: float | None = None
 
     def reset(self) -> None:
         self.until = None
 
+    def take(self, done: queueing.Batch | None = None, then: Sequence[tuple] = ()):
+        """The next batch; when there is none, the drainer lingers or has left (see next)."""
+        return queueing.take(self.client, self.route, self.token, done, self.mode, then)
+
     def next(self, empty: queueing.Batch) -> queueing.Batch | None:
-        """The next batch after an empty take, or None when the drainer has left."""
+        """After a take that found nothing: the next batch, or None when the drainer has left."""
+        if self.mode == "retire" or empty.others_waiting:
+            return None  # that take took it out of the drainers
         now = time.monotonic()
         if self.until is None:
             self.until = now + self.linger_s
-        if self.linger_s > 0 and not empty.others_waiting and now < self.until:
-            batch = queueing.take(self.client, self.route, self.token, mode="idle")
-            if batch.entries:
-                return batch
-            queueing.wait_for_work(
-                self.client, self.route, max(0.001, self.until - time.monotonic())
-            )
-            return queueing.take(self.client, self.route, self.token)
+        if now < self.until:
+            queueing.wait_for_work(self.client, self.route, self.until - now)
+            return self.take()
         batch = queueing.take(self.client, self.route, self.token, mode="retire")
         return batch if batch.entries else None
 
