@@ -414,20 +414,35 @@ def take(
     'linger' registers it as lingering (the next push rings the bell) unless other tasks wait in
     the broker queue (`others_waiting`: then, as with 'retire', it leaves the drainers and the
     next push sends a new task)."""
+    keys, args = _take_call(route, token, done, mode)
+    return _taken(_run_script(client, scripts.TAKE, keys, args, *then)[0])
+
+
+def wait_and_take(client: redis.Redis, route: Route, token: str, timeout_s: float) -> Batch:
+    """Block up to timeout_s for the bell a push rings for lingering drainers, then take (mode
+    'linger'), in one round trip: Redis runs the take as soon as the wait returns."""
+    keys, args = _take_call(route, token, None, "linger")
+    call = ("EVALSHA", _sha(scripts.TAKE), len(keys), *keys, *args)
+    try:
+        _, reply = roundtrip(client, ("BLPOP", route.key("bell"), timeout_s), call)
+    except NoScriptError:  # Redis lost its scripts: the wait is over, take again
+        reply = _run_script(client, scripts.TAKE, keys, args)[0]
+    return _taken(reply)
+
+
+def _take_call(route: Route, token: str, done: Batch | None, mode: str) -> tuple[list, list]:
     keys = [EPOCH_KEY, LEASES, route.queue]
-    args = [*route.sched(token=token), mode, *(done.finished(token) if done else [])]
-    epoch, waiting, *rest = _run_script(client, scripts.TAKE, keys, args, *then)[0]
+    return keys, [*route.sched(token=token), mode, *(done.finished(token) if done else [])]
+
+
+def _taken(reply: list) -> Batch:
+    epoch, waiting, *rest = reply
     groups = []
     while rest:
         model_id, owner, n, *rest = rest
         entries, rest = rest[: int(n)], rest[int(n) :]
         groups.append(Group(_string(model_id), _string(owner), [_string(e) for e in entries]))
     return Batch(groups, _bytes(epoch), int(waiting))
-
-
-def wait_for_work(client: redis.Redis, route: Route, timeout_s: float) -> bool:
-    """Block up to timeout_s for the bell a push rings for lingering drainers; True if rung."""
-    return client.blpop([route.key("bell")], timeout=timeout_s) is not None
 
 
 def lease_more(client: redis.Redis, route: Route, group: Group, token: str, n: int) -> list[str]:

@@ -141,8 +141,10 @@ def test_a_lingering_drainer_is_rung_for_instead_of_a_new_task(route):
     assert queueing.take(client, route, "idle-drainer", mode="linger").entries == []
     queueing.push_jobs(client, route, str(uuid.uuid4()), ["entry"], owner="someone")
     assert _sent_wakes(route) == 0
-    assert queueing.wait_for_work(client, route, 1)  # the bell rang
-    assert queueing.take(client, route, "idle-drainer").entries == ["entry"]
+    assert queueing.wait_and_take(client, route, "idle-drainer", 1).entries == ["entry"]
+    started = time.monotonic()
+    assert queueing.wait_and_take(client, route, "idle-drainer", 0.2).entries == []
+    assert time.monotonic() - started >= 0.15  # nothing rang: the wait ran its course
 
 
 def test_no_drain_task_for_an_owner_whose_drainers_are_at_its_cap(route):

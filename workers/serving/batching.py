@@ -147,8 +147,7 @@ class _Linger:
         if self.until is None:
             self.until = now + self.linger_s
         if now < self.until:
-            queueing.wait_for_work(self.client, self.route, self.until - now)
-            return self.take()
+            return queueing.wait_and_take(self.client, self.route, self.token, self.until - now)
         batch = queueing.take(self.client, self.route, self.token, mode="retire")
         return batch if batch.entries else None
 
