@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import g
 
@@ -21,12 +23,12 @@ RETRY_AFTER_FULL_S = 2
 
 
 def check_capacity(model: ServingModel | MLModel) -> None:
-    """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, or past the
-    caller's prediction quota, 429. One round trip, before the job row is written, which also
+    """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, past the caller's
+    MAX_QUEUED_PER_USER across models, or past their prediction quota, 429. One round trip, before the job row is written, which also
     checks an assumed cache epoch and counts the quota (queueing.admit)."""
     quota = limits.predict_quota()
     config = extensions.settings()
-    try:
+    with _refusals():
         _, current_epoch = queueing.admit(
             extensions.redis(),
             _route(config),
@@ -37,8 +39,18 @@ def check_capacity(model: ServingModel | MLModel) -> None:
             expect_epoch=epoch.expected(),
             quota=quota,
         )
+    limits.counted(quota)
+    epoch.check(current_epoch)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The push scripts' refusals as 429s. Each was decided after the script checked the
+    request's assumed cache epoch, which therefore stands confirmed."""
+    try:
+        yield
     except queueing.QueueFull as full:
-        epoch.confirm()  # the script checks the epoch first
+        epoch.confirm()
         raise queue_full(full.depth) from None
     except queueing.BacklogFull as full:
         epoch.confirm()
@@ -46,8 +58,6 @@ def check_capacity(model: ServingModel | MLModel) -> None:
     except QuotaSpent as spent:
         epoch.confirm()
         raise limits.quota_spent(spent) from None
-    limits.counted(quota)
-    epoch.check(current_epoch)
 
 
 def queue_full(depth: int) -> TooManyRequests:
@@ -92,7 +102,7 @@ def push_and_wait(model_id: uuid.UUID, entry: str, reply_key: str, seconds: floa
     prediction quota); 429 when the queue is full or the quota spent."""
     config = extensions.settings()
     quota = limits.predict_quota()
-    try:
+    with _refusals():
         reply = queueing.push_and_wait(
             extensions.redis(blocking=True),
             _route(config),
@@ -106,15 +116,6 @@ def push_and_wait(model_id: uuid.UUID, entry: str, reply_key: str, seconds: floa
             expect_epoch=epoch.expected(),
             quota=quota,
         )
-    except queueing.QueueFull as full:
-        epoch.confirm()  # the script checks the epoch before the depth
-        raise queue_full(full.depth) from None
-    except queueing.BacklogFull as full:
-        epoch.confirm()
-        raise backlog_full(full.queued) from None
-    except QuotaSpent as spent:
-        epoch.confirm()
-        raise limits.quota_spent(spent) from None
     epoch.confirm()
     limits.counted(quota)
     return reply
