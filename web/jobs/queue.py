@@ -24,8 +24,9 @@ RETRY_AFTER_FULL_S = 2
 
 def check_capacity(model: ServingModel | MLModel) -> None:
     """Overload is answered, not absorbed: past MAX_QUEUE_DEPTH waiting jobs, past the caller's
-    MAX_QUEUED_PER_USER across models, or past their prediction quota, 429. One round trip, before the job row is written, which also
-    checks an assumed cache epoch and counts the quota (queueing.admit)."""
+    MAX_QUEUED_PER_USER across models, or past their prediction quota, 429. One round trip,
+    before the job row is written, which also checks an assumed cache epoch and counts the
+    quota (queueing.admit)."""
     quota = limits.predict_quota()
     config = extensions.settings()
     with _refusals():
