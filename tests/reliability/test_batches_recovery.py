@@ -237,7 +237,9 @@ def test_messages_lost_in_a_redis_restart_are_sent_again(user, forest, tmp_path,
 def test_cancel_stops_between_chunks(user, forest, tmp_path):
     model_id = insert_ready_model(user, forest, tmp_path)
     stack = isolated(BATCH_CHUNK_ROWS=CHUNK)
-    batch_id = _submit(stack.client, user, model_id, _frame(10 * CHUNK))
+    # 40 chunks: on a quiet machine a chunk takes ~15 ms, and with 10 the last 8 once finished
+    # between the poll that saw 2 done and the cancel (409 batch_finished).
+    batch_id = _submit(stack.client, user, model_id, _frame(40 * CHUNK))
     url = f"/api/v1/batches/{batch_id}"
     with stack.batch_worker(concurrency=1):
         assert _wait_until(lambda: _batch(batch_id).chunks_done >= 2, 40)
