@@ -229,6 +229,12 @@ class Settings(BaseSettings):
         return self.max_waits or max(1, self.web_threads - 4)
 
     @property
+    def task_deadline_s(self) -> float:
+        """No task outlives its hard time limit: a lease, a drainer's registration or a `running`
+        job older than this has lost its worker."""
+        return self.task_time_limit_s + 5
+
+    @property
     def validation_wall_s(self) -> float:
         """The sandbox's wall clock: VALIDATION_TIMEOUT_S, kept inside the task's soft limit."""
         return max(1.0, min(self.validation_timeout_s, self.task_soft_time_limit_s - 2))

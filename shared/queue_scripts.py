@@ -22,11 +22,21 @@ from __future__ import annotations
 
 from shared.quotas import QUOTA_LUA
 
+# A counter that adds n and never goes below zero (a backlog: entries a script did not count
+# going in, say pushed by an older version, must not drive it negative).
+FLOORED = """
+local function add_floored(key, n)
+  if redis.call('INCRBY', key, n) < 0 then redis.call('SET', key, 0) end
+end
+"""
+
 # Scheduling arguments: eleven ARGV values from `base` on (shared/queueing.py Route.sched). P
 # prefixes the model's lists (pending, leases, owner-of); N, the broker queue's scheduler (ring,
 # ready lists, marks, drainers, capacity): deployments or tests that share a Redis and its
 # prefix but not a queue do not serve each other's rings.
-SCHED = """
+SCHED = (
+    FLOORED
+    + """
 local function sched_args(base)
   return {P = ARGV[base], model = ARGV[base + 1], owner = ARGV[base + 2],
           token = ARGV[base + 3], now = tonumber(ARGV[base + 4]),
@@ -54,8 +64,7 @@ end
 -- Entries waiting for one owner, across their models (MAX_QUEUED_PER_USER): kept by every
 -- script that adds or takes entries, never below zero.
 local function backlog_add(S, owner, n)
-  local key = S.N .. 'backlog:' .. owner
-  if redis.call('INCRBY', key, n) < 0 then redis.call('SET', key, 0) end
+  add_floored(S.N .. 'backlog:' .. owner, n)
 end
 
 local function capacity(S)
@@ -97,6 +106,7 @@ local function summon(S, owner, newly, depth)
   return S.token
 end
 """
+)
 
 # A suspect entry (one whose batch died: shared by the lease scripts) is leased alone, and a
 # batch stops before one; the entries not taken go back to the head in order.
@@ -191,7 +201,7 @@ return {status, depth, epoch, '', quota or {}}
 
 # Entries put back in a model's list by someone who is not pushing (recovery): schedule the
 # model if it has entries, and summon a drainer as a push would. KEYS: pending list. ARGV: the
-# ten scheduling values. Returns the new drainer's token or ''.
+# eleven scheduling values. Returns the new drainer's token or ''.
 RESCHEDULE = (
     SCHED
     + """
@@ -203,13 +213,13 @@ return summon(S, owner, schedule(S, S.model, owner), depth)
 """
 )
 
-# Finish a drainer's previous batch: delete its leases, leave its owners' busy sets. ARGV from
-# `first` on: lease key, owner, lease key, owner...
+# Finish a drainer's previous batch: delete its leases (and their entries in the `leases` zset),
+# leave its owners' busy sets. ARGV from `first` on: lease key, owner, lease key, owner...
 FINISH = """
-local function finish(S, token, first)
+local function finish(S, token, first, leases)
   for i = first, #ARGV, 2 do
     redis.call('DEL', ARGV[i])
-    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('ZREM', leases, ARGV[i])
     redis.call('ZREM', S.N .. 'busy:' .. ARGV[i + 1], token)
   end
 end
@@ -235,7 +245,7 @@ TAKE = (
 local S = sched_args(1)
 local mode = ARGV[12]
 local epoch = redis.call('GET', KEYS[1]) or ''
-finish(S, S.token, 13)
+finish(S, S.token, 13, KEYS[2])
 redis.call('ZREM', S.N .. 'idle', S.token)
 local drainers = S.N .. 'drainers'
 redis.call('ZADD', drainers, S.now, S.token)
@@ -316,28 +326,29 @@ return {epoch, waiting}
 # Returns the entries.
 LEASE = (
     ALONE
+    + FLOORED
     + """
 local ids = redis.call('LPOP', KEYS[1], ARGV[1])
 if not ids then return {} end
 ids = alone(ids, KEYS[1])
 redis.call('RPUSH', KEYS[2], unpack(ids))
 redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
-if redis.call('DECRBY', KEYS[4], #ids) < 0 then redis.call('SET', KEYS[4], 0) end
+add_floored(KEYS[4], -#ids)
 return ids
 """
 )
 
 # The drain task's time budget is spent: finish its batch and hand its place among the
 # drainers to a fresh task (token S.token, the caller sends it) if the ring has work, else just
-# leave. KEYS: (unused), leases zset. ARGV: the eleven scheduling values, the old token, then the
-# batch's lease keys and owners (FINISH). Returns the new token or ''.
+# leave. KEYS: leases zset. ARGV: the eleven scheduling values, the old token, then the batch's
+# lease keys and owners (FINISH). Returns the new token or ''.
 HAND_OFF = (
     SCHED
     + FINISH
     + """
 local S = sched_args(1)
 local old = ARGV[12]
-finish(S, old, 13)
+finish(S, old, 13, KEYS[1])
 redis.call('ZREM', S.N .. 'drainers', old)
 redis.call('ZREM', S.N .. 'idle', old)
 if redis.call('LLEN', S.N .. 'ring') == 0 then return '' end
@@ -373,9 +384,9 @@ return #ids
 # itself for a batch that raised; ending in "+" when the batch held other models' entries
 # too), else "lost" (the process died, cause unknown). An entry already suspect (it ran alone),
 # or the only entry of a batch that did not merely lose its worker, is set aside (returned, not
-# requeued): no further run. Every other entry goes back to
-# the head, in order, as a suspect: it runs alone next time, so one poison job cannot take the
-# honest jobs of its batch down with it. The dead task leaves its owner's busy drainers.
+# requeued): no further run. Every other entry goes back to the head, in order, as a suspect:
+# it runs alone next time, so one poison job cannot take the honest jobs of its batch down with
+# it. The dead task leaves its owner's busy drainers.
 # Returns {cause, {set aside}, {requeued}}.
 RECOVER = (
     SCHED

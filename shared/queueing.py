@@ -153,7 +153,7 @@ class Route:
             headers,
             settings.worker_concurrency,
             -1 if cap is None else cap,
-            settings.task_time_limit_s + 5,  # no task outlives its hard time limit
+            settings.task_deadline_s,
             settings.drain_linger_ms / 1000 + 5,
         )
 
@@ -458,7 +458,7 @@ def hand_off(client: redis.Redis, route: Route, token: str, done: Batch | None) 
     time budget is spent: the process goes back to the broker queue's other tasks); returns the
     new task's id, or '' when there was nothing left to hand."""
     args = [*route.sched(), token, *(done.finished(token) if done else [])]
-    (new,) = _run_script(client, scripts.HAND_OFF, [LEASES, LEASES], args)
+    (new,) = _run_script(client, scripts.HAND_OFF, [LEASES], args)
     if _string(new):
         _send_drainer(client, route, _string(new))
     return _string(new)

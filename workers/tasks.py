@@ -35,11 +35,6 @@ log = logging.getLogger(__name__)
 _settings = get_settings()
 
 
-def _lease_deadline() -> float:
-    # No task outlives its hard time limit: an older lease or `running` job has lost its worker.
-    return _settings.task_time_limit_s + 5
-
-
 DRAIN_RETRIES = 30  # with backoff capped at 30 s: rides out a ~15 minute outage
 
 
@@ -130,10 +125,12 @@ def reap_jobs() -> int:
     route = _route()
     leases = [
         recovery.recover(redis, key, route)
-        for key in queueing.dead_leases(redis, _lease_deadline())
+        for key in queueing.dead_leases(redis, _settings.task_deadline_s)
     ]
     with session_scope() as session:
-        stuck = maintenance.find_stuck_jobs(session, _settings.job_stuck_after_s, _lease_deadline())
+        stuck = maintenance.find_stuck_jobs(
+            session, _settings.job_stuck_after_s, _settings.task_deadline_s
+        )
     for model_id, ids in stuck.items():
         queueing.push_jobs(redis, route, model_id, ids)
     # Work in the ring but no drainer seen for a while: their tasks were lost (a broker that
@@ -155,7 +152,7 @@ def _reap_batches() -> int:
     """Send again what batches wait for: a queued item waits behind at most a planning run."""
     queued_after = max(_settings.job_stuck_after_s, batch_tasks.PLAN_SOFT_LIMIT_S + 60)
     with session_scope() as session:
-        stuck = batch_reaper.find_stuck(session, queued_after, _lease_deadline())
+        stuck = batch_reaper.find_stuck(session, queued_after, _settings.task_deadline_s)
     for batch_id in stuck.plans:
         batch_tasks.send_plan(str(batch_id))
     for batch_id, index in stuck.chunks:
