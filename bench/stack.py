@@ -85,7 +85,9 @@ def web_server(port: int, env: dict[str, str], name: str):
     return process([str(BIN / "python"), "-m", "web.serve"], env, name)
 
 
-def celery_worker(env: dict[str, str], name: str, concurrency: int = 2):
+def celery_worker(env: dict[str, str], name: str, concurrency: int = 2, *, procfile: bool = False):
+    """A job worker on the stack's queue; tuned (WARNING logs, no gossip or mingle) unless
+    `procfile`, which runs it with the Procfile's flags (INFO logs, gossip and mingle on)."""
     cmd = [
         str(BIN / "celery"),
         "-A",
@@ -95,13 +97,19 @@ def celery_worker(env: dict[str, str], name: str, concurrency: int = 2):
         str(concurrency),
         "--queues",
         env["DEFAULT_QUEUE"],
-        "--loglevel",
-        "WARNING",
-        "--without-gossip",
-        "--without-mingle",
         "--hostname",
         f"{name}@bench",
     ]
+    if procfile:
+        cmd += ["--loglevel", "INFO", "--max-tasks-per-child", "1000", "-E"]
+    else:
+        cmd += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+    return process(cmd, env, name)
+
+
+def flower(env: dict[str, str], port: int, name: str):
+    """Flower as the Procfile runs it, following the stack's task events (in memory)."""
+    cmd = [str(BIN / "python"), "-m", "workers.flower", f"--port={port}", "--address=127.0.0.1"]
     return process(cmd, env, name)
 
 
