@@ -161,9 +161,7 @@ def ratio(first: Side, second: Side, model: str, connections: int) -> str:
     a, b = first.samples[model, connections], second.samples[model, connections]
     rounds = " ".join(f"{y['rps'] / x['rps']:.2f}" for x, y in zip(a, b, strict=True))
     median = statistics.median(r["rps"] for r in b) / statistics.median(r["rps"] for r in a)
-    return (
-        f"{second.label} / {first.label} {model} c={connections}: {median:.2f} (rounds {rounds})"
-    )
+    return f"{second.label} / {first.label} {model} c={connections}: {median:.2f} (rounds {rounds})"
 
 
 def main() -> int:
@@ -171,7 +169,7 @@ def main() -> int:
     parser.add_argument("old", nargs="?", default=".")
     parser.add_argument("new", nargs="?", default=".")
     parser.add_argument("--defaults", action="store_true", help="OLD tuned against OLD defaults")
-    parser.add_argument("--models", help="logreg, forest or both (default: logreg; --defaults both)")
+    parser.add_argument("--models", help="logreg, forest or both (default logreg; --defaults both)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=6)
     args = parser.parse_args()
