@@ -8,7 +8,6 @@ Nothing here imports Flask or Celery, so the web server's master can load the fo
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import traceback
@@ -17,6 +16,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 _context: ContextVar[Mapping[str, Any]] = ContextVar("mlsp_log_context", default={})  # noqa: B039 - never mutated
 
@@ -75,7 +76,9 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # orjson: a third of json.dumps's time on a request line; UTF-8 as is, like
+        # ensure_ascii=False. Anything it cannot encode (and a non-str key) goes through str.
+        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class TextFormatter(logging.Formatter):
@@ -98,6 +101,11 @@ def make_formatter(fmt: str) -> logging.Formatter:
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Route the root logger to stderr through our formatter; safe to call more than once
     (an app factory called per test replaces its handler instead of stacking another)."""
+    # What neither formatter prints, every record would otherwise look up: the caller's file and
+    # line (a walk up the stack), thread and process names (the optimisations the logging HOWTO
+    # lists). A third of the cost of each request's line.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(handler)
