@@ -9,7 +9,10 @@ nothing was promised: a web process that dies mid-wait has answered nothing, lik
 server would.
 
 Entries in a model's pending list are either a job id (the row is in PostgreSQL) or one of these
-JSON objects; `is_inline` tells them apart by the first byte.
+JSON objects; `is_inline` tells them apart by the first byte. A job id a caller waits for (a sync
+predict too big to travel inline, or with an Idempotency-Key) is marked (`waited_entry`): the
+worker then replies with the finished job object, as to an inline job's waiter, instead of a
+bare wake-up that the waiter follows with a read of the row (of a 10,000-row result, ~2.7 ms).
 """
 
 from __future__ import annotations
@@ -60,7 +63,19 @@ _ID_AT = slice(len('{"id":"'), len('{"id":"') + 36)  # `id` is the first field e
 
 def entry_id(entry: str) -> str:
     """The job id of any queue entry, without parsing an inline job's rows."""
-    return entry[_ID_AT] if is_inline(entry) else entry
+    return entry[_ID_AT] if is_inline(entry) else entry.removesuffix(_WAITED)
+
+
+_WAITED = "+reply"
+
+
+def waited_entry(job_id: object) -> str:
+    """The queue entry of a job id whose caller waits for the finished job object."""
+    return f"{job_id}{_WAITED}"
+
+
+def wants_reply(entry: str) -> bool:
+    return entry.endswith(_WAITED)
 
 
 def decode(entry: str) -> InlineJob:

@@ -16,6 +16,8 @@ from shared.config import get_settings
 from shared.redis_client import MAX_BLOCK_S, PREFIX, client_for, roundtrip
 
 SIGNAL_TTL_S = 300
+# A done-signal without a payload: its waiter reads the object itself.
+DONE = b"1"
 
 
 def reply_key(kind: str, ident: object) -> str:
@@ -30,7 +32,7 @@ def signal_done(kind: str, idents: list, url: str | None = None) -> None:
 
 def done_commands(kind: str, idents: list) -> list[tuple]:
     """The Redis commands of `signal_done`, for a caller that sends them with its own."""
-    return _pushes({reply_key(kind, ident): b"1" for ident in idents})
+    return _pushes({reply_key(kind, ident): DONE for ident in idents})
 
 
 def reply_commands(kind: str, replies: dict[str, bytes]) -> list[tuple]:
@@ -57,11 +59,19 @@ def _client(url: str | None) -> redis.Redis:
 
 def wait_done(kind: str, ident: object, timeout_s: float, url: str | None = None) -> bool:
     """Block until the object is signalled done or the timeout passes; True when signalled."""
+    return wait_signal(kind, ident, timeout_s, url) is not None
+
+
+def wait_signal(kind: str, ident: object, timeout_s: float, url: str | None = None) -> bytes | None:
+    """Block until the object is signalled done or the timeout passes: the signal (DONE, or the
+    finished object a worker replied with), None on timeout."""
     if timeout_s <= 0:
-        return False
+        return None
     client = client_for(url or get_settings().redis_url, blocking=True)
     key = reply_key(kind, ident)
-    if client.blpop([key], timeout=min(timeout_s, MAX_BLOCK_S)) is None:
-        return False
-    roundtrip(client, ("RPUSH", key, 1), ("EXPIRE", key, SIGNAL_TTL_S))  # for the next waiter
-    return True
+    got = client.blpop([key], timeout=min(timeout_s, MAX_BLOCK_S))
+    if got is None:
+        return None
+    signal = got[1]
+    roundtrip(client, ("RPUSH", key, signal), ("EXPIRE", key, SIGNAL_TTL_S))  # for the next waiter
+    return signal

@@ -82,6 +82,10 @@ REPORTED = (
     "total_ms",
 )
 
+# What a waited job's reply needs from its write besides REPORTED (the result and error message
+# come from the worker's memory, not back from the database).
+REPLIED = ("model_version", "created_at", "started_at", "finished_at", "route", "shadow_of")
+
 
 def queued_row(
     *,

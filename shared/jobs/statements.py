@@ -15,7 +15,16 @@ from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 
-from shared.jobs.rows import CLAIMED, FINISH, FINISHED, OUTCOME, OUTCOME_RECORD, QUEUED, REPORTED
+from shared.jobs.rows import (
+    CLAIMED,
+    FINISH,
+    FINISHED,
+    OUTCOME,
+    OUTCOME_RECORD,
+    QUEUED,
+    REPLIED,
+    REPORTED,
+)
 from shared.jobs.table import Job
 
 _DIALECT = postgresql.dialect()
@@ -45,6 +54,10 @@ CLAIM = f"""(uuid[], uuid, text) AS
     RETURNING {", ".join(CLAIMED)}
 """
 
+# What a result write returns of each job it updated: for its log line and metrics, and its
+# waiter's reply.
+_WRITTEN = REPORTED + REPLIED
+
 # The fenced UPDATE of claimed jobs' results ($1: a JSON array of outcome records): it lands only
 # while the job is still running the same attempt. The database times the job.
 _UPDATE_RESULTS = f"""
@@ -54,7 +67,7 @@ _UPDATE_RESULTS = f"""
         total_ms = EXTRACT(EPOCH FROM (clock_timestamp() - j.created_at)) * 1000
     FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS v({_recordset(OUTCOME_RECORD)})
     WHERE j.id = v.id AND j.status = 'running' AND j.attempts = v.attempts
-    RETURNING {", ".join(f"j.{name}" for name in REPORTED)}
+    RETURNING {", ".join(f"j.{name}" for name in _WRITTEN)}
 """
 
 # Inline jobs' finished rows ($2: a JSON array of rows.finished_row()). If the web tier gave up
@@ -72,13 +85,13 @@ _INSERT_FINISHED = f"""
     RETURNING id, attempts
 """
 
-WRITE_RESULTS_NAME = "mlsp_write_results_v4"
+WRITE_RESULTS_NAME = "mlsp_write_results_v5"
 # A batch's one result write: both data-modifying CTEs are one statement, atomic, and need no
 # BEGIN/COMMIT round trips in autocommit.
 WRITE_RESULTS = f"""(text, text) AS
     WITH updated AS ({_UPDATE_RESULTS}), inserted AS ({_INSERT_FINISHED})
-    SELECT 'updated' AS kind, {", ".join(REPORTED)} FROM updated
+    SELECT 'updated' AS kind, {", ".join(_WRITTEN)} FROM updated
     UNION ALL
-    SELECT 'inserted', {", ".join(n if n in ("id", "attempts") else "NULL" for n in REPORTED)}
+    SELECT 'inserted', {", ".join(n if n in ("id", "attempts") else "NULL" for n in _WRITTEN)}
     FROM inserted
 """

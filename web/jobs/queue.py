@@ -13,6 +13,7 @@ from flask import g
 from shared import queueing
 from shared.config import Settings
 from shared.errors import TooManyRequests
+from shared.inline_jobs import waited_entry
 from shared.models import MLModel
 from shared.quotas import QuotaSpent
 from web import epoch, extensions, limits
@@ -122,11 +123,12 @@ def push_and_wait(model_id: uuid.UUID, entry: str, reply_key: str, seconds: floa
     return reply
 
 
-def enqueue(job_id: uuid.UUID, model_id: uuid.UUID) -> bool:
-    """Queue the job id after the row is committed. If Redis is down the job stays `queued` in
+def enqueue(job_id: uuid.UUID, model_id: uuid.UUID, *, reply: bool = False) -> bool:
+    """Queue the job id after the row is committed (`reply`: marked for a worker's reply with
+    the finished job, the caller waits for it). If Redis is down the job stays `queued` in
     PostgreSQL (durable) and the reaper queues it again; the client still gets its 202."""
     try:
-        push(model_id, [str(job_id)])
+        push(model_id, [waited_entry(job_id) if reply else str(job_id)])
         return True
     except Exception:
         log.warning("enqueue failed for job %s; left queued for the reaper", job_id, exc_info=True)

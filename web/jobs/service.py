@@ -30,7 +30,7 @@ from shared.jobs.rows import QUEUED, queued_row
 from shared.jobs.statements import INSERT_QUEUED
 from shared.models import MLModel
 from shared.schemas.jobs import JobOut, PredictRequest
-from shared.signals import reply_key, signal_done, wait_done
+from shared.signals import DONE, reply_key, signal_done, wait_signal
 from web import extensions, metrics
 from web.auth.guard import current
 from web.extensions import db
@@ -76,13 +76,15 @@ def submit(
     *,
     scores: bool = False,
     route: str = "explicit",
+    waited: bool = False,
 ) -> tuple[JobOut, bool]:
     """The durable path: capacity check, row committed, id queued. Returns (job, created).
-    `route` records how the version was chosen (shared/jobs/table.JOB_ROUTES)."""
+    `route` records how the version was chosen (shared/jobs/table.JOB_ROUTES); `waited`: the
+    caller waits for the job (the worker replies with it)."""
     queue.check_capacity(model)
     job, created = _create_job(model, rows, probabilities, key, scores, route)
     if created:
-        queue.enqueue(job.id, model.id)
+        queue.enqueue(job.id, model.id, reply=waited)
     return job, created
 
 
@@ -99,7 +101,7 @@ def predict(
     """The finished job, or the unfinished one (durable by then) when `timeout` runs out."""
     if key is None and len(rows) <= extensions.settings().sync_inline_max_rows:
         return _predict_inline(model, rows, probabilities, timeout, scores, route)
-    job, _ = submit(model, rows, probabilities, key, scores=scores, route=route)
+    job, _ = submit(model, rows, probabilities, key, scores=scores, route=route, waited=True)
     return wait(job, timeout)
 
 
@@ -111,8 +113,11 @@ def wait(job: JobOut | Job, seconds: float) -> JobOut:
         return current_state
     db.session.commit()  # end the read transaction: no connection idles through the wait
     url = extensions.settings().redis_url
-    if not wait_done("job", current_state.id, seconds, url=url):
+    signal = wait_signal("job", current_state.id, seconds, url=url)
+    if signal is None:
         return current_state
+    if signal != DONE:  # the worker's reply: the job as it wrote it
+        return JobOut.model_validate_json(signal)
     return job_out(db.session.get(Job, current_state.id, populate_existing=True))
 
 

@@ -49,6 +49,7 @@ class _Predicted:
     outcomes: list[Outcome]
     queued: list[Outcome]
     finished: list[dict[str, Any]]
+    waited: set[uuid.UUID]  # queued jobs whose caller waits for the job object
 
 
 def run_jobs(
@@ -81,7 +82,7 @@ def run_groups(
     queued = [o for p in predicted for o in p.queued]
     finished = [row for p in predicted for row in p.finished]
     written, replied = write_with_retry(queued, finished, settings.result_write_retry_s)
-    commands = _signals(written, replied)
+    commands = _signals(written, replied, _waited_outcomes(predicted))
     if signals is None:
         send_commands(get_redis(), commands)
     else:
@@ -106,7 +107,7 @@ def _predict(
     """Claim, look up and predict one model's entries: the outcomes, and what to write."""
     settings = get_settings()
     mid = uuid.UUID(model_id)
-    ids, carried, bad = _split_entries(model_id, entries)
+    ids, waited, carried, bad = _split_entries(model_id, entries)
     if bad:  # set aside, never retried: a drain that raised on them would meet them again
         why = "malformed queue entry"
         recovery.set_aside(model_id, bad, failures.BAD_QUEUE_ENTRY, why, signals)
@@ -125,7 +126,7 @@ def _predict(
     # key for an inline row either; its waiter times out rather than the batch failing forever.
     finished = inline.records(rows_of, carried, outcomes, started, worker) if ref else []
     queued = [o for o in outcomes if o.id not in carried]
-    return _Predicted(model_id, len(claimed), outcomes, queued, finished)
+    return _Predicted(model_id, len(claimed), outcomes, queued, finished, waited)
 
 
 def run_batch(groups: list[tuple[str, list[str]]], epoch: bytes, signals: list[tuple]) -> None:
@@ -146,15 +147,19 @@ def run_batch(groups: list[tuple[str, list[str]]], epoch: bytes, signals: list[t
 
 def _split_entries(
     model_id: str, entries: list[str]
-) -> tuple[list[uuid.UUID], dict[uuid.UUID, InlineJob], list[str]]:
-    """(job ids, inline jobs by id, entries that are neither: malformed)."""
-    ids, jobs, bad = [], [], []
+) -> tuple[list[uuid.UUID], set[uuid.UUID], dict[uuid.UUID, InlineJob], list[str]]:
+    """(job ids, those of them a caller waits for, inline jobs by id, entries that are neither:
+    malformed)."""
+    ids, waited, jobs, bad = [], set(), [], []
     for entry in entries:
         try:
             if inline_jobs.is_inline(entry):
                 jobs.append(_inline_job(model_id, entry))
-            else:
-                ids.append(uuid.UUID(entry))
+                continue
+            job_id = uuid.UUID(inline_jobs.entry_id(entry))
+            ids.append(job_id)
+            if inline_jobs.wants_reply(entry):
+                waited.add(job_id)
         except (ValueError, TypeError):
             bad.append(entry)
     fresh, stale = inline.split_stale(jobs, time.time())
@@ -164,7 +169,7 @@ def _split_entries(
     # row and attempt count) wins.
     known = set(ids)
     carried = {uuid.UUID(j.id): j for j in fresh}
-    return ids, {job_id: j for job_id, j in carried.items() if job_id not in known}, bad
+    return ids, waited, {job_id: j for job_id, j in carried.items() if job_id not in known}, bad
 
 
 def _inline_rows(
@@ -195,11 +200,27 @@ def _inline_job(model_id: str, entry: str) -> InlineJob:
     return job
 
 
-def _signals(written: list[dict[str, Any]], replied: list[dict[str, Any]]) -> list[tuple]:
-    """Wake-ups for the waiters of written jobs, the job itself for those of inline ones (but
-    a shadow copy's: nobody waits for it, and its reply would only sit in Redis)."""
+def _waited_outcomes(predicted: list[_Predicted]) -> dict[uuid.UUID, Outcome]:
+    return {o.id: o for p in predicted for o in p.queued if o.id in p.waited}
+
+
+def _signals(
+    written: list[dict[str, Any]], replied: list[dict[str, Any]], waited: dict[uuid.UUID, Outcome]
+) -> list[tuple]:
+    """The job itself for the waiters of inline jobs (but a shadow copy's: nobody waits for it,
+    and its reply would only sit in Redis) and of written jobs a caller waits for (rendered from
+    the row the write returned and the outcome in memory: the result is not read back);
+    wake-ups for the other written jobs' waiters (long-polls)."""
     replies = {str(row["id"]): job_json(row) for row in replied if row["route"] != "shadow"}
-    return done_commands("job", [row["id"] for row in written]) + reply_commands("job", replies)
+    woken = []
+    for row in written:
+        outcome = waited.get(row["id"])
+        if outcome is None:
+            woken.append(row["id"])
+            continue
+        reply = {**row, "result": outcome.result, "error_message": outcome.error_message}
+        replies[str(row["id"])] = job_json(reply)
+    return done_commands("job", woken) + reply_commands("job", replies)
 
 
 def write_with_retry(

@@ -87,7 +87,8 @@ def recover(client: Any, key: str, route: queueing.Route) -> queueing.Recovered:
 
 
 def _requeue_rows(model_id: str, entries: list[str]) -> None:
-    ids = [e for e in entries if not inline_jobs.is_inline(e) and _uuid(e)]
+    ids = [inline_jobs.entry_id(e) for e in entries if not inline_jobs.is_inline(e)]
+    ids = [job_id for job_id in ids if _uuid(job_id)]
     if ids:
         with session_scope() as session:
             session.execute(_REQUEUE, {"ids": ids, "model": model_id})
@@ -161,7 +162,8 @@ def _inline(entry: str, model_id: str) -> inline_jobs.InlineJob | None:
 def _id_of(entry: str) -> str | None:
     """A job id in an entry, even a broken one (its row, if any, is what records the failure)."""
     if not inline_jobs.is_inline(entry):
-        return entry if _uuid(entry) else None
+        job_id = inline_jobs.entry_id(entry)
+        return job_id if _uuid(job_id) else None
     try:
         fields = orjson.loads(entry)
     except orjson.JSONDecodeError:

@@ -109,6 +109,24 @@ class TestWithWorker:
         listed = client.get(f"/api/v1/jobs?model_id={meta['id']}", headers=user.headers).json
         assert [j["id"] for j in listed["items"]] == [answer["id"]]
 
+    def test_sync_predict_past_the_inline_limit(self, client, user, tmp_path, monkeypatch):
+        """Too many rows to travel inline: the row is written first and the worker answers
+        the waiter with the job as it wrote it, the same object a GET reads back."""
+        with client.application.app_context():
+            monkeypatch.setattr(extensions.settings(), "sync_inline_max_rows", 3)
+        model = fit_classifier()
+        meta = upload_ready(client, user, model, tmp_path)
+        answer = client.post(
+            f"/api/v1/models/{meta['id']}/predict?timeout=10",
+            json={"inputs": ROWS, "return_probabilities": True},
+            headers=user.headers,
+        ).json
+        assert answer["status"] == "succeeded"
+        assert answer["result"]["predictions"] == model.predict(np.array(ROWS)).tolist()
+        assert client.get(f"/api/v1/jobs/{answer['id']}", headers=user.headers).json == answer
+        again = client.get(f"/api/v1/jobs/{answer['id']}?wait=5", headers=user.headers).json
+        assert again == answer
+
     def test_second_job_hits_the_cache(self, client, user, tmp_path):
         meta = upload_ready(client, user, fit_classifier(), tmp_path)
         url = f"/api/v1/models/{meta['id']}/predict"

@@ -15,7 +15,14 @@ from sqlalchemy.orm import undefer
 
 from shared import cache_epoch
 from shared.db import session_scope
-from shared.inline_jobs import DEADLINE_GRACE_S, InlineJob, entry_id, new_id
+from shared.inline_jobs import (
+    DEADLINE_GRACE_S,
+    InlineJob,
+    entry_id,
+    new_id,
+    waited_entry,
+    wants_reply,
+)
 from shared.jobs import Job
 from shared.jobs import copy as job_copy
 from shared.jobs.inputs import from_npy, to_npy, to_text
@@ -134,9 +141,11 @@ def test_bad_rows_fail_only_their_own_inline_job(model_row):  # noqa: F811
     assert answer["status"] == "failed" and answer["error"]["code"] == "inference_error"
 
 
-def test_entry_id_reads_both_kinds(model_row):  # noqa: F811
+def test_entry_id_reads_every_kind(model_row):  # noqa: F811
     job = _inline(model_row, [ROW])
     assert entry_id(job.encode()) == job.id and entry_id(job.id) == job.id
+    assert entry_id(waited_entry(job.id)) == job.id
+    assert wants_reply(waited_entry(job.id)) and not wants_reply(job.id)
 
 
 def test_model_reference_is_cached_until_the_epoch_moves(model_row):  # noqa: F811

@@ -12,8 +12,13 @@ from sqlalchemy.exc import ProgrammingError
 
 from shared import maintenance
 from shared.db import kept_execute, session_scope
+from shared.inline_jobs import waited_entry
 from shared.jobs import Job
+from shared.jobs.render import job_out
 from shared.models import MLModel, User
+from shared.redis_client import get_redis
+from shared.schemas.jobs import JobOut
+from shared.signals import DONE, reply_key
 from shared.store import get_store
 from tests.fixtures.models import dump, fit_classifier
 from workers.runtimes.cache import model_cache
@@ -86,6 +91,23 @@ def test_batch_of_jobs_is_split_back_per_job(model_row):
         assert job.result["predictions"] == est.predict(np.array(rows)).tolist()
         assert len(job.result["probabilities"]) == len(rows)
         assert job.attempts == 1 and job.worker == "t"
+
+
+def test_a_waited_job_is_answered_with_the_job_as_written(model_row):
+    """A queued job whose caller waits (a sync predict too big to go inline) gets the job
+    object in its signal, the same as reading the row back; a job nobody waits for only wakes
+    long-polls."""
+    inputs = [[[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], [[1.0, 2.0]], [[5.9, 3.0, 4.2, 1.5]]]
+    waited, bad, plain = _jobs(model_row, inputs, proba=True)
+    entries = [waited_entry(waited), waited_entry(bad), str(plain)]
+    assert pipeline.run_jobs(str(model_row.id), entries, worker="t").written == 3
+    for job_id in (waited, bad):
+        signal = get_redis().blpop([reply_key("job", job_id)], 1)[1]
+        with session_scope() as s:
+            read_back = job_out(s.get(Job, job_id))
+        assert JobOut.model_validate_json(signal) == read_back
+    assert read_back.status == "failed" and "features" in read_back.error.message
+    assert get_redis().blpop([reply_key("job", plain)], 1)[1] == DONE
 
 
 def test_one_bad_job_fails_alone(model_row):
