@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import create_engine
@@ -18,6 +19,7 @@ from shared.config import Settings, get_settings
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
 _kept: PoolProxiedConnection | None = None  # see kept_execute
+_T = TypeVar("_T")
 
 
 def engine_options(settings: Settings) -> dict[str, Any]:
@@ -96,17 +98,42 @@ def kept_execute(name: str, prepare: str, execute: str, params: tuple) -> list[d
     runs once more. So only for statements that may run twice (fenced or conditional writes).
     One connection per process, used by one thread: for prefork worker children, not the web.
     """
+
+    def run(conn: Any, cursor: Any) -> list[dict[str, Any]]:
+        if name not in conn.info:  # lives as long as the DBAPI connection
+            cursor.execute(f"PREPARE {name} {prepare}")
+            conn.info[name] = True
+        cursor.execute(execute, params)
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    return _on_kept(run, execute, params)
+
+
+def kept_copy_out(statement: str) -> bytes:
+    """What a `COPY ... TO STDOUT` writes, run on the kept connection (see `kept_execute`; a
+    read, so it may run twice)."""
+
+    def run(conn: Any, cursor: Any) -> bytes:
+        out = io.BytesIO()
+        cursor.copy_expert(statement, out)
+        return out.getvalue()
+
+    return _on_kept(run, statement, None)
+
+
+def _on_kept(run: Callable[[Any, Any], _T], statement: str, params: tuple | None) -> _T:
     for retry in (False, True):
         kept = _kept is not None
         try:
-            return _run_kept(name, prepare, execute, params)
+            return _run_kept(run, statement, params)
         except DBAPIError as exc:
             if retry or not kept or not exc.connection_invalidated:
                 raise
     raise AssertionError("unreachable")
 
 
-def _run_kept(name: str, prepare: str, execute: str, params: tuple) -> list[dict[str, Any]]:
+def _run_kept(run: Callable[[Any, Any], _T], statement: str, params: tuple | None) -> _T:
     global _kept
     engine = get_engine()
     if _kept is None:
@@ -115,12 +142,7 @@ def _run_kept(name: str, prepare: str, execute: str, params: tuple) -> list[dict
     conn = _kept
     cursor = conn.cursor()
     try:
-        if name not in conn.info:  # lives as long as the DBAPI connection
-            cursor.execute(f"PREPARE {name} {prepare}")
-            conn.info[name] = True
-        cursor.execute(execute, params)
-        names = [column.name for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return run(conn, cursor)
     except BaseException as exc:
         _kept = None
         dbapi_error = engine.dialect.loaded_dbapi.Error
@@ -130,7 +152,7 @@ def _run_kept(name: str, prepare: str, execute: str, params: tuple) -> list[dict
         conn.invalidate()
         if isinstance(exc, dbapi_error):  # raised as SQLAlchemy raises it (OperationalError...)
             raise DBAPIError.instance(
-                execute, params, exc, dbapi_error, connection_invalidated=gone
+                statement, params, exc, dbapi_error, connection_invalidated=gone
             ) from exc
         raise
     finally:

@@ -1,5 +1,5 @@
-"""Job rows written by binary `COPY` instead of an INSERT statement: for rows that carry a big
-input matrix.
+"""Job rows written by binary `COPY` instead of an INSERT statement, for rows that carry a big
+input matrix; and big matrices read back the same way.
 
 psycopg2 sends every parameter as text inside the statement, so a matrix's bytes travel as a
 hex literal twice their size, and PostgreSQL's scanner reads that literal at ~8 ns a character:
@@ -7,6 +7,9 @@ a 10,000-row, 20-column matrix (1.6 MB) took 27-37 ms to INSERT, of which ~25 ms
 alone (a `SELECT length(%s)` of the same bytes). `COPY ... (FORMAT binary)` sends the bytes as
 they are: the same row goes in in 10-16 ms, WAL flush included. COPY has no ON CONFLICT and no
 RETURNING: it suits a row whose id is new (a unique violation raises, as the INSERT's would).
+
+Read back, a bytea column comes as hex text too (psycopg2 has no binary results): the worker's
+claim of a 10,000 x 20 matrix took 9.8 ms that way, by `COPY ... TO STDOUT (FORMAT binary)` 3.1.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import io
 import struct
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -130,3 +133,38 @@ def is_big(row: Mapping[str, Any]) -> bool:
     """Whether a row's input matrix is worth a COPY of its own."""
     matrix = row.get("input_matrix")
     return matrix is not None and len(matrix) >= COPY_MIN_BYTES
+
+
+def matrices_statement(job_ids: Iterable[uuid.UUID]) -> str:
+    """The COPY that writes these jobs' ids and input matrices in binary (ids are UUID objects:
+    their text is hex digits and dashes, safe inside the literal)."""
+    ids = ",".join(str(uuid.UUID(str(job_id))) for job_id in job_ids)
+    return (
+        f"COPY (SELECT id, input_matrix FROM jobs WHERE id = ANY('{{{ids}}}'::uuid[])) "  # noqa: S608 - UUIDs
+        "TO STDOUT WITH (FORMAT binary)"
+    )
+
+
+def matrices(data: bytes) -> dict[uuid.UUID, bytes]:
+    """What `matrices_statement` wrote: each job's matrix by job id."""
+    return {uuid.UUID(bytes=job_id): matrix for job_id, matrix in _tuples(memoryview(data))}
+
+
+def _tuples(data: memoryview) -> Iterator[list[bytes | None]]:
+    """The tuples of COPY's binary format (a header, tuples of length-prefixed fields, a -1)."""
+    if bytes(data[: len(_SIGNATURE) - 8]) != _SIGNATURE[:-8]:
+        raise ValueError("not COPY's binary format")
+    (extension,) = struct.unpack_from("!i", data, len(_SIGNATURE) - 4)
+    at = len(_SIGNATURE) + extension
+    while True:
+        (count,) = struct.unpack_from("!h", data, at)
+        at += 2
+        if count == -1:
+            return
+        fields: list[bytes | None] = []
+        for _ in range(count):
+            (size,) = struct.unpack_from("!i", data, at)
+            at += 4
+            fields.append(None if size == -1 else bytes(data[at : at + size]))
+            at += max(size, 0)
+        yield fields

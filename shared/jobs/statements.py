@@ -15,6 +15,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 
+from shared.jobs import copy as job_copy
 from shared.jobs.rows import (
     CLAIMED,
     FINISH,
@@ -46,12 +47,23 @@ def _recordset(columns: tuple[str, ...]) -> str:
     return ", ".join(f"{name} {table[name].type.compile(dialect=_DIALECT)}" for name in columns)
 
 
-CLAIM_NAME = "mlsp_claim_jobs_v2"
+def _claimed(name: str) -> str:
+    """A claimed column; a big matrix is left for a binary COPY (shared/jobs/copy.py), its size
+    said instead (read from the TOAST pointer: the value itself is not fetched)."""
+    if name != "input_matrix":
+        return name
+    return (
+        f"CASE WHEN octet_length(input_matrix) < {job_copy.COPY_MIN_BYTES} THEN input_matrix END"
+        " AS input_matrix, octet_length(input_matrix) AS matrix_bytes"
+    )
+
+
+CLAIM_NAME = "mlsp_claim_jobs_v3"
 # Take jobs for a run: each claim is a new attempt, whose number fences the result write.
 CLAIM = f"""(uuid[], uuid, text) AS
     UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(), worker = $3
     WHERE id = ANY($1) AND model_id = $2 AND status IN ('queued', 'running')
-    RETURNING {", ".join(CLAIMED)}
+    RETURNING {", ".join(_claimed(name) for name in CLAIMED)}
 """
 
 # What a result write returns of each job it updated: for its log line and metrics, and its

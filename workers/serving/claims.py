@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared.db import kept_execute
+from shared.db import kept_copy_out, kept_execute
+from shared.jobs import copy as job_copy
 from shared.jobs import inputs, statements
 from workers.serving.inference import ClaimedJob
 
@@ -27,7 +28,19 @@ def claim_jobs(model_id: uuid.UUID, job_ids: list[uuid.UUID], worker: str) -> li
     params = ([str(job_id) for job_id in job_ids], str(model_id), worker)
     execute = f"EXECUTE {statements.CLAIM_NAME} (%s::uuid[], %s, %s)"
     rows = kept_execute(statements.CLAIM_NAME, statements.CLAIM, execute, params)
+    _read_big_matrices(rows)
     return [_claimed(r) for r in rows]
+
+
+def _read_big_matrices(rows: list[dict[str, Any]]) -> None:
+    """Fill in the matrices the claim left out for their size, read by one binary COPY."""
+    big = [row for row in rows if row["input_matrix"] is None and row["matrix_bytes"]]
+    if not big:
+        return
+    data = kept_copy_out(job_copy.matrices_statement(row["id"] for row in big))
+    found = job_copy.matrices(data)
+    for row in big:
+        row["input_matrix"] = found[uuid.UUID(str(row["id"]))]
 
 
 def _claimed(row: dict[str, Any]) -> ClaimedJob:

@@ -14,6 +14,8 @@ from shared import maintenance
 from shared.db import kept_execute, session_scope
 from shared.inline_jobs import waited_entry
 from shared.jobs import Job
+from shared.jobs import copy as job_copy
+from shared.jobs.inputs import to_npy
 from shared.jobs.render import job_out
 from shared.models import MLModel, User
 from shared.redis_client import get_redis
@@ -108,6 +110,32 @@ def test_a_waited_job_is_answered_with_the_job_as_written(model_row):
         assert JobOut.model_validate_json(signal) == read_back
     assert read_back.status == "failed" and "features" in read_back.error.message
     assert get_redis().blpop([reply_key("job", plain)], 1)[1] == DONE
+
+
+def test_big_matrices_are_claimed_by_binary_copy(model_row):
+    """A matrix past COPY_MIN_BYTES is left out of the claim's row and read by a binary COPY,
+    a small one comes with the claim: both reach inference whole."""
+    rng = np.random.default_rng(0)
+    matrices = [rng.normal(size=(job_copy.COPY_MIN_BYTES // 32 + 1, 4)), rng.normal(size=(2, 4))]
+    ids = [uuid.uuid4() for _ in matrices]
+    with session_scope() as s:
+        for job_id, matrix in zip(ids, matrices, strict=True):
+            s.add(
+                Job(
+                    id=job_id,
+                    model_id=model_row.id,
+                    model_version=1,
+                    owner_id=model_row.owner_id,
+                    input_matrix=to_npy(matrix),
+                    n_rows=len(matrix),
+                )
+            )
+    claimed = {job.id: job.inputs for job in claims.claim_jobs(model_row.id, ids, "t")}
+    for job_id, matrix in zip(ids, matrices, strict=True):
+        assert np.array_equal(claimed[job_id], matrix)
+    assert pipeline.run_jobs(str(model_row.id), [str(i) for i in ids], worker="t").written == 2
+    expected = fit_classifier().predict(matrices[0]).tolist()
+    assert _job(ids[0]).result["predictions"] == expected
 
 
 def test_one_bad_job_fails_alone(model_row):
