@@ -12,11 +12,12 @@ the rounds), and CPU milliseconds per request spent by the web processes, the wo
 and the stack's PostgreSQL backends (from /proc, so a busy machine changes it less than it changes
 req/s).
 
-`--defaults` runs one revision twice: tuned as every benchmark runs it (WARNING logs, rate limits
-off, a worker without gossip) and with the settings a user gets from the README and the Procfile
-(INFO request logs, the rate limiter on, the worker's INFO log, gossip and task events, Flower
-following them). One exception: the prediction quota is raised, since one benchmark key stands
-for many clients (the limiter does the same work per request at any limit).
+`--defaults` runs one revision three times: tuned as every benchmark runs it (WARNING logs, rate
+limits off, a worker without gossip), with the settings a user gets from the README and the
+Procfile (INFO request logs, the rate limiter on, the worker's INFO log, gossip and task events,
+Flower following them), and tuned again as a control. One exception: the prediction quota is
+raised, since one benchmark key stands for many clients (the limiter does the same work per
+request at any limit).
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ import bench.stack as st
 
 CONNECTIONS = (16, 1)
 CHECKOUT = st.ROOT
-PROFILES = ("tuned", "defaults")
+# --defaults: the tuned stack, the defaults, and the tuned stack again as a control: two stacks
+# of the same settings up at once measured 0.83x apart in one run on these machines, so the
+# control's ratio says how much of the defaults' is noise.
+DEFAULTS_RUN = (("tuned", ""), ("defaults", "defaults"), ("tuned", "control"))
 # What the tuned benchmark environment (bench.serving.bench_env) sets that a user's stack does not.
 _TUNINGS = ("LOG_LEVEL", "RATE_LIMIT_ENABLED")
 _MANY_CLIENTS_QUOTA = "1000000/minute"
@@ -64,16 +68,17 @@ class Side:
         rev: str,
         models: dict[str, Path],
         profile: str = "tuned",
+        role: str = "",
     ) -> None:
         self.rev, self.profile = rev, profile
-        self.label = rev if profile == "tuned" else f"{rev} {profile}"
+        self.label = f"{rev} {role}".strip()
         tree = worktree(stack, rev)
         st.ROOT = sv.ROOT = tree  # the processes below run (and migrate) from this tree
         self.tree = tree
         self.env = env = profile_env(sv.bench_env(base, stack), profile, tree)
         self.database = make_url(env["DATABASE_URL"]).database
         port = st.free_port()
-        name = f"ab-{rev}-{profile}"
+        name = f"ab-{self.label}".replace(" ", "-")
         defaults = profile == "defaults"
         self.groups = [
             stack.enter_context(st.web_server(port, env, name=f"{name}-web")).pid,
@@ -180,12 +185,12 @@ def main() -> int:
     for name, path in models.items():
         joblib.dump(fitted[name], path)
     if args.defaults:
-        stacks = [(args.old, profile) for profile in PROFILES]
+        stacks = [(args.old, profile, role) for profile, role in DEFAULTS_RUN]
     else:
-        stacks = [(args.old, "tuned"), (args.new, "tuned")]
+        stacks = [(args.old, "tuned", ""), (args.new, "tuned", "")]
     with ExitStack() as stack:
         base = sv.services(stack)
-        sides = [Side(stack, base, rev, models, profile) for rev, profile in stacks]
+        sides = [Side(stack, base, rev, models, profile, role) for rev, profile, role in stacks]
         for side in sides:  # warm: caches, connections, the first model loads
             for model_id in side.model_ids.values():
                 side.ours.sync(model_id, 16, 3)
@@ -198,7 +203,8 @@ def main() -> int:
             for c in CONNECTIONS:
                 for side in sides:
                     print(summary(side, name, c))
-                print(ratio(*sides, name, c))
+                for side in sides[1:]:
+                    print(ratio(sides[0], side, name, c))
     return 0
 
 
