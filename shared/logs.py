@@ -134,10 +134,10 @@ def configure_logging(
     """Route the root logger to stderr through our formatter; safe to call more than once
     (an app factory called per test replaces its handler instead of stacking another).
 
-    `writer_thread`: records are formatted and written by a thread of their own (the web's
-    request threads): a request thread only queues its line. With the lines going to a file,
-    request threads otherwise queued on the handler's lock behind a write that the disk held
-    up (py-spy of a web process at 16 connections: most of its logging time was that wait)."""
+    `writer_thread`: records are formatted and written by a thread of their own (for the web's
+    request threads): a request thread only queues its line. Otherwise the request threads
+    took turns on the handler's lock around each write (py-spy of a web process at 16
+    connections: three quarters of its time in logging was waiting for that lock)."""
     # What neither formatter prints, every record would otherwise look up: the caller's file and
     # line (a walk up the stack), thread and process names (the optimisations the logging HOWTO
     # lists). A third of the cost of each request's line.
