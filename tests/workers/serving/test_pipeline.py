@@ -58,19 +58,24 @@ def model_row(tmp_path) -> MLModel:
     return row
 
 
-def _jobs(model: MLModel, inputs: list[list[list[float]]], proba: bool = False) -> list[uuid.UUID]:
+def _jobs(
+    model: MLModel, inputs: list, proba: bool = False, *, as_matrix: bool = False
+) -> list[uuid.UUID]:
+    """Queued job rows; their inputs as the JSONB rows of old jobs, or (`as_matrix`) in the
+    binary `input_matrix` the web tier writes today."""
     ids = [uuid.uuid4() for _ in inputs]
     with session_scope() as s:
         for job_id, rows in zip(ids, inputs, strict=True):
+            stored = {"input_matrix": to_npy(np.asarray(rows))} if as_matrix else {"inputs": rows}
             s.add(
                 Job(
                     id=job_id,
                     model_id=model.id,
                     model_version=1,
                     owner_id=model.owner_id,
-                    inputs=rows,
                     n_rows=len(rows),
                     return_probabilities=proba,
+                    **stored,
                 )
             )
     return ids
@@ -117,19 +122,7 @@ def test_big_matrices_are_claimed_by_binary_copy(model_row):
     a small one comes with the claim: both reach inference whole."""
     rng = np.random.default_rng(0)
     matrices = [rng.normal(size=(job_copy.COPY_MIN_BYTES // 32 + 1, 4)), rng.normal(size=(2, 4))]
-    ids = [uuid.uuid4() for _ in matrices]
-    with session_scope() as s:
-        for job_id, matrix in zip(ids, matrices, strict=True):
-            s.add(
-                Job(
-                    id=job_id,
-                    model_id=model_row.id,
-                    model_version=1,
-                    owner_id=model_row.owner_id,
-                    input_matrix=to_npy(matrix),
-                    n_rows=len(matrix),
-                )
-            )
+    ids = _jobs(model_row, matrices, as_matrix=True)
     claimed = {job.id: job.inputs for job in claims.claim_jobs(model_row.id, ids, "t")}
     for job_id, matrix in zip(ids, matrices, strict=True):
         assert np.array_equal(claimed[job_id], matrix)
