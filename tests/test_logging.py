@@ -49,32 +49,6 @@ def test_exceptions_are_one_json_line():
 
 
 @pytest.mark.no_db
-def test_the_writer_thread_writes_each_line_with_its_own_context(tmp_path, monkeypatch):
-    """With the writer thread (the web's), lines keep the fields bound in the thread that made
-    them and their tracebacks, and nothing queued is lost when the writer stops."""
-    path = tmp_path / "log"
-    with open(path, "w") as stream:
-        monkeypatch.setattr("sys.stderr", stream)
-        logs.configure_logging("INFO", "json", writer_thread=True)
-        log = logging.getLogger("mlsp.test")
-        for i in range(200):
-            with logs.bound(request_id=f"r-{i}"):
-                log.info("line %d", i, extra={"n": i})
-        try:
-            raise ValueError("boom")
-        except ValueError:
-            log.exception("failed")
-        logs.configure_logging("INFO", "json")  # stops the writer: what it holds is written
-    monkeypatch.undo()
-    logs.configure_logging("INFO", "json")  # back on the real stderr, not the closed file
-    entries = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [(e["message"], e["request_id"], e["n"]) for e in entries[:200]] == [
-        (f"line {i}", f"r-{i}", i) for i in range(200)
-    ]
-    assert entries[200]["message"] == "failed" and "ValueError: boom" in entries[200]["exc"]
-
-
-@pytest.mark.no_db
 def test_text_format_keeps_the_fields():
     with logs.bound(request_id="abc"):
         line = logs.TextFormatter().format(_record("hello", status=200))

@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from a settings object (the environment's when none is given)."""
     settings = settings or get_settings()
     settings.require_web_secrets()  # only this tier signs anything (workers run without them)
-    configure_logging(settings.log_level, settings.log_format, writer_thread=True)
+    configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config.update(_flask_config(settings))
