@@ -70,7 +70,7 @@ class Side:
         profile: str = "tuned",
         role: str = "",
     ) -> None:
-        self.rev, self.profile = rev, profile
+        self.rev = rev
         self.label = f"{rev} {role}".strip()
         tree = worktree(stack, rev)
         st.ROOT = sv.ROOT = tree  # the processes below run (and migrate) from this tree

@@ -59,14 +59,12 @@ def is_inline(entry: str) -> bool:
 
 
 _ID_AT = slice(len('{"id":"'), len('{"id":"') + 36)  # `id` is the first field encode() writes
+_WAITED = "+reply"  # the mark of a job id whose caller waits for the job (`waited_entry`)
 
 
 def entry_id(entry: str) -> str:
     """The job id of any queue entry, without parsing an inline job's rows."""
     return entry[_ID_AT] if is_inline(entry) else entry.removesuffix(_WAITED)
-
-
-_WAITED = "+reply"
 
 
 def waited_entry(job_id: object) -> str:
